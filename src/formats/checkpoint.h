@@ -1,0 +1,45 @@
+// A Hugging Face checkpoint folder's weights: model.safetensors, or shards listed by
+// model.safetensors.index.json. Model code asks for tensors by their checkpoint names
+// with the shape it expects; every tensor handed out is marked used, so that the loader
+// can refuse checkpoints carrying tensors the model would silently ignore.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "formats/safetensors.h"
+
+namespace qvl {
+
+class Checkpoint {
+ public:
+  // Opens the folder's safetensors file(s); throws qvl::Error naming the file on any problem.
+  static std::unique_ptr<Checkpoint> open(const std::string& dir);
+
+  bool has(const std::string& name) const;
+  // Returns the tensor, checking its shape (error names the tensor and both shapes) and that
+  // its dtype is one of F32/F16/BF16. Marks it used.
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& shape);
+  // Like get() but the tensor may be absent (returns nullptr).
+  const TensorView* find(const std::string& name, const std::vector<int64_t>& shape);
+  // Marks tensors that are knowingly ignored (e.g. a redundant lm_head copy).
+  void mark_used(const std::string& name);
+
+  std::vector<std::string> unused() const;
+  // Fails naming the first few tensors nobody asked for (the tensor-consumption audit).
+  void check_all_used() const;
+
+  const std::string& dir() const { return dir_; }
+  size_t tensor_count() const { return index_.size(); }
+  uint64_t total_bytes() const;
+
+ private:
+  std::string dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+  std::set<std::string> used_;
+};
+
+}  // namespace qvl
