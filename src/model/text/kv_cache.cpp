@@ -1,0 +1,24 @@
+#include "model/text/kv_cache.h"
+
+#include "core/check.h"
+
+namespace qvl {
+
+KvCache::KvCache(int64_t n_layers, int64_t capacity, int64_t n_kv_heads, int64_t head_dim)
+    : capacity_(capacity), row_(n_kv_heads * head_dim) {
+  k_.resize(static_cast<size_t>(n_layers));
+  v_.resize(static_cast<size_t>(n_layers));
+  for (int64_t l = 0; l < n_layers; ++l) {
+    k_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * row_));
+    v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * row_));
+  }
+}
+
+void KvCache::set_size(int64_t n) {
+  QVL_ASSERT(n >= 0 && n <= capacity_);
+  size_ = n;
+}
+
+size_t KvCache::bytes() const { return 2 * k_.size() * static_cast<size_t>(capacity_ * row_) * sizeof(float); }
+
+}  // namespace qvl

@@ -1,0 +1,66 @@
+#include "model/text/text_attention.h"
+
+#include <cmath>
+#include <vector>
+
+namespace qvl {
+
+void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, const TextRotary& rotary,
+                            const float* x, int64_t n, const Position3* positions, KvCache& cache,
+                            int64_t layer, int64_t start, float* out, float* scratch, ThreadPool* pool) {
+  const int64_t d = c.head_dim, n_heads = c.num_attention_heads, n_kv = c.num_key_value_heads;
+  const int64_t q_dim = n_heads * d, kv_dim = n_kv * d, half = d / 2;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  float* q = scratch;
+  float* k = q + n * q_dim;
+  float* v = k + n * kv_dim;
+  float* attn = v + n * kv_dim;
+
+  kernels::matmul(x, n, w.q_proj, nullptr, q, pool);
+  kernels::matmul(x, n, w.k_proj, nullptr, k, pool);
+  kernels::matmul(x, n, w.v_proj, nullptr, v, pool);
+
+  // Per-head norm and rotary, then K/V into the cache.
+  std::vector<float> cos(static_cast<size_t>(half)), sin(static_cast<size_t>(half));
+  for (int64_t i = 0; i < n; ++i) {
+    rotary.angles(positions[i], cos.data(), sin.data());
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* qh = q + i * q_dim + h * d;
+      kernels::rms_norm(qh, w.q_norm.data(), d, eps, qh);
+      kernels::rope_rotate_half(qh, cos.data(), sin.data(), half);
+    }
+    float* kc = cache.keys(layer, start + i);
+    float* vc = cache.values(layer, start + i);
+    for (int64_t h = 0; h < n_kv; ++h) {
+      float* kh = k + i * kv_dim + h * d;
+      kernels::rms_norm(kh, w.k_norm.data(), d, eps, kc + h * d);
+      kernels::rope_rotate_half(kc + h * d, cos.data(), sin.data(), half);
+    }
+    std::copy(v + i * kv_dim, v + (i + 1) * kv_dim, vc);
+  }
+
+  const int64_t group = n_heads / n_kv;
+  kernels::AttentionShape s;
+  s.q_len = n;
+  s.kv_len = start + n;
+  s.head_dim = d;
+  s.q_stride = q_dim;
+  s.k_stride = s.v_stride = kv_dim;
+  s.out_stride = q_dim;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  s.causal = true;
+  s.causal_offset = start;
+  auto heads = [&](int64_t h0, int64_t h1, int) {
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / group;
+      kernels::attention(q + h * d, cache.keys(layer, 0) + kvh * d, cache.values(layer, 0) + kvh * d,
+                         attn + h * d, s);
+    }
+  };
+  if (pool) pool->parallel_for(n_heads, heads);
+  else heads(0, n_heads, 0);
+
+  kernels::matmul(attn, n, w.o_proj, nullptr, out, pool);
+}
+
+}  // namespace qvl

@@ -1,0 +1,16 @@
+#include "model/text/text_mlp.h"
+
+namespace qvl {
+
+void text_mlp_forward(const TextMlpWeights& w, const float* x, int64_t n, float* out, float* scratch,
+                      ThreadPool* pool) {
+  const int64_t ff = w.gate_proj.rows;
+  float* gate = scratch;
+  float* up = scratch + n * ff;
+  kernels::matmul(x, n, w.gate_proj, nullptr, gate, pool);
+  kernels::matmul(x, n, w.up_proj, nullptr, up, pool);
+  kernels::silu_mul(gate, up, n * ff);
+  kernels::matmul(gate, n, w.down_proj, nullptr, out, pool);
+}
+
+}  // namespace qvl

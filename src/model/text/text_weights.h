@@ -1,0 +1,51 @@
+// Weights of the Qwen3 text decoder, named after the checkpoint tensors
+// (`model.language_model.layers.N.self_attn.q_proj.weight`, ...). Matrices are used in place
+// from the memory-mapped checkpoint; the small vectors (norm weights) are converted to fp32.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "formats/checkpoint.h"
+#include "formats/model_config.h"
+#include "kernels/kernels.h"
+
+namespace qvl {
+
+using kernels::WeightMatrix;
+
+struct TextAttentionWeights {
+  WeightMatrix q_proj, k_proj, v_proj, o_proj;
+  std::vector<float> q_norm, k_norm;  // [head_dim], applied per head
+};
+
+struct TextMlpWeights {
+  WeightMatrix gate_proj, up_proj, down_proj;
+};
+
+struct TextLayerWeights {
+  std::vector<float> input_layernorm;
+  TextAttentionWeights self_attn;
+  std::vector<float> post_attention_layernorm;
+  TextMlpWeights mlp;
+};
+
+struct TextWeights {
+  WeightMatrix embed_tokens;  // [vocab, hidden]
+  std::vector<TextLayerWeights> layers;
+  std::vector<float> norm;
+  WeightMatrix lm_head;  // [vocab, hidden]; aliases embed_tokens when tied
+};
+
+// Prefix of the text tensors: "model.language_model." for qwen3_vl, "model." for qwen3.
+std::string text_tensor_prefix(const ModelConfig& config);
+
+// Loads and shape-checks every text tensor. A checkpoint with tied embeddings may still
+// store an lm_head.weight copy; it is accepted (and must match embed_tokens' shape).
+TextWeights load_text_weights(const ModelConfig& config, Checkpoint& ckpt);
+
+// Helpers shared by the weight loaders of all components.
+WeightMatrix as_matrix(const TensorView& t);
+std::vector<float> as_f32(const TensorView& t);
+
+}  // namespace qvl
