@@ -43,6 +43,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
+  std::lock_guard<std::mutex> call_lock(call_mu_);
   std::exception_ptr error;
   std::mutex error_mu;
   std::function<void(int)> guarded = [&](int i) {

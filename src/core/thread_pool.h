@@ -1,5 +1,6 @@
 // A persistent pool of worker threads. parallel_for splits [0, n) into one contiguous
 // chunk per thread (static schedule), so results are deterministic for a fixed thread count.
+// Safe to call from several threads: their parallel regions run one after another.
 #pragma once
 
 #include <condition_variable>
@@ -35,6 +36,7 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  std::mutex call_mu_;  // one parallel region at a time: generators on other threads queue here
   std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable done_;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages qvl builds with, if any is missing (Debian 12 / Ubuntu 22.04+).
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libhwy-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev
+  libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
