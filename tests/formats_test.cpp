@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "formats/checkpoint.h"
+#include "formats/gguf.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "test_util.h"
@@ -198,6 +199,59 @@ TEST(Checkpoint, ShardedViaIndex) {
 
 TEST(Checkpoint, MissingFolder) {
   expect_error([] { Checkpoint::open("/nonexistent/model"); }, ErrorKind::kNotFound, {"/nonexistent/model"});
+}
+
+TEST(Gguf, RoundTripsMetadataAndTensors) {
+  GgufWriter w;
+  w.set("general.architecture", std::string("qwen3vl"));
+  w.set("qwen3vl.block_count", uint64_t{36});
+  w.set("qvl.mrope_section", std::vector<int64_t>{24, 20, 20});
+  w.set("qvl.eps", 1e-6);
+  float a[64];
+  for (int i = 0; i < 64; ++i) a[i] = static_cast<float>(i);
+  std::string q8(2 * 34, '\x01');
+  w.add_tensor("a", GgmlType::kF32, {32, 2}, a, sizeof(a));
+  w.add_tensor("b", GgmlType::kQ8_0, {64}, q8.data(), q8.size());
+  const std::string path = test::temp_dir() + "/rt.gguf";
+  w.write(path);
+  GgufFile f(path);
+  EXPECT_EQ(*f.get_string("general.architecture"), "qwen3vl");
+  EXPECT_EQ(std::get<uint64_t>(f.metadata().at("qwen3vl.block_count")), 36u);
+  EXPECT_EQ(std::get<std::vector<int64_t>>(f.metadata().at("qvl.mrope_section")), (std::vector<int64_t>{24, 20, 20}));
+  const GgufTensor& ta = f.tensors().at("a");
+  EXPECT_EQ(ta.dims, (std::vector<int64_t>{32, 2}));
+  EXPECT_EQ(std::memcmp(ta.data, a, sizeof(a)), 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(f.tensors().at("b").data) % 32, 0u);
+  EXPECT_EQ(f.tensors().at("b").nbytes, 68u);
+}
+
+TEST(Gguf, RejectsBadInput) {
+  expect_error([] { GgufFile f(write_tmp("magic.gguf", "GGML\x03\0\0\0")); }, ErrorKind::kInvalidFile, {"bad magic"});
+  expect_error([] { GgufFile f(write_tmp("short.gguf", "GG")); }, ErrorKind::kInvalidFile, {"truncated"});
+  std::string head = "GGUF";
+  auto u32 = [&](uint32_t v) { head.append(reinterpret_cast<const char*>(&v), 4); };
+  auto u64 = [&](uint64_t v) { head.append(reinterpret_cast<const char*>(&v), 8); };
+  u32(3);
+  u64(0);
+  u64(1);
+  u64(5);
+  head += "key";  // truncated key
+  expect_error([&] { GgufFile f(write_tmp("key.gguf", head)); }, ErrorKind::kInvalidFile, {"truncated"});
+  std::string huge = "GGUF";
+  huge.append("\x03\0\0\0", 4);
+  uint64_t many = uint64_t(1) << 40;
+  huge.append(reinterpret_cast<const char*>(&many), 8);
+  huge.append(std::string(8, '\0'));
+  expect_error([&] { GgufFile f(write_tmp("many.gguf", huge)); }, ErrorKind::kInvalidFile, {"tensors"});
+  // A valid file cut short inside its tensor data.
+  GgufWriter w;
+  float a[64] = {};
+  w.add_tensor("a", GgmlType::kF32, {64}, a, sizeof(a));
+  const std::string path = test::temp_dir() + "/cut.gguf";
+  w.write(path);
+  std::string bytes = test::read_file(path);
+  test::write_file(path, bytes.substr(0, bytes.size() - 10));
+  expect_error([&] { GgufFile f(path); }, ErrorKind::kInvalidFile, {"'a'", "past the end"});
 }
 
 }  // namespace

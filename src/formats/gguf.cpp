@@ -1,0 +1,274 @@
+#include "formats/gguf.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <limits>
+
+#include "core/check.h"
+
+namespace qvl {
+
+namespace {
+
+constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
+constexpr uint64_t kAlignment = 32;
+
+enum ValueType : uint32_t {
+  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9,
+  kU64 = 10, kI64 = 11, kF64 = 12,
+};
+
+// Bounds-checked reader over the mapped bytes.
+class Cursor {
+ public:
+  Cursor(const std::byte* data, uint64_t size, const std::string& path) : p_(data), size_(size), path_(path) {}
+  uint64_t offset() const { return off_; }
+  void need(uint64_t n, const char* what) const {
+    if (n > size_ - off_)
+      fail(ErrorKind::kInvalidFile, path_, ": truncated GGUF file: ", what, " at offset ", off_, " needs ", n,
+           " bytes, ", size_ - off_, " remain");
+  }
+  template <typename T>
+  T read(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, p_ + off_, sizeof(T));
+    off_ += sizeof(T);
+    return v;
+  }
+  std::string string(const char* what) {
+    uint64_t len = read<uint64_t>(what);
+    if (len > GgufFile::kMaxStringBytes)
+      fail(ErrorKind::kInvalidFile, path_, ": ", what, " at offset ", off_ - 8, " claims ", len, " bytes");
+    need(len, what);
+    std::string s(reinterpret_cast<const char*>(p_ + off_), len);
+    off_ += len;
+    return s;
+  }
+
+ private:
+  const std::byte* p_;
+  uint64_t size_, off_ = 0;
+  const std::string& path_;
+};
+
+double read_number(Cursor& c, uint32_t type, const std::string& path) {
+  switch (type) {
+    case kU8: return c.read<uint8_t>("value");
+    case kI8: return c.read<int8_t>("value");
+    case kU16: return c.read<uint16_t>("value");
+    case kI16: return c.read<int16_t>("value");
+    case kU32: return c.read<uint32_t>("value");
+    case kI32: return c.read<int32_t>("value");
+    case kF32: return c.read<float>("value");
+    case kU64: return static_cast<double>(c.read<uint64_t>("value"));
+    case kI64: return static_cast<double>(c.read<int64_t>("value"));
+    case kF64: return c.read<double>("value");
+    case kBool: return c.read<uint8_t>("value") != 0;
+    default: fail(ErrorKind::kInvalidFile, path, ": unknown GGUF value type ", type, " at offset ", c.offset());
+  }
+}
+
+bool is_integer_type(uint32_t t) { return t == kU8 || t == kI8 || t == kU16 || t == kI16 || t == kU32 || t == kI32 || t == kU64 || t == kI64; }
+
+GgufValue read_value(Cursor& c, uint32_t type, const std::string& path) {
+  if (type == kString) return c.string("string value");
+  if (type == kBool) return c.read<uint8_t>("bool value") != 0;
+  if (type == kU64) return c.read<uint64_t>("u64 value");
+  if (type == kI64) return c.read<int64_t>("i64 value");
+  if (type == kArray) {
+    const uint32_t elem = c.read<uint32_t>("array type");
+    const uint64_t n = c.read<uint64_t>("array length");
+    if (n > GgufFile::kMaxArrayElems)
+      fail(ErrorKind::kInvalidFile, path, ": GGUF array at offset ", c.offset(), " claims ", n, " elements");
+    if (elem == kString) {
+      std::vector<std::string> v;
+      for (uint64_t i = 0; i < n; ++i) v.push_back(c.string("array string"));
+      return v;
+    }
+    if (elem == kArray) fail(ErrorKind::kUnsupported, path, ": nested GGUF arrays are not supported");
+    if (is_integer_type(elem) || elem == kBool) {
+      std::vector<int64_t> v;
+      v.reserve(n);
+      for (uint64_t i = 0; i < n; ++i)
+        v.push_back(elem == kU64 ? static_cast<int64_t>(c.read<uint64_t>("array value"))
+                    : elem == kI64 ? c.read<int64_t>("array value")
+                                   : static_cast<int64_t>(read_number(c, elem, path)));
+      return v;
+    }
+    std::vector<double> v;
+    v.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) v.push_back(read_number(c, elem, path));
+    return v;
+  }
+  if (is_integer_type(type)) {
+    double d = read_number(c, type, path);
+    return d < 0 ? GgufValue(static_cast<int64_t>(d)) : GgufValue(static_cast<uint64_t>(d));
+  }
+  return read_number(c, type, path);
+}
+
+}  // namespace
+
+const GgmlTypeInfo* ggml_type_info(uint32_t type) {
+  static const GgmlTypeInfo kF32Info{"F32", 1, 4}, kF16Info{"F16", 1, 2}, kBF16Info{"BF16", 1, 2},
+      kQ4_0Info{"Q4_0", 32, 18}, kQ4_1Info{"Q4_1", 32, 20}, kQ8_0Info{"Q8_0", 32, 34}, kQ4_KInfo{"Q4_K", 256, 144},
+      kQ6_KInfo{"Q6_K", 256, 210};
+  switch (static_cast<GgmlType>(type)) {
+    case GgmlType::kF32: return &kF32Info;
+    case GgmlType::kF16: return &kF16Info;
+    case GgmlType::kBF16: return &kBF16Info;
+    case GgmlType::kQ4_0: return &kQ4_0Info;
+    case GgmlType::kQ4_1: return &kQ4_1Info;
+    case GgmlType::kQ8_0: return &kQ8_0Info;
+    case GgmlType::kQ4_K: return &kQ4_KInfo;
+    case GgmlType::kQ6_K: return &kQ6_KInfo;
+  }
+  return nullptr;
+}
+
+GgufFile::GgufFile(const std::string& path) : file_(path) {
+  Cursor c(file_.data(), file_.size(), path);
+  if (c.read<uint32_t>("magic") != kMagic) fail(ErrorKind::kInvalidFile, path, ": not a GGUF file (bad magic)");
+  const uint32_t version = c.read<uint32_t>("version");
+  if (version != 2 && version != 3) fail(ErrorKind::kUnsupported, path, ": GGUF version ", version, " is not supported");
+  const uint64_t n_tensors = c.read<uint64_t>("tensor count");
+  const uint64_t n_kv = c.read<uint64_t>("metadata count");
+  if (n_tensors > kMaxTensors) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_tensors, " tensors");
+  if (n_kv > kMaxKv) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_kv, " metadata entries");
+  for (uint64_t i = 0; i < n_kv; ++i) {
+    std::string key = c.string("metadata key");
+    const uint32_t type = c.read<uint32_t>("metadata type");
+    kv_[key] = read_value(c, type, path);
+  }
+  uint64_t alignment = kAlignment;
+  if (auto it = kv_.find("general.alignment"); it != kv_.end()) {
+    const uint64_t* a = std::get_if<uint64_t>(&it->second);
+    if (a == nullptr || *a == 0 || (*a & (*a - 1)) != 0 || *a > 4096)
+      fail(ErrorKind::kInvalidFile, path, ": general.alignment must be a power of two up to 4096");
+    alignment = *a;
+  }
+  struct Info {
+    GgufTensor t;
+    uint64_t offset;
+  };
+  std::vector<Info> infos;
+  for (uint64_t i = 0; i < n_tensors; ++i) {
+    Info info;
+    info.t.name = c.string("tensor name");
+    const uint32_t n_dims = c.read<uint32_t>("tensor rank");
+    if (n_dims == 0 || n_dims > 4) fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' has rank ", n_dims);
+    uint64_t numel = 1;
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      const uint64_t dim = c.read<uint64_t>("tensor dim");
+      if (dim == 0 || dim > (uint64_t(1) << 40) || numel > (uint64_t(1) << 50) / dim)
+        fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' has an absurd dimension ", dim);
+      numel *= dim;
+      info.t.dims.push_back(static_cast<int64_t>(dim));
+    }
+    const uint32_t type = c.read<uint32_t>("tensor type");
+    const GgmlTypeInfo* ti = ggml_type_info(type);
+    if (ti == nullptr) fail(ErrorKind::kUnsupported, path, ": tensor '", info.t.name, "' has unknown ggml type ", type);
+    if (info.t.dims[0] % ti->block_elems != 0)
+      fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' row of ", info.t.dims[0],
+           " elements is not a whole number of ", ti->name, " blocks");
+    info.t.type = static_cast<GgmlType>(type);
+    info.t.nbytes = numel / static_cast<uint64_t>(ti->block_elems) * static_cast<uint64_t>(ti->block_bytes);
+    info.offset = c.read<uint64_t>("tensor offset");
+    if (info.offset % alignment != 0)
+      fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' offset ", info.offset, " is not aligned");
+    infos.push_back(std::move(info));
+  }
+  const uint64_t data_start = (c.offset() + alignment - 1) / alignment * alignment;
+  if (data_start > file_.size()) fail(ErrorKind::kInvalidFile, path, ": truncated GGUF file (no tensor data)");
+  const uint64_t data_size = file_.size() - data_start;
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  for (auto& info : infos) {
+    if (info.offset > data_size || info.t.nbytes > data_size - info.offset)
+      fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' data [", info.offset, ", +", info.t.nbytes,
+           ") runs past the end of the file (the file may be truncated)");
+    info.t.data = file_.data() + data_start + info.offset;
+    spans.emplace_back(info.offset, info.offset + info.t.nbytes);
+    const std::string name = info.t.name;
+    if (!tensors_.emplace(name, std::move(info.t)).second)
+      fail(ErrorKind::kInvalidFile, path, ": tensor '", name, "' appears twice");
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first < spans[i - 1].second) fail(ErrorKind::kInvalidFile, path, ": tensor data regions overlap");
+}
+
+const std::string* GgufFile::get_string(const std::string& key) const {
+  auto it = kv_.find(key);
+  return it == kv_.end() ? nullptr : std::get_if<std::string>(&it->second);
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims,
+                            const void* data, uint64_t nbytes) {
+  const GgmlTypeInfo* ti = ggml_type_info(static_cast<uint32_t>(type));
+  QVL_ASSERT(ti != nullptr && !dims.empty() && dims[0] % ti->block_elems == 0);
+  uint64_t numel = 1;
+  for (int64_t d : dims) numel *= static_cast<uint64_t>(d);
+  QVL_ASSERT(numel / static_cast<uint64_t>(ti->block_elems) * static_cast<uint64_t>(ti->block_bytes) == nbytes);
+  tensors_.push_back({name, type, dims, data, nbytes});
+}
+
+void GgufWriter::write(const std::string& path) const {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) fail(ErrorKind::kIo, "cannot create '", path, "'");
+  auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  auto put_string = [&](const std::string& s) {
+    put(static_cast<uint64_t>(s.size()));
+    out.write(s.data(), static_cast<std::streamsize>(s.size()));
+  };
+  put(kMagic);
+  put(uint32_t{3});
+  put(static_cast<uint64_t>(tensors_.size()));
+  put(static_cast<uint64_t>(kv_.size()));
+  for (const auto& [key, value] : kv_) {
+    put_string(key);
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, uint64_t>) { put(uint32_t{kU64}); put(v); }
+          else if constexpr (std::is_same_v<T, int64_t>) { put(uint32_t{kI64}); put(v); }
+          else if constexpr (std::is_same_v<T, double>) { put(uint32_t{kF64}); put(v); }
+          else if constexpr (std::is_same_v<T, bool>) { put(uint32_t{kBool}); put(static_cast<uint8_t>(v)); }
+          else if constexpr (std::is_same_v<T, std::string>) { put(uint32_t{kString}); put_string(v); }
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+            put(uint32_t{kArray}); put(uint32_t{kString}); put(static_cast<uint64_t>(v.size()));
+            for (const auto& s : v) put_string(s);
+          } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            put(uint32_t{kArray}); put(uint32_t{kI64}); put(static_cast<uint64_t>(v.size()));
+            for (int64_t x : v) put(x);
+          } else {
+            put(uint32_t{kArray}); put(uint32_t{kF64}); put(static_cast<uint64_t>(v.size()));
+            for (double x : v) put(x);
+          }
+        },
+        value);
+  }
+  uint64_t offset = 0;
+  for (const auto& t : tensors_) {
+    put_string(t.name);
+    put(static_cast<uint32_t>(t.dims.size()));
+    for (int64_t d : t.dims) put(static_cast<uint64_t>(d));
+    put(static_cast<uint32_t>(t.type));
+    put(offset);
+    offset = (offset + t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+  }
+  auto pad = [&] {
+    static const char zeros[kAlignment] = {};
+    const uint64_t pos = static_cast<uint64_t>(out.tellp());
+    out.write(zeros, static_cast<std::streamsize>((kAlignment - pos % kAlignment) % kAlignment));
+  };
+  pad();
+  for (const auto& t : tensors_) {
+    out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
+    pad();
+  }
+  if (!out) fail(ErrorKind::kIo, "write failed on '", path, "'");
+}
+
+}  // namespace qvl

@@ -1,0 +1,81 @@
+// GGUF container (version 3): metadata key/values + tensor table + aligned tensor data.
+// qvl writes its quantized checkpoints as GGUF so that standard GGUF tools can inspect them,
+// and reads GGUF with every count, length and offset checked against the file first.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/mapped_file.h"
+
+namespace qvl {
+
+// ggml tensor type ids (the subset qvl reads and writes).
+enum class GgmlType : uint32_t {
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kBF16 = 30,
+};
+
+struct GgmlTypeInfo {
+  const char* name;
+  int64_t block_elems;  // elements per block
+  int64_t block_bytes;  // bytes per block
+};
+// Returns nullptr for a type id qvl does not know.
+const GgmlTypeInfo* ggml_type_info(uint32_t type);
+
+using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<std::string>,
+                               std::vector<int64_t>, std::vector<double>>;
+
+struct GgufTensor {
+  std::string name;
+  GgmlType type;
+  std::vector<int64_t> dims;  // GGUF order: dims[0] is the innermost (contiguous) dimension
+  const std::byte* data = nullptr;
+  uint64_t nbytes = 0;
+};
+
+class GgufFile {
+ public:
+  static constexpr uint64_t kMaxTensors = 1 << 20;
+  static constexpr uint64_t kMaxKv = 1 << 20;
+  static constexpr uint64_t kMaxStringBytes = uint64_t(256) << 20;
+  static constexpr uint64_t kMaxArrayElems = uint64_t(1) << 26;
+
+  explicit GgufFile(const std::string& path);  // throws qvl::Error naming the problem and offset
+
+  const std::string& path() const { return file_.path(); }
+  const std::map<std::string, GgufValue>& metadata() const { return kv_; }
+  const std::map<std::string, GgufTensor>& tensors() const { return tensors_; }
+  const std::string* get_string(const std::string& key) const;
+
+ private:
+  MappedFile file_;
+  std::map<std::string, GgufValue> kv_;
+  std::map<std::string, GgufTensor> tensors_;
+};
+
+// Streams a GGUF file: metadata and tensor table first, then tensor data in the order added.
+class GgufWriter {
+ public:
+  void set(const std::string& key, GgufValue value) { kv_[key] = std::move(value); }
+  // dims in GGUF order (innermost first); nbytes must match the type's block size.
+  void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims, const void* data,
+                  uint64_t nbytes);
+  void write(const std::string& path) const;
+
+ private:
+  struct Pending {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> dims;
+    const void* data;
+    uint64_t nbytes;
+  };
+  std::map<std::string, GgufValue> kv_;
+  std::vector<Pending> tensors_;
+};
+
+}  // namespace qvl
