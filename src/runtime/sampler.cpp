@@ -1,0 +1,112 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "core/check.h"
+
+namespace qvl {
+
+int32_t argmax(const float* logits, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+Sampler::Sampler(const GeneratorParams& params) : params_(params), rng_(params.seed) {
+  if (params.do_sample && !(params.temperature > 0.0f))
+    fail(ErrorKind::kInvalidArgument, "temperature must be > 0 when sampling (got ", params.temperature, ")");
+  if (params.top_p <= 0.0f || params.top_p > 1.0f)
+    fail(ErrorKind::kInvalidArgument, "top_p must be in (0, 1] (got ", params.top_p, ")");
+  if (params.min_p < 0.0f || params.min_p > 1.0f)
+    fail(ErrorKind::kInvalidArgument, "min_p must be in [0, 1] (got ", params.min_p, ")");
+  if (params.top_k < 0) fail(ErrorKind::kInvalidArgument, "top_k must be >= 0 (got ", params.top_k, ")");
+  if (!(params.repetition_penalty > 0.0f))
+    fail(ErrorKind::kInvalidArgument, "repetition_penalty must be > 0 (got ", params.repetition_penalty, ")");
+}
+
+void Sampler::apply_penalties(std::vector<float>& logits, const std::vector<int32_t>& context,
+                              const std::vector<int32_t>& generated) const {
+  const int64_t n = static_cast<int64_t>(logits.size());
+  if (params_.repetition_penalty != 1.0f) {
+    std::vector<bool> seen(logits.size(), false);
+    for (int32_t t : context) {
+      if (t < 0 || t >= n || seen[static_cast<size_t>(t)]) continue;
+      seen[static_cast<size_t>(t)] = true;
+      float& l = logits[static_cast<size_t>(t)];
+      l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+    }
+  }
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    std::unordered_map<int32_t, int> counts;
+    for (int32_t t : generated)
+      if (t >= 0 && t < n) ++counts[t];
+    for (const auto& [t, c] : counts)
+      logits[static_cast<size_t>(t)] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(c);
+  }
+}
+
+std::vector<std::pair<int32_t, float>> Sampler::distribution(std::vector<float>& logits,
+                                                             const std::vector<int32_t>& context,
+                                                             const std::vector<int32_t>& generated) const {
+  apply_penalties(logits, context, generated);
+  std::vector<std::pair<int32_t, float>> cand;
+  cand.reserve(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i)
+    if (std::isfinite(logits[i])) cand.emplace_back(static_cast<int32_t>(i), logits[i] / params_.temperature);
+  if (cand.empty()) fail(ErrorKind::kInternal, "every logit is non-finite");
+  auto by_logit = [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); };
+  size_t keep = cand.size();
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) keep = static_cast<size_t>(params_.top_k);
+  std::partial_sort(cand.begin(), cand.begin() + static_cast<std::ptrdiff_t>(keep), cand.end(), by_logit);
+  cand.resize(keep);
+  // Softmax over the survivors (stable: subtract the max).
+  const float top = cand[0].second;
+  double total = 0;
+  for (auto& c : cand) {
+    c.second = std::exp(c.second - top);
+    total += c.second;
+  }
+  for (auto& c : cand) c.second = static_cast<float>(c.second / total);
+  if (params_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p (at least one token)
+    double mass = 0;
+    size_t n = 0;
+    while (n < cand.size()) {
+      mass += cand[n].second;
+      ++n;
+      if (mass >= params_.top_p) break;
+    }
+    cand.resize(n);
+  }
+  if (params_.min_p > 0.0f) {
+    const float floor = params_.min_p * cand[0].second;
+    size_t n = 1;
+    while (n < cand.size() && cand[n].second >= floor) ++n;
+    cand.resize(n);
+  }
+  total = 0;
+  for (const auto& c : cand) total += c.second;
+  for (auto& c : cand) c.second = static_cast<float>(c.second / total);
+  return cand;
+}
+
+int32_t Sampler::sample(std::vector<float>& logits, const std::vector<int32_t>& context,
+                        const std::vector<int32_t>& generated) {
+  if (!params_.do_sample) {
+    apply_penalties(logits, context, generated);
+    return argmax(logits.data(), static_cast<int64_t>(logits.size()));
+  }
+  auto dist = distribution(logits, context, generated);
+  // 53 random bits → uniform double in [0, 1): reproducible across platforms for a seed.
+  const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
+  double acc = 0;
+  for (const auto& [token, p] : dist) {
+    acc += p;
+    if (u < acc) return token;
+  }
+  return dist.back().first;
+}
+
+}  // namespace qvl
