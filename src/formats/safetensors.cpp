@@ -42,22 +42,27 @@ bool parse_dtype(const std::string& s, DType* out) {
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
-  const size_t file_size = file_.size();
+  tensors_ = parse_safetensors(file_.data(), file_.size(), path, &metadata_);
+}
+
+std::map<std::string, TensorView> parse_safetensors(const std::byte* file_data, size_t file_size, const std::string& path,
+                                                    std::map<std::string, std::string>* metadata) {
+  std::map<std::string, TensorView> tensors;
   if (file_size < 8)
     fail(ErrorKind::kInvalidFile, path, ": truncated safetensors file (", file_size,
          " bytes, the 8-byte header length is missing)");
   uint64_t header_len = 0;
-  std::memcpy(&header_len, file_.data(), 8);  // little-endian on every supported host
-  if (header_len > kMaxHeaderBytes)
+  std::memcpy(&header_len, file_data, 8);  // little-endian on every supported host
+  if (header_len > SafetensorsFile::kMaxHeaderBytes)
     fail(ErrorKind::kInvalidFile, path, ": absurd safetensors header length ", header_len,
-         " bytes (limit ", kMaxHeaderBytes, ")");
+         " bytes (limit ", SafetensorsFile::kMaxHeaderBytes, ")");
   if (header_len > file_size - 8)
     fail(ErrorKind::kInvalidFile, path, ": truncated safetensors file: header claims ", header_len,
          " bytes but only ", file_size - 8, " follow");
-  const std::byte* data_start = file_.data() + 8 + header_len;
+  const std::byte* data_start = file_data + 8 + header_len;
   const uint64_t data_size = file_size - 8 - header_len;
 
-  std::string header(reinterpret_cast<const char*>(file_.data() + 8), header_len);
+  std::string header(reinterpret_cast<const char*>(file_data + 8), header_len);
   Json j = parse_json(header, path + " (safetensors header)");
   if (!j.is_object()) fail(ErrorKind::kInvalidFile, path, ": safetensors header is not a JSON object");
 
@@ -70,9 +75,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     const std::string& name = it.key();
     const Json& e = it.value();
     if (name == "__metadata__") {
-      if (e.is_object())
+      if (e.is_object() && metadata != nullptr)
         for (auto m = e.begin(); m != e.end(); ++m)
-          if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
+          if (m.value().is_string()) (*metadata)[m.key()] = m.value().get<std::string>();
       continue;
     }
     auto bad = [&](const std::string& why) {
@@ -111,7 +116,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
               expected));
     t.data = data_start + begin;
     t.nbytes = static_cast<size_t>(expected);
-    auto [pos, inserted] = tensors_.emplace(name, std::move(t));
+    auto [pos, inserted] = tensors.emplace(name, std::move(t));
     spans.push_back({begin, end, &pos->first});
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
@@ -120,6 +125,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
       fail(ErrorKind::kInvalidFile, path, ": tensors '", *spans[i - 1].name, "' and '", *spans[i].name,
            "' overlap in the data section");
   }
+  return tensors;
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,

@@ -28,6 +28,11 @@ struct TensorView {
 
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
+// Validates a whole safetensors image in memory and returns views into it; `what` names the
+// source in errors. (The fuzz target calls this directly.)
+std::map<std::string, TensorView> parse_safetensors(const std::byte* data, size_t size, const std::string& what,
+                                                    std::map<std::string, std::string>* metadata = nullptr);
+
 class SafetensorsFile {
  public:
   // Largest JSON header accepted; the real Qwen3-VL-32B header is a few hundred KB.
