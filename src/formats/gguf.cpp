@@ -128,15 +128,20 @@ const GgmlTypeInfo* ggml_type_info(uint32_t type) {
   return nullptr;
 }
 
-GgufFile::GgufFile(const std::string& path) : file_(path) {
-  Cursor c(file_.data(), file_.size(), path);
+GgufFile::GgufFile(const std::string& path) : file_(path) { contents_ = parse_gguf(file_.data(), file_.size(), path); }
+
+GgufContents parse_gguf(const std::byte* file_data, size_t file_size, const std::string& path) {
+  GgufContents out;
+  auto& kv_ = out.metadata;
+  auto& tensors_ = out.tensors;
+  Cursor c(file_data, file_size, path);
   if (c.read<uint32_t>("magic") != kMagic) fail(ErrorKind::kInvalidFile, path, ": not a GGUF file (bad magic)");
   const uint32_t version = c.read<uint32_t>("version");
   if (version != 2 && version != 3) fail(ErrorKind::kUnsupported, path, ": GGUF version ", version, " is not supported");
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
-  if (n_tensors > kMaxTensors) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_tensors, " tensors");
-  if (n_kv > kMaxKv) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_kv, " metadata entries");
+  if (n_tensors > GgufFile::kMaxTensors) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_tensors, " tensors");
+  if (n_kv > GgufFile::kMaxKv) fail(ErrorKind::kInvalidFile, path, ": GGUF claims ", n_kv, " metadata entries");
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.string("metadata key");
     const uint32_t type = c.read<uint32_t>("metadata type");
@@ -181,14 +186,14 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     infos.push_back(std::move(info));
   }
   const uint64_t data_start = (c.offset() + alignment - 1) / alignment * alignment;
-  if (data_start > file_.size()) fail(ErrorKind::kInvalidFile, path, ": truncated GGUF file (no tensor data)");
-  const uint64_t data_size = file_.size() - data_start;
+  if (data_start > file_size) fail(ErrorKind::kInvalidFile, path, ": truncated GGUF file (no tensor data)");
+  const uint64_t data_size = file_size - data_start;
   std::vector<std::pair<uint64_t, uint64_t>> spans;
   for (auto& info : infos) {
     if (info.offset > data_size || info.t.nbytes > data_size - info.offset)
       fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' data [", info.offset, ", +", info.t.nbytes,
            ") runs past the end of the file (the file may be truncated)");
-    info.t.data = file_.data() + data_start + info.offset;
+    info.t.data = file_data + data_start + info.offset;
     spans.emplace_back(info.offset, info.offset + info.t.nbytes);
     const std::string name = info.t.name;
     if (!tensors_.emplace(name, std::move(info.t)).second)
@@ -197,11 +202,12 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
   std::sort(spans.begin(), spans.end());
   for (size_t i = 1; i < spans.size(); ++i)
     if (spans[i].first < spans[i - 1].second) fail(ErrorKind::kInvalidFile, path, ": tensor data regions overlap");
+  return out;
 }
 
 const std::string* GgufFile::get_string(const std::string& key) const {
-  auto it = kv_.find(key);
-  return it == kv_.end() ? nullptr : std::get_if<std::string>(&it->second);
+  auto it = contents_.metadata.find(key);
+  return it == contents_.metadata.end() ? nullptr : std::get_if<std::string>(&it->second);
 }
 
 void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims,

@@ -37,6 +37,14 @@ struct GgufTensor {
   uint64_t nbytes = 0;
 };
 
+struct GgufContents {
+  std::map<std::string, GgufValue> metadata;
+  std::map<std::string, GgufTensor> tensors;  // views into the parsed bytes
+};
+
+// Validates a GGUF image in memory; `what` names the source in errors.
+GgufContents parse_gguf(const std::byte* data, size_t size, const std::string& what);
+
 class GgufFile {
  public:
   static constexpr uint64_t kMaxTensors = 1 << 20;
@@ -47,14 +55,13 @@ class GgufFile {
   explicit GgufFile(const std::string& path);  // throws qvl::Error naming the problem and offset
 
   const std::string& path() const { return file_.path(); }
-  const std::map<std::string, GgufValue>& metadata() const { return kv_; }
-  const std::map<std::string, GgufTensor>& tensors() const { return tensors_; }
+  const std::map<std::string, GgufValue>& metadata() const { return contents_.metadata; }
+  const std::map<std::string, GgufTensor>& tensors() const { return contents_.tensors; }
   const std::string* get_string(const std::string& key) const;
 
  private:
   MappedFile file_;
-  std::map<std::string, GgufValue> kv_;
-  std::map<std::string, GgufTensor> tensors_;
+  GgufContents contents_;
 };
 
 // Streams a GGUF file: metadata and tensor table first, then tensor data in the order added.
