@@ -1,0 +1,49 @@
+// The Qwen3-VL vision tower (fp32 compute): patch embedding + interpolated learned position
+// embedding, `depth` ViT blocks with 2-D rotary attention restricted to each image (each video
+// frame), DeepStack mergers after the blocks listed in deepstack_visual_indexes, and the final
+// 2x2 patch merger. Several images of any (merge-aligned) grid are encoded in one call.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "formats/checkpoint.h"
+#include "formats/model_config.h"
+#include "model/vision/vision_weights.h"
+
+namespace qvl {
+
+class ThreadPool;
+
+struct GridTHW {
+  int64_t t, h, w;  // in patches
+};
+
+struct VisionOutput {
+  int64_t tokens = 0;                         // sum over images of t*h*w / merge^2
+  int64_t hidden = 0;                         // out_hidden_size
+  std::vector<float> embeds;                  // [tokens, hidden], merger output
+  std::vector<std::vector<float>> deepstack;  // one [tokens, hidden] per deepstack_visual_indexes entry
+};
+
+class VisionEncoder {
+ public:
+  // Loads and validates the weights under "model.visual." (every tensor there is consumed).
+  VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt);
+
+  // pixel_values: [sum t*h*w, C*T*P*P] rows in the HF processor order (per image: frames, then
+  // 2x2 merge blocks row-major, then row-major within a block); grids in image order.
+  // Fails (kInvalidArgument) unless rows == sum of grid sizes and h, w are positive multiples
+  // of spatial_merge_size. Thread-safe: all activations are allocated per call.
+  VisionOutput encode(const float* pixel_values, int64_t rows, const std::vector<GridTHW>& grids,
+                      ThreadPool* pool) const;
+
+  const VisionConfig& config() const { return cfg_; }
+  const VisionWeights& weights() const { return weights_; }
+
+ private:
+  VisionConfig cfg_;
+  VisionWeights weights_;
+};
+
+}  // namespace qvl
