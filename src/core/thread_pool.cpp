@@ -1,40 +1,134 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
-#include <exception>
+#include <chrono>
+#include <cstdlib>
 #include <sched.h>
 
 namespace qvl {
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Spins until pred() holds or spin_ns elapsed; true if pred() held.
+template <class Pred>
+bool spin_until(const Pred& pred, int64_t spin_ns) {
+  if (pred()) return true;
+  if (spin_ns <= 0) return false;
+  const int64_t deadline = now_ns() + spin_ns;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (pred()) return true;
+      cpu_relax();
+    }
+    if (now_ns() > deadline) return pred();
+  }
+}
+
+int64_t spin_ns_from_env() {
+  const char* env = std::getenv("QVL_POOL_SPIN_US");
+  if (env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && v >= 0) return static_cast<int64_t>(v) * 1000;
+  }
+  return 200 * 1000;
+}
+
+// The pool whose region the current thread is executing (for nested calls), and its index.
+thread_local const ThreadPool* tl_pool = nullptr;
+thread_local int tl_index = 0;
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)), spin_ns_(spin_ns_from_env()) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+void ThreadPool::execute(const Job& job, int index) noexcept {
+  const ThreadPool* outer_pool = tl_pool;
+  const int outer_index = tl_index;
+  tl_pool = this;
+  tl_index = index;
+  try {
+    if (job.all) {
+      (*job.all)(index);
+    } else if (index < job.threads) {
+      const int64_t b0 = job.blocks * index / job.threads, b1 = job.blocks * (index + 1) / job.threads;
+      const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
+      if (begin < end) (*job.range)(begin, end, index);
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (!error_) error_ = std::current_exception();
+  }
+  tl_pool = outer_pool;
+  tl_index = outer_index;
+}
+
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int)>* job;
-    {
+    auto ready = [&] { return generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed); };
+    if (!spin_until(ready, spin_ns_)) {
       std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
+      sleepers_.fetch_add(1);  // seq_cst: pairs with the caller's bump-then-check in run()
+      wake_.wait(lock, [&] { return generation_.load() != seen || stop_.load(); });
+      sleepers_.fetch_sub(1);
     }
-    (*job)(index);
-    {
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
+    execute(job_, index);
+    if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_.notify_one();
+      done_.notify_one();
     }
+  }
+}
+
+void ThreadPool::run(const Job& job) {
+  std::lock_guard<std::mutex> call_lock(call_mu_);
+  error_ = nullptr;
+  job_ = job;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: publishes job_ and orders against sleepers_
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_.notify_all();
+  }
+  execute(job, 0);
+  auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(finished, spin_ns_)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    caller_waiting_.store(true);
+    done_.wait(lock, [&] { return pending_.load() == 0; });
+    caller_waiting_.store(false);
+  }
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
   }
 }
 
@@ -43,49 +137,31 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
     fn(0);
     return;
   }
-  std::lock_guard<std::mutex> call_lock(call_mu_);
-  std::exception_ptr error;
-  std::mutex error_mu;
-  std::function<void(int)> guarded = [&](int i) {
-    try {
-      fn(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu);
-      if (!error) error = std::current_exception();
-    }
-  };
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &guarded;
-    pending_ = n_threads_ - 1;
-    ++generation_;
-  }
-  wake_.notify_all();
-  guarded(0);
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return pending_ == 0; });
-    job_ = nullptr;
-  }
-  if (error) std::rethrow_exception(error);
-}
-
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
-                              int64_t grain) {
-  if (n <= 0) return;
-  grain = std::max<int64_t>(1, grain);
-  int64_t blocks = (n + grain - 1) / grain;
-  int threads = static_cast<int>(std::min<int64_t>(n_threads_, blocks));
-  if (threads <= 1) {
-    fn(0, n, 0);
+  if (tl_pool == this) {  // nested: no other thread is free to help
+    for (int i = 0; i < n_threads_; ++i) fn(i);
     return;
   }
-  run_on_all([&](int t) {
-    if (t >= threads) return;
-    int64_t b0 = blocks * t / threads, b1 = blocks * (t + 1) / threads;
-    int64_t begin = b0 * grain, end = std::min(n, b1 * grain);
-    if (begin < end) fn(begin, end, t);
-  });
+  Job job;
+  job.all = &fn;
+  run(job);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t blocks = (n + grain - 1) / grain;
+  const int threads = static_cast<int>(std::min<int64_t>(n_threads_, blocks));
+  if (threads <= 1 || tl_pool == this) {
+    fn(0, n, tl_pool == this ? tl_index : 0);
+    return;
+  }
+  Job job;
+  job.range = &fn;
+  job.n = n;
+  job.grain = grain;
+  job.blocks = blocks;
+  job.threads = threads;
+  run(job);
 }
 
 int default_thread_count() {

@@ -1,10 +1,17 @@
 // A persistent pool of worker threads. parallel_for splits [0, n) into one contiguous
 // chunk per thread (static schedule), so results are deterministic for a fixed thread count.
 // Safe to call from several threads: their parallel regions run one after another.
+//
+// Fork/join is built for many small regions (a decode step issues hundreds): the caller
+// publishes the job by bumping an atomic generation counter; idle workers spin on it for a
+// short while (QVL_POOL_SPIN_US, default 200 µs) before sleeping on a condition variable, and
+// the caller spins the same way while waiting for the last worker. No allocation per region.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -24,26 +31,44 @@ class ThreadPool {
 
   // Calls fn(begin, end, thread_index) on disjoint chunks covering [0, n).
   // Chunk boundaries are multiples of `grain` (except the last), so callers can keep
-  // SIMD blocks or quantization blocks whole.
+  // SIMD blocks or quantization blocks whole. Chunk t is [b(t), b(t+1)) with
+  // b(t) = grain * floor(blocks * t / threads), blocks = ceil(n / grain),
+  // threads = min(size(), blocks): the same split every time for the same (n, grain).
+  // Called from inside a region of the same pool it runs inline (fn(0, n, current index)).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t grain = 1);
 
-  // Runs fn(thread_index) once on every thread.
+  // Runs fn(thread_index) once on every thread. (Nested inside a region of the same pool:
+  // runs fn(0..size()-1) one after another on the current thread.)
   void run_on_all(const std::function<void(int)>& fn);
 
  private:
+  struct Job {
+    const std::function<void(int)>* all = nullptr;
+    const std::function<void(int64_t, int64_t, int)>* range = nullptr;
+    int64_t n = 0, grain = 1, blocks = 0;
+    int threads = 0;
+  };
   void worker_loop(int index);
+  void run(const Job& job);       // fork, take part as thread 0, join; rethrows
+  void execute(const Job& job, int index) noexcept;
 
   int n_threads_;
+  int64_t spin_ns_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // one parallel region at a time: generators on other threads queue here
-  std::mutex mu_;
+
+  Job job_;  // written by the caller before generation_ is bumped
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  alignas(64) std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> caller_waiting_{false};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;  // guards the sleeps only
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(int)>* job_ = nullptr;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::mutex error_mu_;
+  std::exception_ptr error_;
 };
 
 // Number of hardware threads available to this process (at least 1).

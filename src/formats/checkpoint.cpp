@@ -112,3 +112,14 @@ uint64_t Checkpoint::total_bytes() const {
 }
 
 }  // namespace qvl
+
+namespace qvl {
+
+uint64_t Checkpoint::bytes_with_prefix(const std::string& prefix) const {
+  uint64_t n = 0;
+  for (const auto& [name, view] : index_)
+    if (name.rfind(prefix, 0) == 0) n += view->nbytes;
+  return n;
+}
+
+}  // namespace qvl

@@ -1,125 +1,243 @@
-// Portable implementations. The SIMD paths (runtime-dispatched) replace these where they
-// exist; these remain the references that tests compare against.
+// Public kernel entry points: argument checks, instruction-set dispatch and work splitting.
+// The arithmetic lives in reference.cpp (scalar), simd_hwy.cpp (Highway float kernels) and
+// q_avx512.cpp / q_avx2.cpp (int8 dot products).
 #include "kernels/kernels.h"
 
 #include <algorithm>
-#include <cmath>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/quant.h"
+#include "kernels/reference.h"
+#include "kernels/simd.h"
 
 namespace qvl::kernels {
 
+// ---- instruction-set selection ---------------------------------------------------------------
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kSSE4: return "sse4";
+    case Isa::kAVX2: return "avx2";
+    case Isa::kAVX512: return "avx512";
+  }
+  return "?";
+}
+
 namespace {
 
-// Converts a run of stored weights to fp32.
-inline void load_row(const WeightMatrix& w, int64_t row, int64_t col0, int64_t n, float* out) {
-  const size_t es = dtype_size(w.dtype);
-  convert_to_f32(w.dtype, static_cast<const char*>(w.data) + (row * w.cols + col0) * es, out, static_cast<size_t>(n));
+Isa detect() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vnni");
+  if (avx512) return Isa::kAVX512;
+  if (avx2) return Isa::kAVX2;
+  if (__builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("ssse3")) return Isa::kSSE4;
+#endif
+  return Isa::kScalar;
+}
+
+Isa env_cap() {
+  const char* env = std::getenv("QVL_MAX_ISA");
+  if (!env || !*env) return Isa::kAVX512;
+  std::string s(env);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (Isa isa : {Isa::kScalar, Isa::kSSE4, Isa::kAVX2, Isa::kAVX512})
+    if (s == isa_name(isa)) return isa;
+  return Isa::kAVX512;  // unknown value: no cap
+}
+
+std::atomic<int>& active_level() {
+  static std::atomic<int> level = [] {
+    const Isa isa = std::min(detect(), env_cap());
+    detail::hwy_limit_targets(isa);
+    return static_cast<int>(isa);
+  }();
+  return level;
+}
+
+inline Isa current() { return static_cast<Isa>(active_level().load(std::memory_order_relaxed)); }
+
+}  // namespace
+
+Isa detected_isa() {
+  static const Isa isa = detect();
+  return isa;
+}
+
+Isa active_isa() { return current(); }
+
+Isa set_max_isa(Isa isa) {
+  const Isa level = std::min(detected_isa(), isa);
+  active_level();  // make sure the one-time initialisation has run first
+  detail::hwy_limit_targets(level);
+  active_level().store(static_cast<int>(level));
+  return level;
+}
+
+namespace detail {
+int32_t act_zero_point(WeightFormat format, Isa isa) {
+  switch (format) {
+    case WeightFormat::kQ8_0: return isa == Isa::kAVX512 ? 128 : 0;  // AVX2 uses the sign trick
+    case WeightFormat::kQ4_0: return 8;
+    default: return 0;
+  }
+}
+}  // namespace detail
+
+// ---- matmul ------------------------------------------------------------------------------------
+
+namespace {
+
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kMinParallelWork = 1 << 16;
+
+struct ActScratch {
+  std::vector<int8_t> q;
+  std::vector<float> d, ds;
+  std::vector<int32_t> init;
+};
+
+template <class Fn>
+void split(ThreadPool* pool, int64_t n, int64_t grain, int64_t work, const Fn& fn) {
+  if (!pool || pool->size() <= 1 || work < kMinParallelWork || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  const Fn* f = &fn;  // a one-pointer capture keeps std::function from allocating
+  pool->parallel_for(n, [f](int64_t b, int64_t e, int) { (*f)(b, e); }, grain);
+}
+
+void check_matmul_args(const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  if (m < 0 || w.rows < 0 || w.cols < 0) fail(ErrorKind::kInvalidArgument, "matmul: negative size");
+  if (m > 0 && w.rows > 0 && (!x || !y || !w.data)) fail(ErrorKind::kInvalidArgument, "matmul: null pointer");
+  if (!w.quantized() && w.dtype != DType::kF32 && w.dtype != DType::kF16 && w.dtype != DType::kBF16)
+    fail(ErrorKind::kUnsupported, "matmul: unsupported weight dtype ", dtype_name(w.dtype));
 }
 
 }  // namespace
 
 void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y, ThreadPool* pool) {
-  const int64_t n = w.rows, k = w.cols;
-  auto work = [&](int64_t r0, int64_t r1, int) {
-    std::vector<float> wrow(static_cast<size_t>(k));
-    for (int64_t r = r0; r < r1; ++r) {
-      load_row(w, r, 0, k, wrow.data());
-      const float b = bias ? bias[r] : 0.0f;
-      for (int64_t i = 0; i < m; ++i) {
-        const float* xi = x + i * k;
-        float acc = 0.0f;
-        for (int64_t c = 0; c < k; ++c) acc += xi[c] * wrow[c];
-        y[i * n + r] = acc + b;
-      }
+  check_matmul_args(x, m, w, y);
+  if (m == 0 || w.rows == 0) return;
+  const Isa isa = current();
+  const int64_t n = w.rows, k = w.cols, work = m * n * k;
+
+  if (!w.quantized()) {
+    if (k == 0) {
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < n; ++r) y[i * n + r] = bias ? bias[r] : 0.0f;
+      return;
+    }
+    if (isa == Isa::kScalar) {
+      split(pool, n, 16, work, [&](int64_t r0, int64_t r1) { detail::dense_matmul_scalar(w, x, m, bias, y, r0, r1); });
+    } else if (m == 1) {
+      split(pool, n, 16, work, [&](int64_t r0, int64_t r1) { detail::dense_matvec_simd(w, x, bias, y, r0, r1); });
+    } else {
+      const int64_t panel = detail::dense_gemm_panel_rows();
+      split(pool, n, panel, work, [&](int64_t r0, int64_t r1) { detail::dense_gemm_simd(w, x, m, bias, y, r0, r1); });
+    }
+    return;
+  }
+
+  const detail::QLayout L = detail::q_layout(w.format, n, k);
+  const int32_t zp = detail::act_zero_point(w.format, isa);
+  thread_local ActScratch s;
+  const size_t nq = static_cast<size_t>(m * k), nbk = static_cast<size_t>(m * L.nb);
+  if (s.q.size() < nq) s.q.resize(nq);
+  if (s.d.size() < nbk) {
+    s.d.resize(nbk);
+    s.ds.resize(nbk);
+    s.init.resize(nbk);
+  }
+  // Pointers, not `s`: a lambda naming a thread_local would use the worker's own instance.
+  int8_t* const xq = s.q.data();
+  float* const xd = s.d.data();
+  float* const xds = s.ds.data();
+  int32_t* const xinit = s.init.data();
+  auto quantize_rows = [&](int64_t i0, int64_t i1) {
+    const size_t qo = static_cast<size_t>(i0 * k), bo = static_cast<size_t>(i0 * L.nb);
+    if (isa == Isa::kScalar)
+      detail::quantize_acts_scalar(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
+    else
+      detail::quantize_acts_simd(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
+  };
+  split(pool, m, 1, m * k * 64, quantize_rows);
+  const detail::QActs a{xq, xd, xinit, xds, m, k, L.nb};
+  const auto* data = static_cast<const uint8_t*>(w.data);
+  auto run = [&](int64_t g0, int64_t g1) {
+    switch (isa) {
+      case Isa::kAVX512: detail::qmatmul_avx512(L, data, a, bias, y, g0, g1); break;
+      case Isa::kAVX2: detail::qmatmul_avx2(L, data, a, bias, y, g0, g1); break;
+      default: detail::qmatmul_scalar(L, data, a, bias, y, g0, g1); break;
     }
   };
-  if (pool) pool->parallel_for(n, work, 16);
-  else work(0, n, 0);
+  split(pool, L.groups, 2, work, run);
 }
 
 void gather_row(const WeightMatrix& w, int64_t row, float* out) {
-  QVL_ASSERT(row >= 0 && row < w.rows);
-  load_row(w, row, 0, w.cols, out);
+  if (row < 0 || row >= w.rows) fail(ErrorKind::kInvalidArgument, "gather_row: row ", row, " out of range [0, ", w.rows, ")");
+  if (w.quantized() || current() == Isa::kScalar) {
+    ref::gather_row(w, row, out);
+    return;
+  }
+  const size_t es = dtype_size(w.dtype);
+  detail::convert_row_simd(w.dtype, static_cast<const char*>(w.data) + static_cast<size_t>(row * w.cols) * es, out,
+                           w.cols);
 }
 
+// ---- element-wise, normalisation, attention ------------------------------------------------
+
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
-  for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+  if (current() == Isa::kScalar) return ref::rms_norm(x, weight, n, eps, out);
+  detail::rms_norm_simd(x, weight, n, eps, out);
 }
 
 void layer_norm(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* out) {
-  double mean = 0.0;
-  for (int64_t i = 0; i < n; ++i) mean += x[i];
-  mean /= static_cast<double>(n);
-  double var = 0.0;
-  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-  var /= static_cast<double>(n);
-  const float inv = 1.0f / std::sqrt(static_cast<float>(var) + eps);
-  const float mu = static_cast<float>(mean);
-  for (int64_t i = 0; i < n; ++i) out[i] = (x[i] - mu) * inv * weight[i] + bias[i];
+  if (current() == Isa::kScalar) return ref::layer_norm(x, weight, bias, n, eps, out);
+  detail::layer_norm_simd(x, weight, bias, n, eps, out);
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  if (current() == Isa::kScalar) return ref::silu_mul(gate, up, n);
+  detail::silu_mul_simd(gate, up, n);
 }
 
 void gelu_tanh(float* x, int64_t n) {
-  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + std::tanh(kC * (v + 0.044715f * v * v * v)));
-  }
+  if (current() == Isa::kScalar) return ref::gelu_tanh(x, n);
+  detail::gelu_tanh_simd(x, n);
 }
 
 void gelu_erf(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
+  if (current() == Isa::kScalar) return ref::gelu_erf(x, n);
+  detail::gelu_erf_simd(x, n);
 }
 
 void add(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  if (current() == Isa::kScalar) return ref::add(x, y, n);
+  detail::add_simd(x, y, n);
 }
 
 void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half) {
-  for (int64_t i = 0; i < half; ++i) {
-    const float a = x[i], b = x[i + half];
-    x[i] = a * cos[i] - b * sin[i];
-    x[i + half] = b * cos[i] + a * sin[i];
-  }
+  if (current() == Isa::kScalar) return ref::rope_rotate_half(x, cos, sin, half);
+  detail::rope_rotate_half_simd(x, cos, sin, half);
 }
 
 void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
-  const int64_t d = s.head_dim;
-  std::vector<float> acc(static_cast<size_t>(d));
-  for (int64_t i = 0; i < s.q_len; ++i) {
-    const float* qi = q + i * s.q_stride;
-    const int64_t last = s.causal ? std::min(s.kv_len - 1, s.causal_offset + i) : s.kv_len - 1;
-    float running_max = -INFINITY, denom = 0.0f;
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t j = 0; j <= last; ++j) {
-      const float* kj = k + j * s.k_stride;
-      float score = 0.0f;
-      for (int64_t c = 0; c < d; ++c) score += qi[c] * kj[c];
-      score *= s.scale;
-      if (score > running_max) {  // rescale what was accumulated under the old maximum
-        const float correction = std::exp(running_max - score);
-        denom *= correction;
-        for (int64_t c = 0; c < d; ++c) acc[c] *= correction;
-        running_max = score;
-      }
-      const float p = std::exp(score - running_max);
-      denom += p;
-      const float* vj = v + j * s.v_stride;
-      for (int64_t c = 0; c < d; ++c) acc[c] += p * vj[c];
-    }
-    float* oi = out + i * s.out_stride;
-    const float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
-    for (int64_t c = 0; c < d; ++c) oi[c] = acc[c] * inv;
-  }
+  if (s.q_len < 0 || s.kv_len < 0 || s.head_dim < 0 || s.q_heads < 0)
+    fail(ErrorKind::kInvalidArgument, "attention: negative size");
+  if (current() == Isa::kScalar) return ref::attention(q, k, v, out, s);
+  detail::attention_simd(q, k, v, out, s);
 }
 
 }  // namespace qvl::kernels

@@ -8,8 +8,11 @@
 
 namespace qvl {
 
-TextDecoder::TextDecoder(const ModelConfig& config, Checkpoint& ckpt)
-    : config_(config.text), weights_(load_text_weights(config, ckpt)), rotary_(config.text) {}
+TextDecoder::TextDecoder(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& formats,
+                         ThreadPool* pool)
+    : config_(config.text), weights_(load_text_weights(config, ckpt)), rotary_(config.text) {
+  quantize_text_weights(weights_, formats, pool);
+}
 
 void TextDecoder::embed(int32_t token, float* out) const {
   if (token < 0 || token >= weights_.embed_tokens.rows)

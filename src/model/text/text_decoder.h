@@ -27,7 +27,8 @@ struct DecoderOutputs {
 
 class TextDecoder {
  public:
-  TextDecoder(const ModelConfig& config, Checkpoint& ckpt);
+  TextDecoder(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& formats = {},
+              ThreadPool* pool = nullptr);
 
   const TextConfig& config() const { return config_; }
   const TextWeights& weights() const { return weights_; }

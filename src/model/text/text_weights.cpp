@@ -55,4 +55,20 @@ TextWeights load_text_weights(const ModelConfig& config, Checkpoint& ckpt) {
   return w;
 }
 
+void quantize_text_weights(TextWeights& w, const TextWeightFormats& formats, ThreadPool* pool) {
+  auto convert = [&](WeightMatrix& m, kernels::WeightFormat f) {
+    if (f == kernels::WeightFormat::kDense || m.quantized() || !kernels::can_quantize(f, m.rows, m.cols)) return;
+    w.owned.push_back(kernels::quantize_matrix(m, f, pool));
+    m = w.owned.back().view();  // the buffer lives on the heap: moving `owned` keeps it valid
+  };
+  const bool tied = w.lm_head.data == w.embed_tokens.data;
+  convert(w.embed_tokens, formats.head);
+  if (tied) w.lm_head = w.embed_tokens;
+  else convert(w.lm_head, formats.head);
+  for (auto& l : w.layers)
+    for (WeightMatrix* m : {&l.self_attn.q_proj, &l.self_attn.k_proj, &l.self_attn.v_proj, &l.self_attn.o_proj,
+                            &l.mlp.gate_proj, &l.mlp.up_proj, &l.mlp.down_proj})
+      convert(*m, formats.layers);
+}
+
 }  // namespace qvl

@@ -11,6 +11,10 @@
 #include "kernels/kernels.h"
 
 namespace qvl {
+class ThreadPool;
+}
+
+namespace qvl {
 
 using kernels::WeightMatrix;
 
@@ -35,7 +39,20 @@ struct TextWeights {
   std::vector<TextLayerWeights> layers;
   std::vector<float> norm;
   WeightMatrix lm_head;  // [vocab, hidden]; aliases embed_tokens when tied
+
+  std::vector<kernels::QuantizedMatrix> owned;  // storage of matrices quantized at load
 };
+
+// How the decoder's matrices are held after loading: `layers` for the attention and MLP
+// projections, `head` for embed_tokens and lm_head (kDense keeps them as stored).
+struct TextWeightFormats {
+  kernels::WeightFormat layers = kernels::WeightFormat::kDense;
+  kernels::WeightFormat head = kernels::WeightFormat::kDense;
+};
+
+// Quantizes the dense matrices of w in place (views switch to owned buffers). Matrices that are
+// already quantized, or whose shape the format cannot hold, stay as they are.
+void quantize_text_weights(TextWeights& w, const TextWeightFormats& formats, ThreadPool* pool);
 
 // Prefix of the text tensors: "model.language_model." for qwen3_vl, "model." for qwen3.
 std::string text_tensor_prefix(const ModelConfig& config);

@@ -1,0 +1,35 @@
+# Thin wrapper over CMake for the README's commands.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+MODEL ?= tests/data/tiny-qwen3-vl
+IMAGE ?= tests/data/golden/images/b_320x256.png
+PROMPT ?= What is in this picture?
+
+.PHONY: all deps configure build run test golden clean
+
+all: build
+
+deps:
+	@tools/install_deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The main job: image + question -> streamed answer (bundled tiny random-weight model by default).
+run: build
+	$(BUILD)/tools/qvl run -m $(MODEL) --image $(IMAGE) -p "$(PROMPT)" -n 32
+
+# Build and pass every test.
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# Dump the bundled golden cases and compare them with the reference checker (needs python3-numpy).
+golden: build
+	$(BUILD)/tools/qvl dump tests/data/golden $(BUILD)/golden_dump
+	/usr/bin/python3 ../shared/tools/check_golden.py tests/data/golden $(BUILD)/golden_dump
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,76 @@
+/* qvl C API: opaque handles over the C++ library, for other languages.
+ * Every function returning qvl_status sets a thread-local message readable with
+ * qvl_last_error() when it fails. Strings returned by qvl are owned by the handle they came
+ * from and stay valid until the next call on that handle, unless noted otherwise. */
+#ifndef QVL_H_
+#define QVL_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum qvl_status {
+  QVL_OK = 0,
+  QVL_ERR_INVALID_ARGUMENT = 1,
+  QVL_ERR_INVALID_FILE = 2,
+  QVL_ERR_NOT_FOUND = 3,
+  QVL_ERR_UNSUPPORTED = 4,
+  QVL_ERR_LIMIT_EXCEEDED = 5,
+  QVL_ERR_IO = 6,
+  QVL_ERR_INTERNAL = 7,
+} qvl_status;
+
+typedef struct qvl_model qvl_model;
+typedef struct qvl_inputs qvl_inputs;
+typedef struct qvl_generator qvl_generator;
+typedef struct qvl_stream qvl_stream;
+
+typedef struct qvl_generator_params {
+  int64_t max_new_tokens;
+  int do_sample;
+  float temperature, top_p, min_p, repetition_penalty, presence_penalty, frequency_penalty;
+  int64_t top_k;
+  uint64_t seed;
+} qvl_generator_params;
+
+/* Message of the last failed call on this thread ("" if none). */
+const char* qvl_last_error(void);
+
+qvl_status qvl_model_load(const char* dir, int threads, int64_t context_length, qvl_model** out);
+void qvl_model_free(qvl_model* model);
+
+/* Defaults from the checkpoint's generation_config.json. */
+qvl_status qvl_generator_params_default(const qvl_model* model, qvl_generator_params* out);
+
+/* One user turn: `n_images` image files (placed before the text unless the text marks them
+ * with "<image>"), then the text. */
+qvl_status qvl_inputs_from_prompt(const qvl_model* model, const char* text, const char* const* image_paths,
+                                  size_t n_images, qvl_inputs** out);
+/* Chat messages as JSON (OpenAI/HF form); image items name files relative to base_dir. */
+qvl_status qvl_inputs_from_messages(const qvl_model* model, const char* messages_json, const char* base_dir,
+                                    qvl_inputs** out);
+size_t qvl_inputs_token_count(const qvl_inputs* inputs);
+void qvl_inputs_free(qvl_inputs* inputs);
+
+qvl_status qvl_generator_create(const qvl_model* model, const qvl_generator_params* params, qvl_generator** out);
+void qvl_generator_free(qvl_generator* generator);
+qvl_status qvl_generator_append_inputs(qvl_generator* generator, const qvl_inputs* inputs);
+qvl_status qvl_generator_append_tokens(qvl_generator* generator, const int32_t* ids, size_t n);
+qvl_status qvl_generator_generate_next_token(qvl_generator* generator);
+int qvl_generator_is_done(const qvl_generator* generator);
+int32_t qvl_generator_next_token(const qvl_generator* generator);
+
+/* Streaming detokenizer: returns the newly completed UTF-8 text for a token (may be ""). */
+qvl_status qvl_stream_create(const qvl_model* model, qvl_stream** out);
+const char* qvl_stream_decode(qvl_stream* stream, int32_t token);
+const char* qvl_stream_flush(qvl_stream* stream);
+void qvl_stream_free(qvl_stream* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QVL_H_ */

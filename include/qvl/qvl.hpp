@@ -1,0 +1,180 @@
+// qvl public C++ API: load a Qwen3-VL / Qwen3 checkpoint folder once, then tokenize, process
+// images and generate. Shaped like ONNX Runtime GenAI (Model, Tokenizer, Processor,
+// GeneratorParams, Generator). Every failure is a qvl::Error (see error.hpp).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qvl/error.hpp"
+#include "qvl/image.hpp"
+
+namespace qvl {
+
+struct ModelOptions {
+  int threads = 0;              // worker threads; 0 = every core available to the process
+  int64_t context_length = 0;   // KV cache positions per generator; 0 = min(config max, 32768)
+  // Text decoder weights: "" keeps them as stored (bf16/f16/f32); "q8_0", "q4_0" or "q4_k"
+  // quantizes at load. head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
+  // when the layers are quantized, else as stored).
+  std::string weights_type;
+  std::string head_weights_type;
+};
+
+struct ModelInfo {
+  std::string model_type;       // "qwen3_vl" or "qwen3"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t context_length = 0;
+  bool has_vision = false;
+  std::vector<int32_t> eos_token_ids;
+  uint64_t weight_bytes = 0;    // bytes of weights as loaded
+  uint64_t decode_weight_bytes = 0;  // weight bytes one decode step reads (text layers + lm_head)
+  uint64_t kv_bytes_per_token = 0;   // KV cache bytes per context position
+  std::string weights_type;          // "bf16", "q8", "q4", ... (how the text matrices are held)
+  int threads = 1;
+};
+
+// A loaded checkpoint. Immutable after load: share one between any number of generators.
+class Model {
+ public:
+  static std::shared_ptr<Model> load(const std::string& dir, const ModelOptions& options = {});
+  ~Model();
+  const ModelInfo& info() const;
+  const std::string& dir() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  Model();
+  std::unique_ptr<Impl> impl_;
+};
+
+// Incremental detokenizer: returns only complete UTF-8 text, never half a character.
+class TokenizerStream {
+ public:
+  ~TokenizerStream();
+  TokenizerStream(TokenizerStream&&) noexcept;
+  std::string decode(int32_t token);
+  std::string flush();
+
+ private:
+  friend class Tokenizer;
+  struct Impl;
+  explicit TokenizerStream(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class Tokenizer {
+ public:
+  explicit Tokenizer(std::shared_ptr<const Model> model);
+  std::vector<int32_t> encode(std::string_view text) const;  // special tokens in the text are matched
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
+  int32_t token_to_id(std::string_view token) const;          // -1 if unknown
+  // messages_json: an OpenAI/HF-style message array. extra_json: extra template variables
+  // (e.g. {"enable_thinking": false, "tools": [...]}).
+  std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt = true,
+                                  const std::string& extra_json = "{}") const;
+  TokenizerStream create_stream(bool skip_special_tokens = true) const;
+
+ private:
+  std::shared_ptr<const Model> model_;
+};
+
+
+// Token ids and vision tensors for one prompt, ready for Generator::append_inputs.
+struct ProcessedInputs {
+  std::string prompt_text;                              // rendered template (before pad expansion)
+  std::vector<int32_t> input_ids;                       // image pads expanded
+  std::vector<std::array<int64_t, 3>> image_grid_thw;   // per image, in patches
+  std::vector<float> pixel_values;                      // [pixel_rows, pixel_cols]
+  int64_t pixel_rows = 0, pixel_cols = 0;
+};
+
+struct ProcessorOptions {
+  std::optional<int64_t> min_pixels;  // override preprocessor_config.json's size.shortest_edge
+  std::optional<int64_t> max_pixels;  // override size.longest_edge
+};
+
+class Processor {
+ public:
+  explicit Processor(std::shared_ptr<const Model> model, const ProcessorOptions& options = {});
+  // Renders the chat template over messages. Image items in messages take their pixels from
+  // `images` in order; an image item without a matching entry is loaded from its "image"
+  // path (relative paths resolve against base_dir).
+  ProcessedInputs process(const std::string& messages_json, const std::vector<Image>& images = {},
+                          bool add_generation_prompt = true, const std::string& base_dir = ".",
+                          const std::string& extra_json = "{}") const;
+  // Convenience: one user turn, the images first, then the text.
+  ProcessedInputs process_prompt(const std::string& text, const std::vector<Image>& images = {},
+                                 const std::string& system = "") const;
+
+ private:
+  std::shared_ptr<const Model> model_;
+  ProcessorOptions options_;
+};
+
+struct GeneratorParams {
+  int64_t max_new_tokens = 256;
+  bool do_sample = false;        // false: greedy (ties → lowest id)
+  float temperature = 1.0f;
+  int64_t top_k = 0;             // 0 = off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;  // stop strings (not emitted)
+  bool stop_at_eos = true;
+
+  // Defaults from the checkpoint's generation_config.json.
+  static GeneratorParams from_model(const Model& model);
+};
+
+struct GeneratorStats {
+  int64_t prompt_tokens = 0;      // tokens evaluated in prefill calls
+  int64_t evaluated_tokens = 0;   // every row run through the decoder (prefill + decode)
+  int64_t generated_tokens = 0;
+  int64_t images = 0;
+  double vision_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
+};
+
+// One sequence: its own KV cache over a shared Model.
+class Generator {
+ public:
+  Generator(std::shared_ptr<const Model> model, const GeneratorParams& params);
+  ~Generator();
+
+  void set_params(const GeneratorParams& params);
+  void append_tokens(const std::vector<int32_t>& ids);  // text tokens (no image pads)
+  void append_inputs(const ProcessedInputs& inputs);    // encodes the images, then prefill
+  // Makes the sequence hold exactly `conversation` (e.g. a whole chat re-rendered each turn),
+  // keeping the cached prefix it shares with the current sequence: only the new suffix (and
+  // only images inside it) is evaluated.
+  void set_inputs(const ProcessedInputs& conversation);
+  void generate_next_token();
+  bool is_done() const;
+  int32_t next_token() const;                           // the token chosen by the last step
+  const std::vector<int32_t>& sequence() const;         // every token in the cache + the next one
+  void rewind_to(size_t length);                        // keep the first `length` tokens
+  const std::vector<float>& last_logits() const;        // logits that chose next_token()
+  const GeneratorStats& stats() const;
+  std::string stop_reason() const;                      // "eos", "stop", "length" or ""
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qvl

@@ -1,0 +1,193 @@
+// The C API: each function catches every exception at the boundary and turns it into a
+// status code plus a thread-local message.
+#include "qvl/qvl.h"
+
+#include <new>
+#include <string>
+
+#include "qvl/qvl.hpp"
+
+struct qvl_model {
+  std::shared_ptr<qvl::Model> model;
+};
+struct qvl_inputs {
+  qvl::ProcessedInputs inputs;
+};
+struct qvl_generator {
+  std::unique_ptr<qvl::Generator> generator;
+};
+struct qvl_stream {
+  qvl::TokenizerStream stream;
+  std::string text;
+};
+
+namespace {
+
+thread_local std::string g_last_error;
+
+template <typename Fn>
+qvl_status guarded(Fn&& fn) {
+  try {
+    fn();
+    g_last_error.clear();
+    return QVL_OK;
+  } catch (const qvl::Error& e) {
+    g_last_error = e.what();
+    return static_cast<qvl_status>(static_cast<int>(e.kind()));
+  } catch (const std::bad_alloc&) {
+    g_last_error = "out of memory";
+    return QVL_ERR_LIMIT_EXCEEDED;
+  } catch (const std::exception& e) {
+    g_last_error = e.what();
+    return QVL_ERR_INTERNAL;
+  }
+}
+
+qvl_status null_argument(const char* name) {
+  g_last_error = std::string("argument '") + name + "' is null";
+  return QVL_ERR_INVALID_ARGUMENT;
+}
+
+qvl::GeneratorParams to_params(const qvl_generator_params& p) {
+  qvl::GeneratorParams g;
+  g.max_new_tokens = p.max_new_tokens;
+  g.do_sample = p.do_sample != 0;
+  g.temperature = p.temperature;
+  g.top_k = p.top_k;
+  g.top_p = p.top_p;
+  g.min_p = p.min_p;
+  g.repetition_penalty = p.repetition_penalty;
+  g.presence_penalty = p.presence_penalty;
+  g.frequency_penalty = p.frequency_penalty;
+  g.seed = p.seed;
+  return g;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* qvl_last_error(void) { return g_last_error.c_str(); }
+
+qvl_status qvl_model_load(const char* dir, int threads, int64_t context_length, qvl_model** out) {
+  if (!dir) return null_argument("dir");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    qvl::ModelOptions o;
+    o.threads = threads;
+    o.context_length = context_length;
+    *out = new qvl_model{qvl::Model::load(dir, o)};
+  });
+}
+
+void qvl_model_free(qvl_model* model) { delete model; }
+
+qvl_status qvl_generator_params_default(const qvl_model* model, qvl_generator_params* out) {
+  if (!model) return null_argument("model");
+  if (!out) return null_argument("out");
+  return guarded([&] {
+    qvl::GeneratorParams g = qvl::GeneratorParams::from_model(*model->model);
+    *out = {g.max_new_tokens, g.do_sample ? 1 : 0, g.temperature, g.top_p, g.min_p, g.repetition_penalty,
+            g.presence_penalty, g.frequency_penalty, g.top_k, g.seed};
+  });
+}
+
+qvl_status qvl_inputs_from_prompt(const qvl_model* model, const char* text, const char* const* image_paths,
+                                  size_t n_images, qvl_inputs** out) {
+  if (!model) return null_argument("model");
+  if (!text) return null_argument("text");
+  if (!out) return null_argument("out");
+  if (n_images > 0 && !image_paths) return null_argument("image_paths");
+  *out = nullptr;
+  return guarded([&] {
+    std::vector<qvl::Image> images;
+    for (size_t i = 0; i < n_images; ++i) {
+      if (!image_paths[i]) throw qvl::Error(qvl::ErrorKind::kInvalidArgument, "image path is null");
+      images.push_back(qvl::load_image_file(image_paths[i]));
+    }
+    qvl::Processor processor(model->model);
+    *out = new qvl_inputs{processor.process_prompt(text, images)};
+  });
+}
+
+qvl_status qvl_inputs_from_messages(const qvl_model* model, const char* messages_json, const char* base_dir,
+                                    qvl_inputs** out) {
+  if (!model) return null_argument("model");
+  if (!messages_json) return null_argument("messages_json");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    qvl::Processor processor(model->model);
+    *out = new qvl_inputs{processor.process(messages_json, {}, true, base_dir ? base_dir : ".")};
+  });
+}
+
+size_t qvl_inputs_token_count(const qvl_inputs* inputs) { return inputs ? inputs->inputs.input_ids.size() : 0; }
+void qvl_inputs_free(qvl_inputs* inputs) { delete inputs; }
+
+qvl_status qvl_generator_create(const qvl_model* model, const qvl_generator_params* params, qvl_generator** out) {
+  if (!model) return null_argument("model");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    qvl::GeneratorParams p = params ? to_params(*params) : qvl::GeneratorParams::from_model(*model->model);
+    *out = new qvl_generator{std::make_unique<qvl::Generator>(model->model, p)};
+  });
+}
+
+void qvl_generator_free(qvl_generator* generator) { delete generator; }
+
+qvl_status qvl_generator_append_inputs(qvl_generator* generator, const qvl_inputs* inputs) {
+  if (!generator) return null_argument("generator");
+  if (!inputs) return null_argument("inputs");
+  return guarded([&] { generator->generator->append_inputs(inputs->inputs); });
+}
+
+qvl_status qvl_generator_append_tokens(qvl_generator* generator, const int32_t* ids, size_t n) {
+  if (!generator) return null_argument("generator");
+  if (!ids && n > 0) return null_argument("ids");
+  return guarded([&] { generator->generator->append_tokens(std::vector<int32_t>(ids, ids + n)); });
+}
+
+qvl_status qvl_generator_generate_next_token(qvl_generator* generator) {
+  if (!generator) return null_argument("generator");
+  return guarded([&] { generator->generator->generate_next_token(); });
+}
+
+int qvl_generator_is_done(const qvl_generator* generator) {
+  return generator == nullptr || generator->generator->is_done();
+}
+
+int32_t qvl_generator_next_token(const qvl_generator* generator) {
+  if (!generator) return -1;
+  try {
+    return generator->generator->next_token();
+  } catch (const std::exception& e) {
+    g_last_error = e.what();
+    return -1;
+  }
+}
+
+qvl_status qvl_stream_create(const qvl_model* model, qvl_stream** out) {
+  if (!model) return null_argument("model");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] { *out = new qvl_stream{qvl::Tokenizer(model->model).create_stream(), {}}; });
+}
+
+const char* qvl_stream_decode(qvl_stream* stream, int32_t token) {
+  if (!stream) return "";
+  if (guarded([&] { stream->text = stream->stream.decode(token); }) != QVL_OK) stream->text.clear();
+  return stream->text.c_str();
+}
+
+const char* qvl_stream_flush(qvl_stream* stream) {
+  if (!stream) return "";
+  if (guarded([&] { stream->text = stream->stream.flush(); }) != QVL_OK) stream->text.clear();
+  return stream->text.c_str();
+}
+
+void qvl_stream_free(qvl_stream* stream) { delete stream; }
+
+}  // extern "C"

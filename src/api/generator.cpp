@@ -1,0 +1,256 @@
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/check.h"
+#include "runtime/generator_impl.h"
+
+namespace qvl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Prefill runs in chunks so that activation buffers stay bounded for long prompts.
+constexpr int64_t kPrefillChunk = 256;
+
+}  // namespace
+
+Generator::Impl::Impl(std::shared_ptr<const Model> model_in, const GeneratorParams& p)
+    : model(std::move(model_in)),
+      m(model->impl()),
+      params(p),
+      sampler(p),
+      cache(m.config.text.num_hidden_layers, m.info.context_length, m.config.text.num_key_value_heads,
+            m.config.text.head_dim) {}
+
+void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions,
+                               const VisionOutput* vision) {
+  const int64_t n = static_cast<int64_t>(ids.size()), hd = m.config.text.hidden_size;
+  if (cache.size() + n > cache.capacity())
+    fail(ErrorKind::kLimitExceeded, "the sequence would hold ", cache.size() + n, " tokens, more than the context of ",
+         cache.capacity(), " tokens");
+  stats.evaluated_tokens += n;
+  logits.resize(static_cast<size_t>(m.config.text.vocab_size));
+  last_hidden.resize(static_cast<size_t>(hd));
+  int64_t vision_row = 0;
+  for (int64_t c0 = 0; c0 < n; c0 += kPrefillChunk) {
+    const int64_t c1 = std::min(n, c0 + kPrefillChunk), len = c1 - c0;
+    std::vector<float> embeds(static_cast<size_t>(len * hd));
+    DeepstackInjection deepstack;
+    const int64_t first_vision_row = vision_row;
+    for (int64_t i = 0; i < len; ++i) {
+      const int32_t id = ids[static_cast<size_t>(c0 + i)];
+      if (vision != nullptr && id == m.vision_ids.image_pad) {
+        QVL_ASSERT(vision_row < vision->tokens);
+        std::copy_n(vision->embeds.data() + vision_row * hd, hd, embeds.data() + i * hd);
+        deepstack.rows.push_back(i);
+        ++vision_row;
+      } else {
+        m.decoder->embed(id, embeds.data() + i * hd);
+      }
+    }
+    if (vision != nullptr && !deepstack.rows.empty())
+      for (const auto& feature : vision->deepstack) deepstack.per_layer.push_back(feature.data() + first_vision_row * hd);
+    const bool last_chunk = c1 == n;
+    m.decoder->forward(embeds.data(), len, positions.data() + c0, deepstack.rows.empty() ? nullptr : &deepstack, cache,
+                       last_chunk ? DecoderOutputs{last_hidden.data(), logits.data()} : DecoderOutputs{},
+                       m.pool.get());
+  }
+  for (float v : logits)
+    if (!std::isfinite(v))
+      fail(ErrorKind::kInvalidFile, "the model produced a non-finite logit; the weights may hold NaN or Inf");
+}
+
+void Generator::Impl::flush_pending() {
+  if (!has_pending) return;
+  const int32_t token = sequence.back();
+  // A token's position is the one that follows its predecessor.
+  const int64_t pos = sequence.size() >= 2 ? next_position_after[sequence.size() - 2] : 0;
+  auto t0 = Clock::now();
+  evaluate({token}, {Position3{pos, pos, pos}}, nullptr);
+  stats.decode_seconds += seconds_since(t0);
+  has_pending = false;
+}
+
+Generator::Generator(std::shared_ptr<const Model> model, const GeneratorParams& params) {
+  if (!model) fail(ErrorKind::kInvalidArgument, "Generator needs a loaded model");
+  impl_ = std::make_unique<Impl>(std::move(model), params);
+}
+
+Generator::~Generator() = default;
+
+void Generator::set_params(const GeneratorParams& params) {
+  impl_->sampler = Sampler(params);
+  impl_->params = params;
+}
+
+void Generator::append_tokens(const std::vector<int32_t>& ids) {
+  ProcessedInputs inputs;
+  inputs.input_ids = ids;
+  append_inputs(inputs);
+}
+
+void Generator::append_inputs(const ProcessedInputs& inputs) {
+  Impl& g = *impl_;
+  const Model::Impl& m = g.m;
+  if (inputs.input_ids.empty()) fail(ErrorKind::kInvalidArgument, "no tokens to append");
+  for (int32_t id : inputs.input_ids)
+    if (id < 0 || id >= m.config.text.vocab_size)
+      fail(ErrorKind::kInvalidArgument, "token id ", id, " is outside the vocabulary (0..", m.config.text.vocab_size - 1, ")");
+  const int64_t needed = static_cast<int64_t>(g.sequence.size() + inputs.input_ids.size());
+  if (needed > g.cache.capacity())
+    fail(ErrorKind::kLimitExceeded, "the prompt needs ", needed, " tokens but the context holds ", g.cache.capacity(),
+         " (raise the context length)");
+  g.flush_pending();
+
+  VisionOutput vision;
+  if (!inputs.image_grid_thw.empty()) {
+    if (!m.vision) fail(ErrorKind::kUnsupported, "this model has no vision encoder");
+    std::vector<GridTHW> grids;
+    for (const auto& g3 : inputs.image_grid_thw) grids.push_back({g3[0], g3[1], g3[2]});
+    auto t0 = Clock::now();
+    vision = m.vision->encode(inputs.pixel_values.data(), inputs.pixel_rows, grids, m.pool.get());
+    g.stats.vision_seconds += seconds_since(t0);
+    g.stats.images += static_cast<int64_t>(grids.size());
+  }
+  const int64_t pads = std::count(inputs.input_ids.begin(), inputs.input_ids.end(), m.vision_ids.image_pad);
+  if (pads != vision.tokens)
+    fail(ErrorKind::kInvalidArgument, "the input holds ", pads, " image placeholder tokens but the images give ",
+         vision.tokens);
+  MropePositions pos = compute_mrope_positions(inputs.input_ids, inputs.image_grid_thw, m.vision_ids,
+                                               m.config.vision ? m.config.vision->spatial_merge_size : 2,
+                                               g.next_position());
+  auto t0 = Clock::now();
+  g.evaluate(inputs.input_ids, pos.positions, &vision);
+  g.stats.prefill_seconds += seconds_since(t0);
+  g.stats.prompt_tokens += static_cast<int64_t>(inputs.input_ids.size());
+
+  // Record the position that follows each token (text: +1; an image: its max + 1).
+  for (size_t i = 0; i < inputs.input_ids.size(); ++i) {
+    const int64_t after = i + 1 < inputs.input_ids.size() ? pos.positions[i + 1][0] : pos.next_position;
+    g.sequence.push_back(inputs.input_ids[i]);
+    g.next_position_after.push_back(after);
+  }
+  g.last_prompt_positions = std::move(pos.positions);
+  g.last_vision = std::move(vision);
+  g.prompt_end = g.sequence.size();
+  g.stop_reason.clear();
+  g.generated_text.clear();
+}
+
+void Generator::set_inputs(const ProcessedInputs& conversation) {
+  Impl& g = *impl_;
+  const auto& ids = conversation.input_ids;
+  const int32_t pad = g.m.vision_ids.image_pad;
+  size_t common = 0;
+  while (common < ids.size() && common < g.sequence.size() && ids[common] == g.sequence[common]) ++common;
+  if (common == ids.size() && common > 0) --common;  // re-run the last token to get fresh logits
+  // The kept prefix must not end inside or right after an image: its last token is re-run alone.
+  while (common > 0 && ids[common - 1] == pad) --common;
+  // The suffix keeps the images whose pads lie in it.
+  ProcessedInputs suffix;
+  suffix.input_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(common), ids.end());
+  suffix.pixel_cols = conversation.pixel_cols;
+  const int64_t merge = g.m.config.vision ? g.m.config.vision->spatial_merge_size : 2;
+  size_t image = 0;
+  int64_t row = 0;
+  for (size_t i = 0; i < ids.size();) {
+    if (ids[i] != pad) {
+      ++i;
+      continue;
+    }
+    if (image >= conversation.image_grid_thw.size())
+      fail(ErrorKind::kInvalidArgument, "the inputs hold more image placeholders than images");
+    const auto& grid = conversation.image_grid_thw[image++];
+    const int64_t rows = grid[0] * grid[1] * grid[2];
+    if (i >= common) {
+      suffix.image_grid_thw.push_back(grid);
+      suffix.pixel_values.insert(suffix.pixel_values.end(),
+                                 conversation.pixel_values.begin() + row * conversation.pixel_cols,
+                                 conversation.pixel_values.begin() + (row + rows) * conversation.pixel_cols);
+      suffix.pixel_rows += rows;
+    }
+    row += rows;
+    i += static_cast<size_t>(rows / (merge * merge));
+  }
+  if (row != conversation.pixel_rows)
+    fail(ErrorKind::kInvalidArgument, "the inputs' pixel rows (", conversation.pixel_rows, ") do not match their images (", row, ")");
+  rewind_to(common);
+  if (common > 0) {
+    // rewind_to left the last kept token pending; evaluate it with the suffix in one pass.
+    suffix.input_ids.insert(suffix.input_ids.begin(), g.sequence.back());
+    g.sequence.pop_back();
+    g.next_position_after.pop_back();
+    g.has_pending = false;
+  }
+  append_inputs(suffix);
+}
+
+void Generator::generate_next_token() {
+  Impl& g = *impl_;
+  if (g.sequence.empty()) fail(ErrorKind::kInvalidArgument, "append a prompt before generating");
+  if (is_done()) fail(ErrorKind::kInvalidArgument, "generation is done (", g.stop_reason, ")");
+  g.flush_pending();
+  if (g.cache.size() >= g.cache.capacity()) {
+    g.stop_reason = "length";
+    return;
+  }
+  std::vector<float> work = g.logits;
+  const std::vector<int32_t> generated(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end), g.sequence.end());
+  const int32_t token = g.sampler.sample(work, g.sequence, generated);
+  const int64_t pos = g.next_position();
+  g.sequence.push_back(token);
+  g.next_position_after.push_back(pos + 1);
+  g.has_pending = true;
+  ++g.stats.generated_tokens;
+
+  const auto& eos = g.m.info.eos_token_ids;
+  if (g.params.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) g.stop_reason = "eos";
+  else if (static_cast<int64_t>(g.sequence.size() - g.prompt_end) >= g.params.max_new_tokens) g.stop_reason = "length";
+  else if (!g.params.stop.empty()) {
+    g.generated_text += g.m.tokenizer->decode({token}, true);
+    for (const auto& s : g.params.stop)
+      if (!s.empty() && g.generated_text.find(s) != std::string::npos) g.stop_reason = "stop";
+  }
+}
+
+bool Generator::is_done() const { return !impl_->stop_reason.empty(); }
+
+int32_t Generator::next_token() const {
+  if (!impl_->has_pending) fail(ErrorKind::kInvalidArgument, "no token has been generated yet");
+  return impl_->sequence.back();
+}
+
+const std::vector<int32_t>& Generator::sequence() const { return impl_->sequence; }
+
+void Generator::rewind_to(size_t length) {
+  Impl& g = *impl_;
+  if (length > g.sequence.size())
+    fail(ErrorKind::kInvalidArgument, "cannot rewind to ", length, " tokens: the sequence has ", g.sequence.size());
+  if (length == 0) {
+    g.sequence.clear();
+    g.next_position_after.clear();
+    g.cache.set_size(0);
+    g.has_pending = false;
+  } else {
+    // Keep length-1 tokens in the cache and re-evaluate the last kept one on the next step,
+    // so the logits that follow it are fresh.
+    if (g.sequence[length - 1] == g.m.vision_ids.image_pad)
+      fail(ErrorKind::kInvalidArgument, "cannot rewind into the middle of an image");
+    g.sequence.resize(length);
+    g.next_position_after.resize(length);
+    g.cache.set_size(std::min<int64_t>(g.cache.size(), static_cast<int64_t>(length) - 1));
+    g.has_pending = true;
+  }
+  g.prompt_end = std::min(g.prompt_end, g.sequence.size());
+  g.stop_reason.clear();
+  g.generated_text.clear();
+}
+
+const std::vector<float>& Generator::last_logits() const { return impl_->logits; }
+const GeneratorStats& Generator::stats() const { return impl_->stats; }
+std::string Generator::stop_reason() const { return impl_->stop_reason; }
+
+}  // namespace qvl

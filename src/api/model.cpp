@@ -1,0 +1,108 @@
+#include <filesystem>
+
+#include "core/check.h"
+#include "runtime/model_impl.h"
+
+namespace qvl {
+
+namespace fs = std::filesystem;
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+
+const ModelInfo& Model::info() const { return impl_->info; }
+const std::string& Model::dir() const { return impl_->dir; }
+
+const ChatTemplate& Model::Impl::require_chat_template() const {
+  if (!chat_template)
+    fail(ErrorKind::kNotFound, "the model in '", dir,
+         "' has no chat template (chat_template.json, chat_template.jinja or tokenizer_config.json)");
+  return *chat_template;
+}
+
+std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& options) {
+  std::shared_ptr<Model> model(new Model());
+  Impl& m = *model->impl_;
+  m.dir = dir;
+  m.config = load_model_config(dir);
+  m.generation = load_generation_config(dir);
+  m.checkpoint = Checkpoint::open(dir);
+  const int threads = options.threads > 0 ? options.threads : default_thread_count();
+  m.pool = std::make_unique<ThreadPool>(threads);
+  TextWeightFormats formats;
+  auto format_of = [](const std::string& name) {
+    return name.empty() || name == "bf16" || name == "dense" ? kernels::WeightFormat::kDense
+                                                             : kernels::parse_weight_format(name);
+  };
+  formats.layers = format_of(options.weights_type);
+  formats.head = !options.head_weights_type.empty() ? format_of(options.head_weights_type)
+                 : formats.layers != kernels::WeightFormat::kDense ? kernels::WeightFormat::kQ8_0
+                                                                   : kernels::WeightFormat::kDense;
+  m.decoder = std::make_unique<TextDecoder>(m.config, *m.checkpoint, formats, m.pool.get());
+  if (m.config.vision) m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint);
+  m.checkpoint->check_all_used();
+
+  m.tokenizer = BpeTokenizer::load((fs::path(dir) / "tokenizer.json").string());
+  try {
+    m.chat_template = ChatTemplate::from_model_dir(dir);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kNotFound) throw;  // a broken template is an error; a missing one is not
+  }
+  m.preprocessor = load_preprocessor_config(dir);
+  m.vision_ids = {static_cast<int32_t>(m.config.image_token_id), static_cast<int32_t>(m.config.video_token_id)};
+  if (m.tokenizer->vocab_size() > m.config.text.vocab_size)
+    fail(ErrorKind::kInvalidFile, "tokenizer.json has ", m.tokenizer->vocab_size(),
+         " tokens but the model's vocab_size is ", m.config.text.vocab_size);
+
+  ModelInfo& info = m.info;
+  info.model_type = m.config.model_type;
+  info.vocab_size = m.config.text.vocab_size;
+  info.hidden_size = m.config.text.hidden_size;
+  info.num_layers = m.config.text.num_hidden_layers;
+  const int64_t max_ctx = m.config.text.max_position_embeddings > 0 ? m.config.text.max_position_embeddings : 32768;
+  info.context_length = options.context_length > 0 ? std::min(options.context_length, max_ctx)
+                                                   : std::min<int64_t>(max_ctx, 32768);
+  if (options.context_length < 0) fail(ErrorKind::kInvalidArgument, "context length must be positive");
+  info.has_vision = m.vision != nullptr;
+  auto add_eos = [&](int64_t id) {
+    if (std::find(info.eos_token_ids.begin(), info.eos_token_ids.end(), id) == info.eos_token_ids.end())
+      info.eos_token_ids.push_back(static_cast<int32_t>(id));
+  };
+  for (int64_t id : m.generation.eos_token_ids) add_eos(id);
+  for (int64_t id : m.config.eos_token_ids) add_eos(id);
+  auto bytes = [](const kernels::WeightMatrix& w) { return static_cast<uint64_t>(kernels::weight_storage_bytes(w)); };
+  const TextWeights& tw = m.decoder->weights();
+  // Vision weights as stored + text matrices as held now (quantized or not) + small vectors.
+  info.weight_bytes = m.checkpoint->bytes_with_prefix("model.visual.") + bytes(tw.embed_tokens) +
+                      (tw.lm_head.data != tw.embed_tokens.data ? bytes(tw.lm_head) : 0);
+  for (const auto& l : tw.layers)
+    for (const auto* w : {&l.self_attn.q_proj, &l.self_attn.k_proj, &l.self_attn.v_proj, &l.self_attn.o_proj,
+                          &l.mlp.gate_proj, &l.mlp.up_proj, &l.mlp.down_proj})
+      info.decode_weight_bytes += bytes(*w);
+  info.weight_bytes += info.decode_weight_bytes;
+  info.decode_weight_bytes += bytes(tw.lm_head);
+  info.kv_bytes_per_token = static_cast<uint64_t>(2 * m.config.text.num_hidden_layers * m.config.text.num_key_value_heads *
+                                                  m.config.text.head_dim * sizeof(float));
+  const kernels::WeightMatrix& probe = tw.layers.at(0).mlp.gate_proj;
+  info.weights_type = probe.quantized() ? std::string(kernels::weight_format_name(probe.format))
+                                        : std::string(dtype_name(probe.dtype));
+  info.threads = threads;
+  return model;
+}
+
+GeneratorParams GeneratorParams::from_model(const Model& model) {
+  const GenerationConfig& g = model.impl().generation;
+  GeneratorParams p;
+  p.do_sample = g.do_sample;
+  p.temperature = static_cast<float>(g.temperature);
+  p.top_k = g.top_k;
+  p.top_p = static_cast<float>(g.top_p);
+  p.min_p = static_cast<float>(g.min_p);
+  p.repetition_penalty = static_cast<float>(g.repetition_penalty);
+  p.presence_penalty = static_cast<float>(g.presence_penalty);
+  p.frequency_penalty = static_cast<float>(g.frequency_penalty);
+  if (g.max_new_tokens) p.max_new_tokens = *g.max_new_tokens;
+  return p;
+}
+
+}  // namespace qvl

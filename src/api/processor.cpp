@@ -1,0 +1,185 @@
+// Processor: chat messages + images → token ids with expanded image pads + pixel values.
+#include <filesystem>
+
+#include "core/check.h"
+#include "core/json_util.h"
+#include "runtime/model_impl.h"
+
+namespace qvl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_image_item(const Json& item) {
+  if (!item.is_object()) return false;
+  if (item.contains("type") && item["type"].is_string())
+    return item["type"] == "image" || item["type"] == "image_url";
+  return item.contains("image") || item.contains("image_url");
+}
+
+bool is_video_item(const Json& item) {
+  return item.is_object() && ((item.contains("type") && item["type"] == "video") || item.contains("video"));
+}
+
+std::string decode_base64(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
+    int v = value(c);
+    if (v < 0) fail(ErrorKind::kInvalidArgument, "image data URL holds a character that is not base64");
+    acc = acc << 6 | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+// Loads the image an item refers to: a path, file:// URL or base64 data URL.
+Image load_item_image(const Json& item, const std::string& base_dir) {
+  std::string ref;
+  if (item.contains("image") && item["image"].is_string()) ref = item["image"].get<std::string>();
+  else if (item.contains("image_url")) {
+    const Json& u = item["image_url"];
+    if (u.is_string()) ref = u.get<std::string>();
+    else if (u.is_object() && u.contains("url") && u["url"].is_string()) ref = u["url"].get<std::string>();
+  }
+  if (ref.empty()) fail(ErrorKind::kInvalidArgument, "an image item has no image given and no path or URL");
+  if (ref.rfind("data:", 0) == 0) {
+    const size_t comma = ref.find(',');
+    if (comma == std::string::npos || ref.substr(0, comma).find(";base64") == std::string::npos)
+      fail(ErrorKind::kInvalidArgument, "image data URLs must be base64 encoded");
+    std::string bytes = decode_base64(std::string_view(ref).substr(comma + 1));
+    return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+  if (ref.rfind("file://", 0) == 0) ref = ref.substr(7);
+  else if (ref.find("://") != std::string::npos)
+    fail(ErrorKind::kUnsupported, "image '", ref, "': only local files and data URLs are supported");
+  fs::path p(ref);
+  if (p.is_relative()) p = fs::path(base_dir) / p;
+  return load_image_file(p.string());
+}
+
+}  // namespace
+
+Processor::Processor(std::shared_ptr<const Model> model, const ProcessorOptions& options)
+    : model_(std::move(model)), options_(options) {
+  if (!model_) fail(ErrorKind::kInvalidArgument, "Processor needs a loaded model");
+  if (options_.min_pixels && *options_.min_pixels <= 0) fail(ErrorKind::kInvalidArgument, "min_pixels must be positive");
+  if (options_.max_pixels && *options_.max_pixels <= 0) fail(ErrorKind::kInvalidArgument, "max_pixels must be positive");
+  if (options_.min_pixels && options_.max_pixels && *options_.min_pixels > *options_.max_pixels)
+    fail(ErrorKind::kInvalidArgument, "min_pixels (", *options_.min_pixels, ") exceeds max_pixels (", *options_.max_pixels, ")");
+}
+
+ProcessedInputs Processor::process(const std::string& messages_json, const std::vector<Image>& images,
+                                   bool add_generation_prompt, const std::string& base_dir,
+                                   const std::string& extra_json) const {
+  const Model::Impl& m = model_->impl();
+  Json messages = parse_json(messages_json, "messages");
+  if (!messages.is_array() || messages.empty())
+    fail(ErrorKind::kInvalidArgument, "messages must be a non-empty JSON array");
+
+  // Images in order of appearance: given ones first, the rest loaded from the items.
+  std::vector<Image> loaded;
+  size_t image_items = 0;
+  for (const Json& msg : messages) {
+    if (!msg.is_object() || !msg.contains("content") || !msg["content"].is_array()) continue;
+    for (const Json& item : msg["content"]) {
+      if (is_video_item(item)) fail(ErrorKind::kUnsupported, "video input is not supported yet");
+      if (!is_image_item(item)) continue;
+      if (image_items >= images.size()) loaded.push_back(load_item_image(item, base_dir));
+      ++image_items;
+    }
+  }
+  if (images.size() > image_items)
+    fail(ErrorKind::kInvalidArgument, images.size(), " images given but the messages place only ", image_items);
+  if (image_items > 0 && !m.vision)
+    fail(ErrorKind::kUnsupported, "the model in '", m.dir, "' has no vision encoder; it cannot take images");
+
+  ProcessedInputs out;
+  out.prompt_text = m.require_chat_template().render(messages, add_generation_prompt, parse_json(extra_json, "chat template variables"));
+  std::vector<int32_t> ids = m.tokenizer->encode(out.prompt_text);
+
+  PreprocessorConfig pre = m.preprocessor;
+  if (options_.min_pixels) pre.min_pixels = *options_.min_pixels;
+  if (options_.max_pixels) pre.max_pixels = *options_.max_pixels;
+  const int64_t merge2 = pre.merge_size * pre.merge_size;
+  std::vector<int64_t> pad_counts;
+  for (size_t i = 0; i < image_items; ++i) {
+    const Image& img = i < images.size() ? images[i] : loaded[i - images.size()];
+    PixelValues pv = preprocess_image(img, pre);
+    if (out.pixel_cols != 0 && out.pixel_cols != pv.cols) fail(ErrorKind::kInternal, "pixel row width changed");
+    out.pixel_cols = pv.cols;
+    out.pixel_rows += pv.rows;
+    out.pixel_values.insert(out.pixel_values.end(), pv.data.begin(), pv.data.end());
+    out.image_grid_thw.push_back({pv.grid_t, pv.grid_h, pv.grid_w});
+    pad_counts.push_back(pv.grid_t * pv.grid_h * pv.grid_w / merge2);
+  }
+
+  // Expand each image pad token to its image's token count.
+  size_t image_index = 0;
+  out.input_ids.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id == m.vision_ids.video_pad) fail(ErrorKind::kUnsupported, "video placeholders are not supported yet");
+    if (id != m.vision_ids.image_pad) {
+      out.input_ids.push_back(id);
+      continue;
+    }
+    if (image_index >= pad_counts.size())
+      fail(ErrorKind::kInvalidArgument, "the rendered prompt holds more image placeholders than the ",
+           pad_counts.size(), " image(s) given");
+    out.input_ids.insert(out.input_ids.end(), static_cast<size_t>(pad_counts[image_index++]), id);
+  }
+  if (image_index != pad_counts.size())
+    fail(ErrorKind::kInvalidArgument, "the chat template placed ", image_index, " image(s) but ", pad_counts.size(),
+         " were given");
+  return out;
+}
+
+ProcessedInputs Processor::process_prompt(const std::string& text, const std::vector<Image>& images,
+                                          const std::string& system) const {
+  Json messages = Json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  Json content = Json::array();
+  // "<image>" marks where an image goes; unmarked images precede the text.
+  const std::string marker = "<image>";
+  size_t marked = 0;
+  for (size_t pos = text.find(marker); pos != std::string::npos; pos = text.find(marker, pos + marker.size())) ++marked;
+  if (marked > 0 && marked != images.size())
+    fail(ErrorKind::kInvalidArgument, "the prompt marks ", marked, " <image> place(s) but ", images.size(), " image(s) were given");
+  if (text.empty() && images.empty()) fail(ErrorKind::kInvalidArgument, "the prompt is empty");
+  if (images.empty()) {
+    messages.push_back({{"role", "user"}, {"content", text}});  // plain string: every template takes it
+    return process(messages.dump(), images);
+  }
+  if (marked == 0) {
+    for (size_t i = 0; i < images.size(); ++i) content.push_back({{"type", "image"}});
+    content.push_back({{"type", "text"}, {"text", text}});
+  } else {
+    size_t start = 0;
+    for (size_t pos = text.find(marker); pos != std::string::npos; pos = text.find(marker, start)) {
+      if (pos > start) content.push_back({{"type", "text"}, {"text", text.substr(start, pos - start)}});
+      content.push_back({{"type", "image"}});
+      start = pos + marker.size();
+    }
+    if (start < text.size()) content.push_back({{"type", "text"}, {"text", text.substr(start)}});
+  }
+  messages.push_back({{"role", "user"}, {"content", content}});
+  return process(messages.dump(), images);
+}
+
+}  // namespace qvl

@@ -1,0 +1,41 @@
+#include "core/check.h"
+#include "core/json_util.h"
+#include "runtime/model_impl.h"
+
+namespace qvl {
+
+struct TokenizerStream::Impl {
+  BpeTokenizer::StreamDecoder decoder;
+};
+
+TokenizerStream::TokenizerStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TokenizerStream::~TokenizerStream() = default;
+TokenizerStream::TokenizerStream(TokenizerStream&&) noexcept = default;
+std::string TokenizerStream::decode(int32_t token) { return impl_->decoder.put(token); }
+std::string TokenizerStream::flush() { return impl_->decoder.flush(); }
+
+Tokenizer::Tokenizer(std::shared_ptr<const Model> model) : model_(std::move(model)) {
+  if (!model_) fail(ErrorKind::kInvalidArgument, "Tokenizer needs a loaded model");
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const { return model_->impl().tokenizer->encode(text); }
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+  return model_->impl().tokenizer->decode(ids, skip_special_tokens);
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const { return model_->impl().tokenizer->token_to_id(token); }
+
+std::string Tokenizer::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
+                                           const std::string& extra_json) const {
+  Json messages = parse_json(messages_json, "messages");
+  Json extra = parse_json(extra_json, "chat template variables");
+  return model_->impl().require_chat_template().render(messages, add_generation_prompt, extra);
+}
+
+TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const {
+  return TokenizerStream(std::make_unique<TokenizerStream::Impl>(
+      TokenizerStream::Impl{BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens)}));
+}
+
+}  // namespace qvl

@@ -1,0 +1,195 @@
+// int8 matmul kernels for AVX2 (vpmaddubsw + vpmaddwd), for CPUs without AVX-512 VNNI.
+// Same packed layout as the AVX-512 kernels: a 64-byte step [16 rows][4 columns] is read as
+// two 32-byte halves (rows 0-7 and 8-15).
+//   Q4_0 / Q4_K: u4 codes × s8 activations; the 16-bit pair sums of a whole block stay below
+//     8 · 2 · 15 · 127 = 30480, so they are added in 16 bits and widened once per block.
+//   Q8_0: signed codes via the sign trick (|w| × sign(x, w)); pairs ≤ 2 · 127 · 127 = 32258.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QVL_X86_KERNELS 1
+#endif
+
+namespace qvl::kernels::detail {
+
+#if QVL_X86_KERNELS
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,bmi,bmi2")
+
+namespace {
+
+inline __m256 load_f16x8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 load_bf16x8(const uint8_t* p) {
+  const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+inline __m256 load_u8x8(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v)));
+}
+inline __m256i bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+struct TileArgs {
+  const QLayout* L;
+  const uint8_t* grp;
+  int valid;  // valid rows of the group (1..16)
+  const QActs* a;
+  int64_t i0;
+  int64_t row0;
+  const float* bias;
+  float* y;
+};
+
+// MR activation rows × one row group (two halves of 8 rows).
+template <WeightFormat F, int MR>
+inline void tile(const TileArgs& t) {
+  const QLayout& L = *t.L;
+  const QActs& a = *t.a;
+  const int64_t nb = L.nb, k = a.k, n = L.rows;
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  const int8_t* xq[MR];
+  for (int i = 0; i < MR; ++i) xq[i] = a.q + (t.i0 + i) * k;
+
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i is[MR][2];
+    if constexpr (F == WeightFormat::kQ8_0) {
+      for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s) {
+        __m256i aw[2], sw[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i u = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 512 + 64 * s + 32 * h));
+          sw[h] = _mm256_xor_si256(u, _mm256_set1_epi8(static_cast<char>(0x80)));  // signed code
+          aw[h] = _mm256_abs_epi8(sw[h]);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xv = bcast32(xq[i] + b * 32 + 4 * s);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i p16 = _mm256_maddubs_epi16(aw[h], _mm256_sign_epi8(xv, sw[h]));
+            is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(p16, ones16));
+          }
+        }
+      }
+    } else {
+      __m256i s16[MR][2];
+      for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        __m256i lo[2], hi[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 256 + 64 * j + 32 * h));
+          lo[h] = _mm256_and_si256(v, m4);
+          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xl = bcast32(xq[i] + b * 32 + 4 * j);
+          const __m256i xh = bcast32(xq[i] + b * 32 + 4 * (j + 4));
+          for (int h = 0; h < 2; ++h) {
+            s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(lo[h], xl));
+            s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(hi[h], xh));
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m256i init = _mm256_set1_epi32(a.init[(t.i0 + i) * nb + b]);
+        for (int h = 0; h < 2; ++h) is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
+      }
+    }
+    if constexpr (F == WeightFormat::kQ4_K) {
+      const int64_t sb = b / kSuperBlocks;
+      __m256 dsc[2], mmn[2];
+      for (int h = 0; h < 2; ++h) {
+        dsc[h] = _mm256_mul_ps(load_bf16x8(t.grp + L.scales_off + sb * 32 + 16 * h),
+                               load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
+        mmn[h] = _mm256_mul_ps(load_bf16x8(t.grp + L.dmin_off + sb * 32 + 16 * h),
+                               load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m256 dx = _mm256_set1_ps(a.d[(t.i0 + i) * nb + b]);
+        const __m256 dsx = _mm256_set1_ps(a.ds[(t.i0 + i) * nb + b]);
+        for (int h = 0; h < 2; ++h) {
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dsc[h], dx), acc[i][h]);
+          acc[i][h] = _mm256_fnmadd_ps(mmn[h], dsx, acc[i][h]);
+        }
+      }
+    } else {
+      __m256 sc[2];
+      for (int h = 0; h < 2; ++h) sc[h] = load_f16x8(t.grp + L.scales_off + b * 32 + 16 * h);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 dx = _mm256_set1_ps(a.d[(t.i0 + i) * nb + b]);
+        for (int h = 0; h < 2; ++h)
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(sc[h], dx), acc[i][h]);
+      }
+    }
+  }
+
+  alignas(32) float buf[16];
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(buf, acc[i][0]);
+    _mm256_store_ps(buf + 8, acc[i][1]);
+    float* yr = t.y + (t.i0 + i) * n + t.row0;
+    for (int r = 0; r < t.valid; ++r) yr[r] = buf[r] + (t.bias ? t.bias[t.row0 + r] : 0.0f);
+  }
+}
+
+constexpr int kMR = 2;
+
+template <WeightFormat F>
+void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0, int64_t g1) {
+  TileArgs t;
+  t.L = &L;
+  t.a = &a;
+  t.bias = bias;
+  t.y = y;
+  const int64_t chunk = std::max<int64_t>(kMR, (128 * 1024 / std::max<int64_t>(a.k, 1)) / kMR * kMR);
+  for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
+    const int64_t c1 = std::min(a.m, c0 + chunk);
+    for (int64_t g = g0; g < g1; ++g) {
+      t.grp = data + static_cast<size_t>(g) * L.group_bytes;
+      t.valid = static_cast<int>(std::min<int64_t>(16, L.rows - g * 16));
+      t.row0 = g * 16;
+      for (int64_t i0 = c0; i0 < c1; i0 += kMR) {
+        t.i0 = i0;
+        if (c1 - i0 >= 2) tile<F, 2>(t);
+        else tile<F, 1>(t);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
+                  int64_t g1) {
+  switch (L.format) {
+    case WeightFormat::kQ8_0: run<WeightFormat::kQ8_0>(L, data, a, bias, y, g0, g1); break;
+    case WeightFormat::kQ4_0: run<WeightFormat::kQ4_0>(L, data, a, bias, y, g0, g1); break;
+    case WeightFormat::kQ4_K: run<WeightFormat::kQ4_K>(L, data, a, bias, y, g0, g1); break;
+    default: break;
+  }
+}
+
+#pragma GCC pop_options
+#else
+void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
+                  int64_t g1) {
+  qmatmul_scalar(L, data, a, bias, y, g0, g1);
+}
+#endif
+
+}  // namespace qvl::kernels::detail

@@ -1,0 +1,212 @@
+// int8 matmul kernels for AVX-512 VNNI (vpdpbusd: u8 weights × s8 activations → s32).
+// Compiled with target attributes (no -m flags), selected at run time by kernels.cpp; nothing
+// here runs unless the CPU reports AVX-512 F/BW/VL/DQ + VNNI.
+//
+// Tile: MR activation rows × NG row groups (16 weight rows each). Per block of 32 columns the
+// int32 dot products of all MR × NG × 16 pairs are formed with 8 vpdpbusd each (weights in
+// registers, activations broadcast), then scaled into fp32 accumulators.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QVL_X86_KERNELS 1
+#endif
+
+namespace qvl::kernels::detail {
+
+#if QVL_X86_KERNELS
+#pragma GCC push_options
+// GCC 12 reports its own _mm512_undefined_* placeholders inside the intrinsic headers as
+// "may be used uninitialized" (a known false positive); silence it for this file only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi,bmi2")
+
+namespace {
+
+inline __m512 load_f16x16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 load_bf16x16(const uint8_t* p) {
+  const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+inline __m512 load_u8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+inline __m512i bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+struct TileArgs {
+  const QLayout* L;
+  const uint8_t* grp[2];  // row groups of the tile
+  __mmask16 mask[2];      // valid rows of each group
+  const QActs* a;
+  int64_t i0;             // first activation row
+  int64_t row0;           // first weight row of grp[0]
+  const float* bias;
+  float* y;
+};
+
+template <WeightFormat F, int MR, int NG>
+inline void tile(const TileArgs& t) {
+  const QLayout& L = *t.L;
+  const QActs& a = *t.a;
+  const int64_t nb = L.nb, k = a.k, n = L.rows;
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  __m512 acc[MR][NG];
+  for (int i = 0; i < MR; ++i)
+    for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_setzero_ps();
+
+  const int8_t* xq[MR];
+  const float* xd[MR];
+  const int32_t* xinit[MR];
+  const float* xds[MR];
+  for (int i = 0; i < MR; ++i) {
+    xq[i] = a.q + (t.i0 + i) * k;
+    xd[i] = a.d + (t.i0 + i) * nb;
+    xinit[i] = a.init + (t.i0 + i) * nb;
+    xds[i] = a.ds + (t.i0 + i) * nb;
+  }
+
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i is[MR][NG];
+    for (int i = 0; i < MR; ++i) {
+      const __m512i init = _mm512_set1_epi32(xinit[i][b]);
+      for (int g = 0; g < NG; ++g) is[i][g] = init;
+    }
+    if constexpr (F == WeightFormat::kQ8_0) {
+      for (int s = 0; s < 8; ++s) {
+        __m512i w[NG];
+        for (int g = 0; g < NG; ++g)
+          w[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 512 + 64 * s);
+        for (int i = 0; i < MR; ++i) {
+          const __m512i xv = bcast32(xq[i] + b * 32 + 4 * s);
+          for (int g = 0; g < NG; ++g) is[i][g] = _mm512_dpbusd_epi32(is[i][g], w[g], xv);
+        }
+      }
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        __m512i lo[NG], hi[NG];
+        for (int g = 0; g < NG; ++g) {
+          const __m512i v = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 256 + 64 * j);
+          lo[g] = _mm512_and_si512(v, m4);
+          hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m512i xl = bcast32(xq[i] + b * 32 + 4 * j);
+          const __m512i xh = bcast32(xq[i] + b * 32 + 4 * (j + 4));
+          for (int g = 0; g < NG; ++g) {
+            is[i][g] = _mm512_dpbusd_epi32(is[i][g], lo[g], xl);
+            is[i][g] = _mm512_dpbusd_epi32(is[i][g], hi[g], xh);
+          }
+        }
+      }
+    }
+    if constexpr (F == WeightFormat::kQ4_K) {
+      const int64_t sb = b / kSuperBlocks;
+      __m512 dsc[NG], mmn[NG];
+      for (int g = 0; g < NG; ++g) {
+        dsc[g] = _mm512_mul_ps(load_bf16x16(t.grp[g] + L.scales_off + sb * 32), load_u8x16(t.grp[g] + L.sc_off + b * 16));
+        mmn[g] = _mm512_mul_ps(load_bf16x16(t.grp[g] + L.dmin_off + sb * 32), load_u8x16(t.grp[g] + L.mn_off + b * 16));
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m512 dx = _mm512_set1_ps(xd[i][b]);
+        const __m512 dsx = _mm512_set1_ps(xds[i][b]);
+        for (int g = 0; g < NG; ++g) {
+          acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(dsc[g], dx), acc[i][g]);
+          acc[i][g] = _mm512_fnmadd_ps(mmn[g], dsx, acc[i][g]);
+        }
+      }
+    } else {
+      __m512 sc[NG];
+      for (int g = 0; g < NG; ++g) sc[g] = load_f16x16(t.grp[g] + L.scales_off + b * 32);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 dx = _mm512_set1_ps(xd[i][b]);
+        for (int g = 0; g < NG; ++g)
+          acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(sc[g], dx), acc[i][g]);
+      }
+    }
+  }
+
+  for (int g = 0; g < NG; ++g) {
+    const int64_t row = t.row0 + 16 * g;
+    const __m512 bv = t.bias ? _mm512_maskz_loadu_ps(t.mask[g], t.bias + row) : _mm512_setzero_ps();
+    for (int i = 0; i < MR; ++i)
+      _mm512_mask_storeu_ps(t.y + (t.i0 + i) * n + row, t.mask[g], _mm512_add_ps(acc[i][g], bv));
+  }
+}
+
+constexpr int kMR = 4;  // activation rows per tile (4 × 2 groups: 8 int32 + 8 fp32 accumulators)
+
+template <WeightFormat F, int NG>
+inline void tile_rows(int mr, const TileArgs& t) {
+  switch (mr) {
+    case 4: tile<F, 4, NG>(t); break;
+    case 3: tile<F, 3, NG>(t); break;
+    case 2: tile<F, 2, NG>(t); break;
+    default: tile<F, 1, NG>(t); break;
+  }
+}
+
+template <WeightFormat F>
+void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0, int64_t g1) {
+  TileArgs t;
+  t.L = &L;
+  t.a = &a;
+  t.bias = bias;
+  t.y = y;
+  auto mask_of = [&](int64_t g) -> __mmask16 {
+    const int64_t valid = std::min<int64_t>(16, L.rows - g * 16);
+    return static_cast<__mmask16>(valid >= 16 ? 0xffff : (1u << valid) - 1);
+  };
+  // Activation rows are taken in chunks that stay in L2 while a chunk sweeps the thread's rows.
+  const int64_t chunk = std::max<int64_t>(kMR, (256 * 1024 / std::max<int64_t>(a.k, 1)) / kMR * kMR);
+  for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
+    const int64_t c1 = std::min(a.m, c0 + chunk);
+    for (int64_t g = g0; g < g1; g += 2) {
+      const int ng = g + 1 < g1 ? 2 : 1;
+      t.grp[0] = data + static_cast<size_t>(g) * L.group_bytes;
+      t.grp[1] = t.grp[0] + L.group_bytes;
+      t.mask[0] = mask_of(g);
+      t.mask[1] = ng == 2 ? mask_of(g + 1) : 0;
+      t.row0 = g * 16;
+      for (int64_t i0 = c0; i0 < c1; i0 += kMR) {
+        t.i0 = i0;
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, c1 - i0));
+        if (ng == 2) tile_rows<F, 2>(mr, t);
+        else tile_rows<F, 1>(mr, t);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
+                    int64_t g1) {
+  switch (L.format) {
+    case WeightFormat::kQ8_0: run<WeightFormat::kQ8_0>(L, data, a, bias, y, g0, g1); break;
+    case WeightFormat::kQ4_0: run<WeightFormat::kQ4_0>(L, data, a, bias, y, g0, g1); break;
+    case WeightFormat::kQ4_K: run<WeightFormat::kQ4_K>(L, data, a, bias, y, g0, g1); break;
+    default: break;
+  }
+}
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#else
+void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
+                    int64_t g1) {
+  qmatmul_scalar(L, data, a, bias, y, g0, g1);
+}
+#endif
+
+}  // namespace qvl::kernels::detail

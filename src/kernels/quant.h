@@ -1,0 +1,87 @@
+// Internal: the packed layout of the quantized weight formats, int8 activations, and the
+// per-instruction-set kernel entry points. Model code does not include this header.
+//
+// Packed layout (all quantized formats). Rows are taken in groups of 16 ("row groups", the
+// last one padded with zero rows); a row group is one contiguous region of group_bytes and the
+// groups follow each other. Columns are taken in blocks of 32. Inside a row group:
+//
+//   codes   [nb blocks][codes_per_block bytes]   weight codes, see below
+//   Q8_0 / Q4_0:
+//     scales  [nb][16] fp16                      block scale of each of the 16 rows
+//   Q4_K (super-block = 8 blocks = 256 columns; the last one may hold fewer blocks):
+//     dscale  [nsb][16] bf16                     super-block scale unit D  (per row)
+//     dmin    [nsb][16] bf16                     super-block offset unit M (per row)
+//     sc      [nb][16] u8                        block scale = D * sc
+//     mn      [nb][16] u8                        block offset = M * mn
+//   then zero padding to a multiple of 64 bytes.
+//
+// Codes of one block are ordered for a 16-lane int32 dot product (vpdpbusd): the block's 32
+// columns form 8 "steps" of 4 consecutive columns; a step is 64 bytes = [16 rows][4 columns].
+//   Q8_0: 8 steps × 64 bytes; byte = q + 128 (q in -127..127), value = scale * q.
+//   Q4_0: 4 × 64 bytes; byte j (j = 0..3) holds step j in its low nibble and step j + 4 in its
+//         high nibble; value = scale * (q - 8), q in 0..15.
+//   Q4_K: nibbles as Q4_0; value = D*sc * q - M*mn, q in 0..15.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace qvl::kernels::detail {
+
+constexpr int64_t kBlock = 32;        // columns per quantization block
+constexpr int64_t kGroupRows = 16;    // rows interleaved in one row group
+constexpr int64_t kSuperBlocks = 8;   // blocks per Q4_K super-block
+
+struct QLayout {
+  WeightFormat format = WeightFormat::kDense;
+  int64_t rows = 0, cols = 0;
+  int64_t nb = 0;      // blocks per row (cols / 32)
+  int64_t nsb = 0;     // Q4_K super-blocks per row
+  int64_t groups = 0;  // row groups (ceil(rows / 16))
+  size_t codes_per_block = 0;
+  size_t scales_off = 0;  // Q8_0/Q4_0 scales; Q4_K dscale
+  size_t dmin_off = 0, sc_off = 0, mn_off = 0;  // Q4_K only
+  size_t group_bytes = 0;
+  size_t total_bytes() const { return static_cast<size_t>(groups) * group_bytes; }
+};
+
+// Throws qvl::Error (kInvalidArgument) if the shape cannot be stored in the format.
+QLayout q_layout(WeightFormat format, int64_t rows, int64_t cols);
+
+// Activations rounded to int8 in blocks of 32 along each row (symmetric, one fp32 scale per
+// block): x ≈ d * q. init = -zero_point * sum(q) seeds the int32 dot products of kernels that
+// store weight codes with an offset; ds = d * sum(q) serves the Q4_K offsets.
+struct QActs {
+  const int8_t* q = nullptr;      // [m][k]
+  const float* d = nullptr;       // [m][nb]
+  const int32_t* init = nullptr;  // [m][nb]
+  const float* ds = nullptr;      // [m][nb]
+  int64_t m = 0, k = 0, nb = 0;
+};
+
+// Scalar reference of the activation rounding (the SIMD version must give identical bytes):
+// per block amax = max|x|, d = amax / 127, q = round_to_nearest_even(x * (127 / amax)).
+void quantize_acts_scalar(const float* x, int64_t m, int64_t k, int32_t zero_point, int8_t* q, float* d,
+                          int32_t* init, float* ds);
+
+// Zero point the kernel of this ISA expects in QActs::init for this format.
+int32_t act_zero_point(WeightFormat format, Isa isa);
+
+// Computes y[i][r] for all i < a.m and the rows of row groups [g0, g1).
+void qmatmul_scalar(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y,
+                    int64_t g0, int64_t g1);
+void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y,
+                  int64_t g0, int64_t g1);
+void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y,
+                    int64_t g0, int64_t g1);
+
+// Decodes row `row` of a packed matrix into out[cols].
+void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out);
+
+// Rounding helpers shared by the quantizer and the tests.
+uint16_t f16_round_away(float v);   // fp16 nearest to v, moved away from zero if |fp16| < |v|
+uint16_t bf16_round_up(float v);    // bf16 >= v for v >= 0
+
+}  // namespace qvl::kernels::detail

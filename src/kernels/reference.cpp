@@ -1,0 +1,239 @@
+// Portable scalar implementations: the references the SIMD kernels are tested against, and the
+// code that runs when no SIMD level is available (Isa::kScalar).
+#include "kernels/reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/check.h"
+#include "kernels/quant.h"
+#include "kernels/simd.h"
+
+namespace qvl::kernels {
+
+namespace detail {
+
+void dense_matmul_scalar(const WeightMatrix& w, const float* x, int64_t m, const float* bias, float* y,
+                         int64_t r0, int64_t r1) {
+  const int64_t n = w.rows, k = w.cols;
+  const size_t es = dtype_size(w.dtype);
+  std::vector<float> wrow(static_cast<size_t>(k));
+  for (int64_t r = r0; r < r1; ++r) {
+    convert_to_f32(w.dtype, static_cast<const char*>(w.data) + static_cast<size_t>(r * k) * es, wrow.data(),
+                   static_cast<size_t>(k));
+    const float b = bias ? bias[r] : 0.0f;
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi = x + i * k;
+      float acc = 0.0f;
+      for (int64_t c = 0; c < k; ++c) acc += xi[c] * wrow[c];
+      y[i * n + r] = acc + b;
+    }
+  }
+}
+
+void quantize_acts_scalar(const float* x, int64_t m, int64_t k, int32_t zero_point, int8_t* q, float* d,
+                          int32_t* init, float* ds) {
+  const int64_t nb = k / kBlock;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + i * k + b * kBlock;
+      int8_t* qb = q + i * k + b * kBlock;
+      float amax = 0.0f;
+      for (int64_t c = 0; c < kBlock; ++c) amax = std::max(amax, std::fabs(xb[c]));
+      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      int32_t sum = 0;
+      for (int64_t c = 0; c < kBlock; ++c) {
+        float r = std::nearbyint(xb[c] * id);
+        r = std::min(127.0f, std::max(-127.0f, r));
+        qb[c] = static_cast<int8_t>(r);
+        sum += qb[c];
+      }
+      const float db = amax / 127.0f;
+      d[i * nb + b] = db;
+      init[i * nb + b] = -zero_point * sum;
+      ds[i * nb + b] = db * static_cast<float>(sum);
+    }
+  }
+}
+
+namespace {
+
+inline int32_t code_q8(const uint8_t* codes, int64_t r, int64_t c) {  // c within the block
+  return static_cast<int32_t>(codes[(c / 4) * 64 + r * 4 + (c % 4)]) - 128;
+}
+inline int32_t code_q4(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..15
+  const int64_t step = c / 4;
+  const uint8_t byte = codes[(step % 4) * 64 + r * 4 + (c % 4)];
+  return step < 4 ? (byte & 0x0f) : (byte >> 4);
+}
+inline float bf16_at(const uint8_t* p, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return bf16_to_f32(h);
+}
+inline float f16_at(const uint8_t* p, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return f16_to_f32(h);
+}
+
+}  // namespace
+
+void qmatmul_scalar(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y,
+                    int64_t g0, int64_t g1) {
+  const int64_t nb = L.nb, n = L.rows;
+  for (int64_t g = g0; g < g1; ++g) {
+    const uint8_t* grp = data + static_cast<size_t>(g) * L.group_bytes;
+    for (int64_t r = 0; r < kGroupRows; ++r) {
+      const int64_t row = g * kGroupRows + r;
+      if (row >= n) break;
+      for (int64_t i = 0; i < a.m; ++i) {
+        const int8_t* xq = a.q + i * a.k;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* codes = grp + static_cast<size_t>(b) * L.codes_per_block;
+          const int8_t* xb = xq + b * kBlock;
+          const float dx = a.d[i * nb + b];
+          int32_t isum = 0;
+          switch (L.format) {
+            case WeightFormat::kQ8_0:
+              for (int64_t c = 0; c < kBlock; ++c) isum += code_q8(codes, r, c) * xb[c];
+              acc += static_cast<float>(isum) * (f16_at(grp + L.scales_off, b * kGroupRows + r) * dx);
+              break;
+            case WeightFormat::kQ4_0:
+              for (int64_t c = 0; c < kBlock; ++c) isum += (code_q4(codes, r, c) - 8) * xb[c];
+              acc += static_cast<float>(isum) * (f16_at(grp + L.scales_off, b * kGroupRows + r) * dx);
+              break;
+            case WeightFormat::kQ4_K: {
+              for (int64_t c = 0; c < kBlock; ++c) isum += code_q4(codes, r, c) * xb[c];
+              const int64_t sb = b / kSuperBlocks;
+              const float dsc = bf16_at(grp + L.scales_off, sb * kGroupRows + r) *
+                                static_cast<float>(grp[L.sc_off + b * kGroupRows + r]);
+              const float mmn = bf16_at(grp + L.dmin_off, sb * kGroupRows + r) *
+                                static_cast<float>(grp[L.mn_off + b * kGroupRows + r]);
+              acc += static_cast<float>(isum) * (dsc * dx);
+              acc -= mmn * a.ds[i * nb + b];
+              break;
+            }
+            default:
+              QVL_ASSERT(false);
+          }
+        }
+        y[i * n + row] = acc + (bias ? bias[row] : 0.0f);
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+namespace ref {
+
+void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y) {
+  if (!w.quantized()) {
+    detail::dense_matmul_scalar(w, x, m, bias, y, 0, w.rows);
+    return;
+  }
+  const detail::QLayout L = detail::q_layout(w.format, w.rows, w.cols);
+  const int64_t k = w.cols, nb = L.nb;
+  std::vector<int8_t> q(static_cast<size_t>(m * k));
+  std::vector<float> d(static_cast<size_t>(m * nb)), ds(static_cast<size_t>(m * nb));
+  std::vector<int32_t> init(static_cast<size_t>(m * nb));
+  detail::quantize_acts_scalar(x, m, k, 0, q.data(), d.data(), init.data(), ds.data());
+  detail::QActs a{q.data(), d.data(), init.data(), ds.data(), m, k, nb};
+  detail::qmatmul_scalar(L, static_cast<const uint8_t*>(w.data), a, bias, y, 0, L.groups);
+}
+
+void gather_row(const WeightMatrix& w, int64_t row, float* out) {
+  QVL_ASSERT(row >= 0 && row < w.rows);
+  if (w.quantized()) {
+    detail::dequantize_row(detail::q_layout(w.format, w.rows, w.cols), static_cast<const uint8_t*>(w.data), row, out);
+    return;
+  }
+  const size_t es = dtype_size(w.dtype);
+  convert_to_f32(w.dtype, static_cast<const char*>(w.data) + static_cast<size_t>(row * w.cols) * es, out,
+                 static_cast<size_t>(w.cols));
+}
+
+void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* out) {
+  double mean = 0.0;
+  for (int64_t i = 0; i < n; ++i) mean += x[i];
+  mean /= static_cast<double>(n);
+  double var = 0.0;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  var /= static_cast<double>(n);
+  const float inv = 1.0f / std::sqrt(static_cast<float>(var) + eps);
+  const float mu = static_cast<float>(mean);
+  for (int64_t i = 0; i < n; ++i) out[i] = (x[i] - mu) * inv * weight[i] + bias[i];
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2/pi)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + std::tanh(kC * (v + 0.044715f * v * v * v)));
+  }
+}
+
+void gelu_erf(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * 0.7071067811865476f));
+}
+
+void add(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half) {
+  for (int64_t i = 0; i < half; ++i) {
+    const float a = x[i], b = x[i + half];
+    x[i] = a * cos[i] - b * sin[i];
+    x[i + half] = b * cos[i] + a * sin[i];
+  }
+}
+
+void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+  const int64_t d = s.head_dim;
+  std::vector<float> acc(static_cast<size_t>(d));
+  for (int64_t h = 0; h < std::max<int64_t>(1, s.q_heads); ++h) {
+    for (int64_t i = 0; i < s.q_len; ++i) {
+      const float* qi = q + h * s.q_head_stride + i * s.q_stride;
+      const int64_t last = s.causal ? std::min(s.kv_len - 1, s.causal_offset + i) : s.kv_len - 1;
+      float running_max = -INFINITY, denom = 0.0f;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int64_t j = 0; j <= last; ++j) {
+        const float* kj = k + j * s.k_stride;
+        float score = 0.0f;
+        for (int64_t c = 0; c < d; ++c) score += qi[c] * kj[c];
+        score *= s.scale;
+        if (score > running_max) {  // rescale what was accumulated under the old maximum
+          const float correction = std::exp(running_max - score);
+          denom *= correction;
+          for (int64_t c = 0; c < d; ++c) acc[c] *= correction;
+          running_max = score;
+        }
+        const float p = std::exp(score - running_max);
+        denom += p;
+        const float* vj = v + j * s.v_stride;
+        for (int64_t c = 0; c < d; ++c) acc[c] += p * vj[c];
+      }
+      float* oi = out + h * s.out_head_stride + i * s.out_stride;
+      const float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
+      for (int64_t c = 0; c < d; ++c) oi[c] = acc[c] * inv;
+    }
+  }
+}
+
+}  // namespace ref
+}  // namespace qvl::kernels

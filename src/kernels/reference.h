@@ -1,0 +1,23 @@
+// Scalar reference implementations of every kernel in kernels.h: plain loops, no SIMD, no
+// threads. They define the semantics the dispatched SIMD kernels are tested against, and they
+// are what runs when the active ISA is Isa::kScalar.
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace qvl::kernels::ref {
+
+// Quantized W: the activations are rounded exactly as the SIMD kernels round them
+// (detail::quantize_acts_scalar) and the int8 dot products are exact.
+void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y);
+void gather_row(const WeightMatrix& w, int64_t row, float* out);
+void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* out);
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* out);
+void silu_mul(float* gate, const float* up, int64_t n);
+void gelu_tanh(float* x, int64_t n);
+void gelu_erf(float* x, int64_t n);
+void add(float* x, const float* y, int64_t n);
+void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half);
+void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s);
+
+}  // namespace qvl::kernels::ref

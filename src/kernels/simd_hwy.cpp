@@ -1,0 +1,672 @@
+// Float kernels with Highway dynamic dispatch (AVX-512, AVX2, SSE4, SSSE3 and scalar targets
+// compiled from this one source; the best one the CPU supports and set_max_isa allows runs).
+// Nothing here uses std templates inside the per-target code, so no instantiation compiled for
+// one target can leak into code that runs on a weaker CPU.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/quant.h"
+#include "kernels/simd.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/simd_hwy.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "hwy/contrib/math/math-inl.h"
+
+#ifndef QVL_KERNELS_SIMD_HWY_ONCE
+#define QVL_KERNELS_SIMD_HWY_ONCE
+namespace qvl::kernels::detail {
+// Thread-local scratch shared by all targets (plain buffers; grown, never shrunk).
+struct HwyScratch {
+  std::vector<float> a, b, c;
+};
+inline HwyScratch& hwy_scratch() {
+  thread_local HwyScratch s;
+  return s;
+}
+inline float* grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+}  // namespace qvl::kernels::detail
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace qvl::kernels::detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// ---- loading weights of any float dtype as fp32 vectors --------------------------------------
+struct LoadF32 {
+  static constexpr size_t kSize = 4;
+  static HWY_INLINE VF load(DF df, const void* base, int64_t i) {
+    return hn::LoadU(df, static_cast<const float*>(base) + i);
+  }
+  static HWY_INLINE float scalar(const void* base, int64_t i) { return static_cast<const float*>(base)[i]; }
+};
+struct LoadBF16 {
+  static constexpr size_t kSize = 2;
+  static HWY_INLINE VF load(DF df, const void* base, int64_t i) {
+    const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+    return hn::PromoteTo(df, hn::LoadU(dbf, static_cast<const hwy::bfloat16_t*>(base) + i));
+  }
+  static HWY_INLINE float scalar(const void* base, int64_t i) {
+    return bf16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  }
+};
+struct LoadF16 {
+  static constexpr size_t kSize = 2;
+  static HWY_INLINE VF load(DF df, const void* base, int64_t i) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(df, hn::LoadU(dh, static_cast<const hwy::float16_t*>(base) + i));
+  }
+  static HWY_INLINE float scalar(const void* base, int64_t i) {
+    return f16_to_f32(static_cast<const uint16_t*>(base)[i]);
+  }
+};
+
+template <class L>
+HWY_INLINE void ConvertRowT(const void* src, float* dst, int64_t n) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(L::load(df, src, i), df, dst + i);
+  for (; i < n; ++i) dst[i] = L::scalar(src, i);
+}
+
+void ConvertRow(DType t, const void* src, float* dst, int64_t n) {
+  switch (t) {
+    case DType::kF32: ConvertRowT<LoadF32>(src, dst, n); return;
+    case DType::kBF16: ConvertRowT<LoadBF16>(src, dst, n); return;
+    case DType::kF16: ConvertRowT<LoadF16>(src, dst, n); return;
+    default: convert_to_f32(t, src, dst, static_cast<size_t>(n)); return;  // throws
+  }
+}
+
+// ---- dense matvec (m == 1) ---------------------------------------------------------------
+template <class L>
+HWY_INLINE void MatvecT(const void* wdata, int64_t k, const float* x, const float* bias, float* y, int64_t r0,
+                        int64_t r1) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t kv = k / N * N;
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const int64_t o0 = r * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;
+    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+    for (int64_t c = 0; c < kv; c += N) {
+      const VF xv = hn::LoadU(df, x + c);
+      a0 = hn::MulAdd(L::load(df, wdata, o0 + c), xv, a0);
+      a1 = hn::MulAdd(L::load(df, wdata, o1 + c), xv, a1);
+      a2 = hn::MulAdd(L::load(df, wdata, o2 + c), xv, a2);
+      a3 = hn::MulAdd(L::load(df, wdata, o3 + c), xv, a3);
+    }
+    float s0 = hn::GetLane(hn::SumOfLanes(df, a0)), s1 = hn::GetLane(hn::SumOfLanes(df, a1));
+    float s2 = hn::GetLane(hn::SumOfLanes(df, a2)), s3 = hn::GetLane(hn::SumOfLanes(df, a3));
+    for (int64_t c = kv; c < k; ++c) {
+      s0 += L::scalar(wdata, o0 + c) * x[c];
+      s1 += L::scalar(wdata, o1 + c) * x[c];
+      s2 += L::scalar(wdata, o2 + c) * x[c];
+      s3 += L::scalar(wdata, o3 + c) * x[c];
+    }
+    y[r] = s0 + (bias ? bias[r] : 0.0f);
+    y[r + 1] = s1 + (bias ? bias[r + 1] : 0.0f);
+    y[r + 2] = s2 + (bias ? bias[r + 2] : 0.0f);
+    y[r + 3] = s3 + (bias ? bias[r + 3] : 0.0f);
+  }
+  for (; r < r1; ++r) {
+    const int64_t o = r * k;
+    VF a = hn::Zero(df);
+    for (int64_t c = 0; c < kv; c += N) a = hn::MulAdd(L::load(df, wdata, o + c), hn::LoadU(df, x + c), a);
+    float s = hn::GetLane(hn::SumOfLanes(df, a));
+    for (int64_t c = kv; c < k; ++c) s += L::scalar(wdata, o + c) * x[c];
+    y[r] = s + (bias ? bias[r] : 0.0f);
+  }
+}
+
+void DenseMatvec(const WeightMatrix& w, const float* x, const float* bias, float* y, int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DType::kF32: MatvecT<LoadF32>(w.data, w.cols, x, bias, y, r0, r1); return;
+    case DType::kBF16: MatvecT<LoadBF16>(w.data, w.cols, x, bias, y, r0, r1); return;
+    case DType::kF16: MatvecT<LoadF16>(w.data, w.cols, x, bias, y, r0, r1); return;
+    default: convert_to_f32(w.dtype, nullptr, nullptr, 0); return;  // throws kUnsupported
+  }
+}
+
+// ---- dense GEMM (m > 1) ------------------------------------------------------------------
+// Panels of NR = 2 vectors of W rows are converted to fp32 and transposed ([kc][NR]) in
+// K-blocks of kKc columns; an MR × NR tile of y is kept in registers over each K-block.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kMR = 6;  // 12 accumulators of 32 registers
+#else
+constexpr int kMR = 4;  // 8 accumulators of 16 registers
+#endif
+constexpr int64_t kKc = 256;
+
+int64_t PanelRows() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
+
+template <int MR>
+HWY_INLINE void GemmTile(const float* x, int64_t ldx, const float* bp, int64_t kc, float* c, int64_t ldc,
+                         bool first) {
+  const DF df;
+  const size_t N = hn::Lanes(df);
+  VF acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) {
+    if (first) {
+      acc0[i] = hn::Zero(df);
+      acc1[i] = hn::Zero(df);
+    } else {
+      acc0[i] = hn::LoadU(df, c + i * ldc);
+      acc1[i] = hn::LoadU(df, c + i * ldc + N);
+    }
+  }
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const VF b0 = hn::LoadU(df, bp + kk * 2 * N);
+    const VF b1 = hn::LoadU(df, bp + kk * 2 * N + N);
+    for (int i = 0; i < MR; ++i) {
+      const VF xv = hn::Set(df, x[i * ldx + kk]);
+      acc0[i] = hn::MulAdd(xv, b0, acc0[i]);
+      acc1[i] = hn::MulAdd(xv, b1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    hn::StoreU(acc0[i], df, c + i * ldc);
+    hn::StoreU(acc1[i], df, c + i * ldc + N);
+  }
+}
+
+template <int MR>
+HWY_INLINE void GemmTileDispatch(int mr, const float* x, int64_t ldx, const float* bp, int64_t kc, float* c,
+                                 int64_t ldc, bool first) {
+  if constexpr (MR > 0) {
+    if (mr == MR) return GemmTile<MR>(x, ldx, bp, kc, c, ldc, first);
+    return GemmTileDispatch<MR - 1>(mr, x, ldx, bp, kc, c, ldc, first);
+  }
+}
+
+template <class L>
+HWY_INLINE void GemmT(const WeightMatrix& w, const float* x, int64_t m, const float* bias, float* y, int64_t r0,
+                      int64_t r1) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df)), NR = 2 * N;
+  const int64_t n = w.rows, k = w.cols;
+  HwyScratch& s = hwy_scratch();
+  float* packed = grow(s.a, static_cast<size_t>(kKc * NR));
+  float* rowbuf = grow(s.b, static_cast<size_t>(kKc));
+  float* ctile = grow(s.c, static_cast<size_t>(kMR * NR));
+  for (int64_t p0 = r0; p0 < r1; p0 += NR) {
+    const int64_t nr = std::min(NR, r1 - p0);
+    for (int64_t k0 = 0; k0 < k; k0 += kKc) {
+      const int64_t kc = std::min(kKc, k - k0);
+      for (int64_t j = 0; j < NR; ++j) {
+        if (j < nr) {
+          ConvertRowT<L>(static_cast<const char*>(w.data) +
+                             static_cast<size_t>((p0 + j) * k + k0) * L::kSize,
+                         rowbuf, kc);
+          for (int64_t kk = 0; kk < kc; ++kk) packed[kk * NR + j] = rowbuf[kk];
+        } else {
+          for (int64_t kk = 0; kk < kc; ++kk) packed[kk * NR + j] = 0.0f;
+        }
+      }
+      const bool first = k0 == 0;
+      for (int64_t i0 = 0; i0 < m; i0 += kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, m - i0));
+        if (nr == NR) {
+          GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, packed, kc, y + i0 * n + p0, n, first);
+        } else {
+          if (!first)
+            for (int i = 0; i < mr; ++i)
+              for (int64_t j = 0; j < nr; ++j) ctile[i * NR + j] = y[(i0 + i) * n + p0 + j];
+          GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, packed, kc, ctile, NR, first);
+          for (int i = 0; i < mr; ++i)
+            for (int64_t j = 0; j < nr; ++j) y[(i0 + i) * n + p0 + j] = ctile[i * NR + j];
+        }
+      }
+    }
+    if (bias)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < nr; ++j) y[i * n + p0 + j] += bias[p0 + j];
+  }
+}
+
+void DenseGemm(const WeightMatrix& w, const float* x, int64_t m, const float* bias, float* y, int64_t r0,
+               int64_t r1) {
+  switch (w.dtype) {
+    case DType::kF32: GemmT<LoadF32>(w, x, m, bias, y, r0, r1); return;
+    case DType::kBF16: GemmT<LoadBF16>(w, x, m, bias, y, r0, r1); return;
+    case DType::kF16: GemmT<LoadF16>(w, x, m, bias, y, r0, r1); return;
+    default: convert_to_f32(w.dtype, nullptr, nullptr, 0); return;  // throws kUnsupported
+  }
+}
+
+// ---- activation rounding to int8 (bit-identical to quantize_acts_scalar) ------------------
+void QuantizeActs(const float* x, int64_t m, int64_t k, int32_t zero_point, int8_t* q, float* d, int32_t* init,
+                  float* ds) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<int8_t, DF> d8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t nb = k / kBlock;
+  const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* xb = x + i * k + b * kBlock;
+      int8_t* qb = q + i * k + b * kBlock;
+      VF vmax = hn::Zero(df);
+      for (int64_t c = 0; c < kBlock; c += N) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(df, xb + c)));
+      const float amax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+      const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const VF vid = hn::Set(df, id);
+      auto vsum = hn::Zero(di);
+      for (int64_t c = 0; c < kBlock; c += N) {
+        auto qi = hn::NearestInt(hn::Mul(hn::LoadU(df, xb + c), vid));
+        qi = hn::Min(hn::Max(qi, lo), hi);
+        vsum = hn::Add(vsum, qi);
+        hn::StoreU(hn::DemoteTo(d8, qi), d8, qb + c);
+      }
+      const int32_t sum = hn::GetLane(hn::SumOfLanes(di, vsum));
+      const float db = amax / 127.0f;
+      d[i * nb + b] = db;
+      init[i * nb + b] = -zero_point * sum;
+      ds[i * nb + b] = db * static_cast<float>(sum);
+    }
+  }
+}
+
+// ---- normalisation and element-wise ------------------------------------------------------
+HWY_INLINE float SumSquares(const float* x, int64_t n, int64_t* done) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const VF x0 = hn::LoadU(df, x + i), x1 = hn::LoadU(df, x + i + N);
+    const VF x2 = hn::LoadU(df, x + i + 2 * N), x3 = hn::LoadU(df, x + i + 3 * N);
+    a0 = hn::MulAdd(x0, x0, a0);
+    a1 = hn::MulAdd(x1, x1, a1);
+    a2 = hn::MulAdd(x2, x2, a2);
+    a3 = hn::MulAdd(x3, x3, a3);
+  }
+  for (; i + N <= n; i += N) {
+    const VF x0 = hn::LoadU(df, x + i);
+    a0 = hn::MulAdd(x0, x0, a0);
+  }
+  *done = i;
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+}
+
+void RmsNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i0;
+  double ss = SumSquares(x, n, &i0);
+  for (int64_t i = i0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + eps);
+  const VF vinv = hn::Set(df, inv);
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::Mul(hn::LoadU(df, weight + i), hn::Mul(hn::LoadU(df, x + i), vinv)), df, out + i);
+  for (; i < n; ++i) out[i] = weight[i] * (x[i] * inv);
+}
+
+void LayerNorm(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF s0 = hn::Zero(df), s1 = hn::Zero(df);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    s0 = hn::Add(s0, hn::LoadU(df, x + i));
+    s1 = hn::Add(s1, hn::LoadU(df, x + i + N));
+  }
+  for (; i + N <= n; i += N) s0 = hn::Add(s0, hn::LoadU(df, x + i));
+  double sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(s0, s1)));
+  for (; i < n; ++i) sum += x[i];
+  const float mu = static_cast<float>(sum / static_cast<double>(n));
+  const VF vmu = hn::Set(df, mu);
+  VF v0 = hn::Zero(df), v1 = hn::Zero(df);
+  i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    const VF d0 = hn::Sub(hn::LoadU(df, x + i), vmu), d1 = hn::Sub(hn::LoadU(df, x + i + N), vmu);
+    v0 = hn::MulAdd(d0, d0, v0);
+    v1 = hn::MulAdd(d1, d1, v1);
+  }
+  for (; i + N <= n; i += N) {
+    const VF d0 = hn::Sub(hn::LoadU(df, x + i), vmu);
+    v0 = hn::MulAdd(d0, d0, v0);
+  }
+  double var = hn::GetLane(hn::SumOfLanes(df, hn::Add(v0, v1)));
+  for (; i < n; ++i) var += static_cast<double>(x[i] - mu) * (x[i] - mu);
+  const float inv = 1.0f / std::sqrt(static_cast<float>(var / static_cast<double>(n)) + eps);
+  const VF vinv = hn::Set(df, inv);
+  i = 0;
+  for (; i + N <= n; i += N) {
+    const VF t = hn::Mul(hn::Sub(hn::LoadU(df, x + i), vmu), vinv);
+    hn::StoreU(hn::MulAdd(t, hn::LoadU(df, weight + i), hn::LoadU(df, bias + i)), df, out + i);
+  }
+  for (; i < n; ++i) out[i] = (x[i] - mu) * inv * weight[i] + bias[i];
+}
+
+// x / (1 + exp(-t)). The exponent is clamped to 100, inside Highway's valid range for Exp
+// (<= 104); exp(100) overflows to +inf like std::exp(-t) does for t < -88.7, so the result is
+// a signed zero there, as in the scalar reference.
+HWY_INLINE VF TimesSigmoid(DF df, VF x, VF t) {
+  const VF e = hn::Exp(df, hn::Min(hn::Neg(t), hn::Set(df, 100.0f)));
+  return x / (hn::Set(df, 1.0f) + e);
+}
+
+template <class F, class G>
+HWY_INLINE void MapInPlace(float* x, int64_t n, F vec_fn, G scalar_fn) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(vec_fn(df, hn::LoadU(df, x + i), i), df, x + i);
+  if (i < n) {  // tail through a padded vector so the tail gets the same math
+    float buf[64] = {0};
+    for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
+    hn::StoreU(vec_fn(df, hn::LoadU(df, buf), i), df, buf);
+    for (int64_t j = i; j < n; ++j) x[j] = buf[j - i];
+  }
+  (void)scalar_fn;
+}
+
+void SiluMul(float* gate, const float* up, int64_t n) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    const VF g = hn::LoadU(df, gate + i);
+    hn::StoreU(hn::Mul(TimesSigmoid(df, g, g), hn::LoadU(df, up + i)), df, gate + i);
+  }
+  if (i < n) {
+    float gb[64] = {0}, ub[64] = {0};
+    for (int64_t j = i; j < n; ++j) {
+      gb[j - i] = gate[j];
+      ub[j - i] = up[j];
+    }
+    const VF g = hn::LoadU(df, gb);
+    hn::StoreU(hn::Mul(TimesSigmoid(df, g, g), hn::LoadU(df, ub)), df, gb);
+    for (int64_t j = i; j < n; ++j) gate[j] = gb[j - i];
+  }
+}
+
+// GELU(tanh): 0.5 x (1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+void GeluTanh(float* x, int64_t n) {
+  MapInPlace(
+      x, n,
+      [](DF df, VF v, int64_t) {
+        const VF v3 = hn::Mul(hn::Mul(v, v), v);
+        const VF u2 = hn::Mul(hn::Set(df, 2.0f * 0.7978845608028654f), hn::MulAdd(hn::Set(df, 0.044715f), v3, v));
+        return TimesSigmoid(df, v, u2);
+      },
+      0);
+}
+
+// GELU(erf): x * Phi(x) = 0.5 x erfc(-x / sqrt(2)). erfc(z) for z >= 0 from the Chebyshev
+// fit of Numerical Recipes (erfcc: relative error < 1.2e-7 for all z >= 0); erfc(-z) = 2 - erfc(z).
+// Computing erfc directly keeps full relative accuracy in the left tail, where 1 + erf cancels.
+void GeluErf(float* x, int64_t n) {
+  MapInPlace(
+      x, n,
+      [](DF df, VF v, int64_t) {
+        const VF z = hn::Mul(v, hn::Set(df, -0.7071067811865476f));
+        const VF az = hn::Abs(z);
+        const VF one = hn::Set(df, 1.0f);
+        const VF t = one / hn::MulAdd(hn::Set(df, 0.5f), az, one);
+        VF p = hn::Set(df, 0.17087277f);
+        p = hn::MulAdd(p, t, hn::Set(df, -0.82215223f));
+        p = hn::MulAdd(p, t, hn::Set(df, 1.48851587f));
+        p = hn::MulAdd(p, t, hn::Set(df, -1.13520398f));
+        p = hn::MulAdd(p, t, hn::Set(df, 0.27886807f));
+        p = hn::MulAdd(p, t, hn::Set(df, -0.18628806f));
+        p = hn::MulAdd(p, t, hn::Set(df, 0.09678418f));
+        p = hn::MulAdd(p, t, hn::Set(df, 0.37409196f));
+        p = hn::MulAdd(p, t, hn::Set(df, 1.00002368f));
+        p = hn::MulAdd(p, t, hn::Set(df, -1.26551223f));
+        const VF arg = hn::Sub(p, hn::Mul(az, az));  // -z^2 + P(t); >= -FLT_MAX, so Exp is valid
+        const VF r = hn::Mul(t, hn::Exp(df, arg));   // erfc(|z|)
+        const VF erfc_z = hn::IfThenElse(z < hn::Zero(df), hn::Sub(hn::Set(df, 2.0f), r), r);
+        return hn::Mul(hn::Mul(hn::Set(df, 0.5f), v), erfc_z);
+      },
+      0);
+}
+
+void AddInPlace(float* x, const float* y, int64_t n) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::Add(hn::LoadU(df, x + i), hn::LoadU(df, y + i)), df, x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+void RopeRotateHalf(float* x, const float* cos, const float* sin, int64_t half) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  float* x2 = x + half;
+  int64_t i = 0;
+  for (; i + N <= half; i += N) {
+    const VF a = hn::LoadU(df, x + i), b = hn::LoadU(df, x2 + i);
+    const VF c = hn::LoadU(df, cos + i), s = hn::LoadU(df, sin + i);
+    hn::StoreU(hn::Sub(hn::Mul(a, c), hn::Mul(b, s)), df, x + i);
+    hn::StoreU(hn::Add(hn::Mul(b, c), hn::Mul(a, s)), df, x2 + i);
+  }
+  for (; i < half; ++i) {
+    const float a = x[i], b = x2[i];
+    x[i] = a * cos[i] - b * sin[i];
+    x2[i] = b * cos[i] + a * sin[i];
+  }
+}
+
+// ---- attention -----------------------------------------------------------------------------
+// Queries are processed kQB at a time (several positions and/or several GQA heads), so every
+// K and V row is loaded once per block; keys go in tiles of kTK with one online-softmax update
+// per tile. Scratch per block: kQB × head_dim accumulators, no [q, kv] buffer.
+constexpr int kQB = 4;
+constexpr int64_t kTK = 16;
+
+template <int QB>
+HWY_INLINE void ScoreTile(const float* qs, int64_t d, const float* k, int64_t k_stride, int64_t j0, int64_t tk,
+                          float* sc) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dv = d / N * N;
+  for (int64_t jj = 0; jj < tk; ++jj) {
+    const float* kj = k + (j0 + jj) * k_stride;
+    VF a[QB];
+    for (int q = 0; q < QB; ++q) a[q] = hn::Zero(df);
+    for (int64_t c = 0; c < dv; c += N) {
+      const VF kv = hn::LoadU(df, kj + c);
+      for (int q = 0; q < QB; ++q) a[q] = hn::MulAdd(hn::LoadU(df, qs + q * d + c), kv, a[q]);
+    }
+    for (int q = 0; q < QB; ++q) {
+      float s = hn::GetLane(hn::SumOfLanes(df, a[q]));
+      for (int64_t c = dv; c < d; ++c) s += qs[q * d + c] * kj[c];
+      sc[q * kTK + jj] = s;
+    }
+  }
+}
+
+template <int QB>
+HWY_INLINE void AccumulateV(float* acc, int64_t d, const float* v, int64_t v_stride, int64_t j0, int64_t tk,
+                            const float* p) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t dv = d / N * N;
+  for (int64_t c = 0; c < dv; c += N) {
+    VF a[QB];
+    for (int q = 0; q < QB; ++q) a[q] = hn::LoadU(df, acc + q * d + c);
+    for (int64_t jj = 0; jj < tk; ++jj) {
+      const VF vv = hn::LoadU(df, v + (j0 + jj) * v_stride + c);
+      for (int q = 0; q < QB; ++q) a[q] = hn::MulAdd(hn::Set(df, p[q * kTK + jj]), vv, a[q]);
+    }
+    for (int q = 0; q < QB; ++q) hn::StoreU(a[q], df, acc + q * d + c);
+  }
+  for (int64_t c = dv; c < d; ++c) {
+    for (int64_t jj = 0; jj < tk; ++jj) {
+      const float vv = v[(j0 + jj) * v_stride + c];
+      for (int q = 0; q < QB; ++q) acc[q * d + c] += p[q * kTK + jj] * vv;
+    }
+  }
+}
+
+template <int QB>
+HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, const int64_t* last, const float* k,
+                            const float* v, const AttentionShape& s, float* qs, float* acc, float* sc) {
+  const DF df;
+  const int64_t d = s.head_dim;
+  float mx[QB], l[QB];
+  int64_t kend = 0;
+  for (int q = 0; q < QB; ++q) {
+    for (int64_t c = 0; c < d; ++c) qs[q * d + c] = qrows[q][c] * s.scale;
+    for (int64_t c = 0; c < d; ++c) acc[q * d + c] = 0.0f;
+    mx[q] = -HUGE_VALF;
+    l[q] = 0.0f;
+    kend = std::max(kend, last[q] + 1);
+  }
+  float* p = sc + QB * kTK;
+  for (int64_t j0 = 0; j0 < kend; j0 += kTK) {
+    const int64_t tk = std::min(kTK, kend - j0);
+    ScoreTile<QB>(qs, d, k, s.k_stride, j0, tk, sc);
+    for (int q = 0; q < QB; ++q) {
+      const int64_t valid = std::min(tk, last[q] - j0 + 1);  // keys j0 .. j0+valid-1 are visible
+      float* sq = sc + q * kTK;
+      float* pq = p + q * kTK;
+      if (valid <= 0) {
+        for (int64_t jj = 0; jj < kTK; ++jj) pq[jj] = 0.0f;
+        continue;
+      }
+      float tmax = sq[0];
+      for (int64_t jj = 1; jj < valid; ++jj) tmax = std::max(tmax, sq[jj]);
+      const float m_new = std::max(mx[q], tmax);
+      for (int64_t jj = valid; jj < kTK; ++jj) sq[jj] = m_new;  // masked below
+      VF vsum = hn::Zero(df);
+      const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+      const VF vm = hn::Set(df, m_new);
+      for (int64_t jj = 0; jj < kTK; jj += N) {
+        const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, sq + jj), vm));
+        hn::StoreU(e, df, pq + jj);
+      }
+      for (int64_t jj = valid; jj < kTK; ++jj) pq[jj] = 0.0f;
+      for (int64_t jj = 0; jj < kTK; jj += N) vsum = hn::Add(vsum, hn::LoadU(df, pq + jj));
+      const float psum = hn::GetLane(hn::SumOfLanes(df, vsum));
+      if (m_new > mx[q]) {
+        const float corr = std::exp(mx[q] - m_new);  // 0 on the first tile
+        l[q] *= corr;
+        const VF vc = hn::Set(df, corr);
+        float* aq = acc + q * d;
+        int64_t c = 0;
+        for (; c + N <= d; c += N) hn::StoreU(hn::Mul(hn::LoadU(df, aq + c), vc), df, aq + c);
+        for (; c < d; ++c) aq[c] *= corr;
+        mx[q] = m_new;
+      }
+      l[q] += psum;
+    }
+    AccumulateV<QB>(acc, d, v, s.v_stride, j0, tk, p);
+  }
+  for (int q = 0; q < QB; ++q) {
+    const float inv = l[q] > 0.0f ? 1.0f / l[q] : 0.0f;
+    for (int64_t c = 0; c < d; ++c) orows[q][c] = acc[q * d + c] * inv;
+  }
+}
+
+void Attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+  const int64_t heads = std::max<int64_t>(1, s.q_heads), d = s.head_dim;
+  const int64_t total = s.q_len * heads;
+  if (total <= 0 || d <= 0) return;
+  HwyScratch& scr = hwy_scratch();
+  float* qs = grow(scr.a, static_cast<size_t>(kQB * d));
+  float* acc = grow(scr.b, static_cast<size_t>(kQB * d));
+  float* sc = grow(scr.c, static_cast<size_t>(2 * kQB * kTK));
+  // Query index t = position * heads + head: the heads of one position share the causal limit.
+  for (int64_t t0 = 0; t0 < total; t0 += kQB) {
+    const int qb = static_cast<int>(std::min<int64_t>(kQB, total - t0));
+    const float* qrows[kQB];
+    float* orows[kQB];
+    int64_t last[kQB];
+    for (int j = 0; j < qb; ++j) {
+      const int64_t t = t0 + j, i = t / heads, h = t % heads;
+      qrows[j] = q + h * s.q_head_stride + i * s.q_stride;
+      orows[j] = out + h * s.out_head_stride + i * s.out_stride;
+      last[j] = s.causal ? std::min(s.kv_len - 1, s.causal_offset + i) : s.kv_len - 1;
+    }
+    switch (qb) {
+      case 4: AttendBlock<4>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      case 3: AttendBlock<3>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      case 2: AttendBlock<2>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      default: AttendBlock<1>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace qvl::kernels::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace qvl::kernels::detail {
+
+HWY_EXPORT(ConvertRow);
+HWY_EXPORT(DenseMatvec);
+HWY_EXPORT(DenseGemm);
+HWY_EXPORT(PanelRows);
+HWY_EXPORT(QuantizeActs);
+HWY_EXPORT(RmsNorm);
+HWY_EXPORT(LayerNorm);
+HWY_EXPORT(SiluMul);
+HWY_EXPORT(GeluTanh);
+HWY_EXPORT(GeluErf);
+HWY_EXPORT(AddInPlace);
+HWY_EXPORT(RopeRotateHalf);
+HWY_EXPORT(Attention);
+
+void hwy_limit_targets(Isa isa) {
+  hwy::SetSupportedTargetsForTest(0);  // back to what the CPU really supports
+  const int64_t real = hwy::SupportedTargets();
+  int64_t allowed = real;
+  const int64_t below_avx512 = HWY_AVX2 | HWY_SSE4 | HWY_SSSE3 | HWY_EMU128 | HWY_SCALAR;
+  const int64_t below_avx2 = HWY_SSE4 | HWY_SSSE3 | HWY_EMU128 | HWY_SCALAR;
+  if (isa == Isa::kAVX2) allowed &= below_avx512;
+  if (isa <= Isa::kSSE4) allowed &= below_avx2;
+  if (allowed == 0) allowed = HWY_SCALAR;
+  if (allowed != real) hwy::SetSupportedTargetsForTest(allowed);
+  hwy::GetChosenTarget().Update(hwy::SupportedTargets());
+}
+
+void convert_row_simd(DType t, const void* src, float* dst, int64_t n) { HWY_DYNAMIC_DISPATCH(ConvertRow)(t, src, dst, n); }
+void dense_matvec_simd(const WeightMatrix& w, const float* x, const float* bias, float* y, int64_t r0, int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(DenseMatvec)(w, x, bias, y, r0, r1);
+}
+void dense_gemm_simd(const WeightMatrix& w, const float* x, int64_t m, const float* bias, float* y, int64_t r0,
+                     int64_t r1) {
+  HWY_DYNAMIC_DISPATCH(DenseGemm)(w, x, m, bias, y, r0, r1);
+}
+int64_t dense_gemm_panel_rows() { return HWY_DYNAMIC_DISPATCH(PanelRows)(); }
+void quantize_acts_simd(const float* x, int64_t m, int64_t k, int32_t zero_point, int8_t* q, float* d,
+                        int32_t* init, float* ds) {
+  HWY_DYNAMIC_DISPATCH(QuantizeActs)(x, m, k, zero_point, q, d, init, ds);
+}
+void rms_norm_simd(const float* x, const float* weight, int64_t n, float eps, float* out) {
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(x, weight, n, eps, out);
+}
+void layer_norm_simd(const float* x, const float* weight, const float* bias, int64_t n, float eps, float* out) {
+  HWY_DYNAMIC_DISPATCH(LayerNorm)(x, weight, bias, n, eps, out);
+}
+void silu_mul_simd(float* gate, const float* up, int64_t n) { HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n); }
+void gelu_tanh_simd(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(GeluTanh)(x, n); }
+void gelu_erf_simd(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(GeluErf)(x, n); }
+void add_simd(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInPlace)(x, y, n); }
+void rope_rotate_half_simd(float* x, const float* cos, const float* sin, int64_t half) {
+  HWY_DYNAMIC_DISPATCH(RopeRotateHalf)(x, cos, sin, half);
+}
+void attention_simd(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+  HWY_DYNAMIC_DISPATCH(Attention)(q, k, v, out, s);
+}
+
+}  // namespace qvl::kernels::detail
+#endif  // HWY_ONCE

@@ -1,0 +1,129 @@
+#include "runtime/golden_dump.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/check.h"
+#include "core/json_util.h"
+#include "runtime/generator_impl.h"
+
+namespace qvl {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+Json write_f32(const fs::path& dir, const std::string& name, const float* data, std::vector<int64_t> shape) {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  std::ofstream out(dir / name, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
+  if (!out) fail(ErrorKind::kIo, "cannot write '", (dir / name).string(), "'");
+  return {{"file", name}, {"dtype", "float32"}, {"shape", shape}};
+}
+
+void write_json(const fs::path& path, const Json& j) {
+  std::ofstream out(path, std::ios::trunc);
+  out << j.dump(1) << "\n";
+  if (!out) fail(ErrorKind::kIo, "cannot write '", path.string(), "'");
+}
+
+Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, const std::string& name,
+              const fs::path& out_dir, const DumpOptions& options) {
+  Json spec = load_json_file((fixture / (name + ".json")).string());
+  const Json& messages = json_require(spec, "messages", name + ".json");
+  Processor processor(model);
+  ProcessedInputs inputs = processor.process(messages.dump(), {}, true, fixture.string());
+
+  GeneratorParams params;  // greedy, no EOS stop, exactly N tokens: what the reference ran
+  params.do_sample = false;
+  params.stop_at_eos = false;
+  params.max_new_tokens = options.greedy_tokens;
+  Generator gen(model, params);
+  gen.append_inputs(inputs);
+  Generator::Impl& g = gen.impl();
+
+  Json out;
+  out["name"] = name;
+  out["input_ids"] = inputs.input_ids;
+  out["image_grid_thw"] = inputs.image_grid_thw;
+  Json rows = Json::array({Json::array(), Json::array(), Json::array()});
+  for (const Position3& p : g.last_prompt_positions)
+    for (int c = 0; c < 3; ++c) rows[c].push_back(p[static_cast<size_t>(c)]);
+  out["position_ids"] = rows;
+  out["rope_deltas"] = g.next_position() - static_cast<int64_t>(inputs.input_ids.size());
+  double norm = 0;
+  for (float v : g.last_hidden) norm += static_cast<double>(v) * v;
+  out["final_hidden_norm_last"] = std::sqrt(norm);
+  out["last_logits"] = write_f32(out_dir, name + ".last_logits.f32.bin", g.logits.data(),
+                                 {static_cast<int64_t>(g.logits.size())});
+  if (!inputs.image_grid_thw.empty()) {
+    out["pixel_values"] = write_f32(out_dir, name + ".pixel_values.f32.bin", inputs.pixel_values.data(),
+                                    {inputs.pixel_rows, inputs.pixel_cols});
+    const VisionOutput& v = g.last_vision;
+    out["vision_embeds"] = write_f32(out_dir, name + ".vision_embeds.f32.bin", v.embeds.data(), {v.tokens, v.hidden});
+    Json ds = Json::array();
+    for (size_t j = 0; j < v.deepstack.size(); ++j)
+      ds.push_back(write_f32(out_dir, name + ".deepstack" + std::to_string(j) + ".f32.bin", v.deepstack[j].data(),
+                             {v.tokens, v.hidden}));
+    out["deepstack_embeds"] = ds;
+  }
+  std::vector<int32_t> tokens;
+  while (!gen.is_done()) {
+    gen.generate_next_token();
+    tokens.push_back(gen.next_token());
+  }
+  out["greedy_tokens"] = tokens;
+  out["prompt_text"] = inputs.prompt_text;
+  return out;
+}
+
+}  // namespace
+
+int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, const DumpOptions& options,
+                 std::ostream& log) {
+  const fs::path fixture(fixture_dir), out(out_dir);
+  Json manifest = load_json_file((fixture / "manifest.json").string());
+  const std::string model_dir = (fixture / json_require(manifest, "model_dir", "manifest.json").get<std::string>()).string();
+  fs::create_directories(out);
+  ModelOptions mo;
+  mo.threads = options.threads;
+  mo.context_length = 8192;
+  auto model = Model::load(model_dir, mo);
+
+  int failures = 0;
+  for (const Json& c : json_require(manifest, "cases", "manifest.json")) {
+    const std::string name = c.is_string() ? c.get<std::string>() : c.value("name", std::string());
+    try {
+      write_json(out / (name + ".json"), run_case(model, fixture, name, out, options));
+      log << "case " << name << ": ok\n";
+    } catch (const Error& e) {
+      ++failures;
+      log << "case " << name << ": error: " << e.what() << "\n";
+    }
+  }
+
+  if (manifest.contains("tokenizer_cases") && manifest["tokenizer_cases"].is_string()) {
+    const std::string file = manifest["tokenizer_cases"].get<std::string>();
+    try {
+      Json in = load_json_file((fixture / file).string());
+      Tokenizer tokenizer(model);
+      Json cases = Json::array();
+      for (const Json& tc : json_require(in, "cases", file)) {
+        const std::string text = json_require(tc, "text", file).get<std::string>();
+        std::vector<int32_t> ids = tokenizer.encode(text);
+        cases.push_back({{"text", text}, {"ids", ids}, {"decode", tokenizer.decode(ids, false)},
+                         {"decode_skip_special_tokens", tokenizer.decode(ids, true)}});
+      }
+      write_json(out / file, Json{{"cases", cases}});
+      log << "tokenizer cases: " << cases.size() << " written\n";
+    } catch (const Error& e) {
+      ++failures;
+      log << "tokenizer cases: error: " << e.what() << "\n";
+    }
+  }
+  return failures;
+}
+
+}  // namespace qvl

@@ -1,0 +1,20 @@
+// Runs every case of a fixture directory (manifest.json: model_dir, cases, tokenizer_cases)
+// and writes what the golden format asks for, so a dump can be compared with the reference
+// (tests do it in C++; ../shared/tools/check_golden.py does it in Python).
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace qvl {
+
+struct DumpOptions {
+  int threads = 0;
+  int64_t greedy_tokens = 16;
+};
+
+// Returns the number of cases that failed (each failure is logged and the run goes on).
+int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, const DumpOptions& options,
+                 std::ostream& log);
+
+}  // namespace qvl

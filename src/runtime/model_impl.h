@@ -1,0 +1,39 @@
+// What a loaded Model holds. Everything here is read-only after load, so generators on
+// several threads can share it (the thread pool serializes their parallel regions).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/thread_pool.h"
+#include "formats/checkpoint.h"
+#include "formats/model_config.h"
+#include "image/preprocess.h"
+#include "model/mrope_positions.h"
+#include "model/text/text_decoder.h"
+#include "model/vision/vision_encoder.h"
+#include "qvl/qvl.hpp"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace qvl {
+
+struct Model::Impl {
+  std::string dir;
+  ModelConfig config;
+  GenerationConfig generation;
+  std::unique_ptr<Checkpoint> checkpoint;
+  std::unique_ptr<TextDecoder> decoder;
+  std::unique_ptr<VisionEncoder> vision;  // null for text-only models
+  std::unique_ptr<BpeTokenizer> tokenizer;
+  std::optional<ChatTemplate> chat_template;
+  PreprocessorConfig preprocessor;
+  VisionTokenIds vision_ids;
+  std::unique_ptr<ThreadPool> pool;
+  ModelInfo info;
+
+  const ChatTemplate& require_chat_template() const;
+};
+
+}  // namespace qvl

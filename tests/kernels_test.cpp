@@ -1,0 +1,699 @@
+// Kernels: every dispatched implementation (each ISA level this CPU supports) against the scalar
+// reference or an exact double-precision computation. Tolerances are forward error bounds of the
+// arithmetic each kernel performs (u = 2^-24, gamma(n) = n u / (1 - n u)), not fitted numbers.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "kernels/quant.h"
+#include "kernels/reference.h"
+#include "kernels/simd.h"
+
+namespace qvl::kernels {
+namespace {
+
+constexpr double kU = 1.0 / (1 << 24);  // unit roundoff of fp32
+double gamma(double n) { return n * kU / (1.0 - n * kU); }
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kScalar, Isa::kSSE4, Isa::kAVX2, Isa::kAVX512})
+    if (isa <= detected_isa()) out.push_back(isa);
+  return out;
+}
+
+std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) { return std::string(isa_name(info.param)); }
+
+class IsaTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override { ASSERT_EQ(set_max_isa(GetParam()), GetParam()); }
+  void TearDown() override { set_max_isa(Isa::kAVX512); }
+};
+
+std::vector<float> randn(size_t n, uint32_t seed, float sigma = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<float> randu(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A dense matrix in some dtype plus its exact fp32 values.
+struct Dense {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;
+  WeightMatrix w;
+};
+
+Dense make_dense(DType t, int64_t rows, int64_t cols, uint32_t seed, float sigma = 0.5f) {
+  Dense d;
+  d.values = randn(static_cast<size_t>(rows * cols), seed, sigma);
+  d.bytes.resize(static_cast<size_t>(rows * cols) * dtype_size(t));
+  for (size_t i = 0; i < d.values.size(); ++i) {
+    if (t == DType::kF32) {
+      std::memcpy(d.bytes.data() + 4 * i, &d.values[i], 4);
+    } else {
+      const uint16_t h = t == DType::kBF16 ? f32_to_bf16(d.values[i]) : f32_to_f16(d.values[i]);
+      std::memcpy(d.bytes.data() + 2 * i, &h, 2);
+      d.values[i] = t == DType::kBF16 ? bf16_to_f32(h) : f16_to_f32(h);
+    }
+  }
+  d.w = WeightMatrix{t, rows, cols, d.bytes.data()};
+  return d;
+}
+
+// ---- ISA selection ------------------------------------------------------------------------------
+
+TEST(Isa, SetMaxIsaClampsToTheCpu) {
+  EXPECT_EQ(set_max_isa(Isa::kScalar), Isa::kScalar);
+  EXPECT_EQ(active_isa(), Isa::kScalar);
+  EXPECT_EQ(set_max_isa(Isa::kAVX512), detected_isa());
+  EXPECT_EQ(active_isa(), detected_isa());
+  // Highway's dispatch follows the cap: the GEMM panel is two vectors of fp32.
+  const int64_t panel[] = {0, 8, 16, 32};
+  for (Isa isa : supported_isas()) {
+    set_max_isa(isa);
+    if (isa != Isa::kScalar) {
+      EXPECT_EQ(detail::dense_gemm_panel_rows(), panel[static_cast<int>(isa)]) << isa_name(isa);
+    }
+  }
+  set_max_isa(Isa::kAVX512);
+  std::printf("detected ISA: %s\n", std::string(isa_name(detected_isa())).c_str());
+}
+
+// ---- dense matmul -------------------------------------------------------------------------------
+
+TEST_P(IsaTest, DenseMatmulMatchesExact) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (int64_t rows : {1, 3, 17, 33}) {
+      for (int64_t cols : {1, 5, 31, 32, 33, 100, 257}) {
+        const Dense W = make_dense(t, rows, cols, static_cast<uint32_t>(rows * 1000 + cols));
+        const std::vector<float> bias = randn(static_cast<size_t>(rows), 7);
+        for (int64_t m : {1, 2, 7, 64}) {
+          const std::vector<float> x = randn(static_cast<size_t>(m * cols), static_cast<uint32_t>(m + 99));
+          for (bool with_bias : {false, true}) {
+            std::vector<float> y(static_cast<size_t>(m * rows), NAN);
+            matmul(x.data(), m, W.w, with_bias ? bias.data() : nullptr, y.data(), nullptr);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t r = 0; r < rows; ++r) {
+                double exact = with_bias ? bias[r] : 0.0, mag = with_bias ? std::fabs(bias[r]) : 0.0;
+                for (int64_t c = 0; c < cols; ++c) {
+                  const double p = static_cast<double>(x[i * cols + c]) * W.values[r * cols + c];
+                  exact += p;
+                  mag += std::fabs(p);
+                }
+                // Any summation order of cols products plus the bias: gamma(cols + 1) * sum |terms|.
+                const double tol = gamma(static_cast<double>(cols + 1)) * mag + 1e-30;
+                ASSERT_LE(std::fabs(y[i * rows + r] - exact), tol)
+                    << dtype_name(t) << " rows=" << rows << " cols=" << cols << " m=" << m << " i=" << i << " r=" << r;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(IsaTest, GatherRowDense) {
+  for (DType t : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const Dense W = make_dense(t, 5, 77, 3);
+    std::vector<float> out(77);
+    for (int64_t r = 0; r < 5; ++r) {
+      gather_row(W.w, r, out.data());
+      for (int64_t c = 0; c < 77; ++c) ASSERT_EQ(out[c], W.values[r * 77 + c]);
+    }
+  }
+}
+
+// ---- quantized formats --------------------------------------------------------------------------
+
+constexpr WeightFormat kQuantFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K};
+
+// Decodes (scale, offset, code) of weight (row, col) straight from the documented layout, so
+// the tests check the layout as well: value = scale * code - offset.
+struct Decoded {
+  double scale, offset;
+  int code;
+};
+Decoded decode(const detail::QLayout& L, const uint8_t* data, int64_t row, int64_t col) {
+  const int64_t g = row / 16, r = row % 16, b = col / 32, c = col % 32;
+  const uint8_t* grp = data + g * L.group_bytes;
+  const uint8_t* codes = grp + b * L.codes_per_block;
+  auto u16 = [&](size_t off) {
+    uint16_t h;
+    std::memcpy(&h, grp + off, 2);
+    return h;
+  };
+  Decoded d{};
+  if (L.format == WeightFormat::kQ8_0) {
+    d.code = static_cast<int>(codes[(c / 4) * 64 + r * 4 + c % 4]) - 128;
+    d.scale = f16_to_f32(u16(L.scales_off + (b * 16 + r) * 2));
+  } else {
+    const int step = static_cast<int>(c / 4);
+    const uint8_t byte = codes[(step % 4) * 64 + r * 4 + c % 4];
+    const int q = step < 4 ? (byte & 15) : (byte >> 4);
+    if (L.format == WeightFormat::kQ4_0) {
+      d.code = q - 8;
+      d.scale = f16_to_f32(u16(L.scales_off + (b * 16 + r) * 2));
+    } else {
+      const int64_t sb = b / 8;
+      d.code = q;
+      d.scale = static_cast<double>(bf16_to_f32(u16(L.scales_off + (sb * 16 + r) * 2))) *
+                grp[L.sc_off + b * 16 + r];
+      d.offset = static_cast<double>(bf16_to_f32(u16(L.dmin_off + (sb * 16 + r) * 2))) * grp[L.mn_off + b * 16 + r];
+    }
+  }
+  return d;
+}
+
+TEST(Quantize, RejectsBadShapesAndFormats) {
+  const Dense W = make_dense(DType::kF32, 4, 48, 1);
+  for (WeightFormat f : kQuantFormats) {
+    EXPECT_FALSE(can_quantize(f, 4, 48));
+    try {
+      quantize_matrix(W.w, f);
+      ADD_FAILURE() << "expected qvl::Error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+    }
+  }
+  const Dense ok = make_dense(DType::kF32, 4, 64, 1);
+  EXPECT_THROW(quantize_matrix(ok.w, WeightFormat::kDense), Error);
+  EXPECT_TRUE(can_quantize(WeightFormat::kQ4_K, 4, 64));
+  EXPECT_EQ(parse_weight_format("Q4_K"), WeightFormat::kQ4_K);
+  EXPECT_THROW(parse_weight_format("q3_k"), Error);
+}
+
+// Element-wise error of quantize -> dequantize, bounded per block from the format's definition.
+TEST(Quantize, DequantizeErrorBounds) {
+  const int64_t rows = 33, cols = 544;  // 17 blocks: Q4_K ends with a partial super-block
+  std::vector<float> vals = randn(static_cast<size_t>(rows * cols), 11, 0.05f);
+  vals[5] = 0.9f;  // an outlier
+  for (int64_t c = 0; c < 32; ++c) vals[static_cast<size_t>(2 * cols + 64 + c)] = 0.0f;  // an all-zero block
+  for (int64_t c = 0; c < 32; ++c) vals[static_cast<size_t>(3 * cols + 96 + c)] = 0.25f;  // a constant block
+  const WeightMatrix src{DType::kF32, rows, cols, vals.data()};
+  for (WeightFormat f : kQuantFormats) {
+    const QuantizedMatrix q = quantize_matrix(src, f);
+    const detail::QLayout L = detail::q_layout(f, rows, cols);
+    ASSERT_EQ(q.size_bytes(), weight_storage_bytes(q.view()));
+    std::vector<float> deq(static_cast<size_t>(rows * cols));
+    dequantize_matrix(q, deq.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        const float* x = &vals[r * cols + b * 32];
+        float amax = 0.0f;
+        for (int c = 0; c < 32; ++c) amax = std::max(amax, std::fabs(x[c]));
+        for (int c = 0; c < 32; ++c) {
+          const int64_t col = b * 32 + c;
+          const Decoded d = decode(L, q.bytes(), r, col);
+          const double value = d.scale * d.code - d.offset;
+          ASSERT_NEAR(deq[r * cols + col], value, 1e-7 * (std::fabs(value) + std::fabs(d.offset)));
+          const double err = std::fabs(static_cast<double>(deq[r * cols + col]) - x[c]);
+          double bound;
+          if (f == WeightFormat::kQ8_0) {
+            // scale >= amax/127 (rounded away), so no clamping: half a step plus the rounding of x/scale.
+            EXPECT_GE(d.scale * 127.0, amax * (1 - 1e-7));
+            bound = d.scale * (0.5 + 128 * kU) + std::fabs(x[c]) * kU;
+          } else if (f == WeightFormat::kQ4_0) {
+            // The extreme value maps to code -8; the opposite side can reach +8, clamped to +7.
+            const double t = x[c] / d.scale;
+            bound = std::fabs(d.scale) * ((t <= 7.5 ? 0.5 : 1.0) + 16 * kU) + std::fabs(x[c]) * kU;
+          } else {
+            // Half a step inside [-offset, 15 scale - offset]; outside, the distance to the range.
+            const double lo = -d.offset, hi = 15 * d.scale - d.offset;
+            const double outside = std::max({0.0, lo - x[c], x[c] - hi});
+            bound = 0.5 * d.scale + outside + 32 * kU * (std::fabs(x[c]) + d.offset + d.scale * 15);
+          }
+          ASSERT_LE(err, bound) << weight_format_name(f) << " r=" << r << " col=" << col << " x=" << x[c];
+        }
+      }
+    }
+    // The zero block decodes to exact zeros.
+    for (int64_t c = 0; c < 32; ++c) EXPECT_EQ(deq[static_cast<size_t>(2 * cols + 64 + c)], 0.0f);
+  }
+}
+
+// Quality ordering on Gaussian weights: Q8_0 << Q4_K < Q4_0, each near its expected level.
+TEST(Quantize, RelativeRmsError) {
+  const int64_t rows = 64, cols = 2048;
+  const std::vector<float> vals = randn(static_cast<size_t>(rows * cols), 5, 0.02f);
+  const WeightMatrix src{DType::kF32, rows, cols, vals.data()};
+  double rel[4] = {};
+  for (WeightFormat f : kQuantFormats) {
+    const QuantizedMatrix q = quantize_matrix(src, f);
+    std::vector<float> deq(vals.size());
+    dequantize_matrix(q, deq.data());
+    double se = 0, ss = 0;
+    for (size_t i = 0; i < vals.size(); ++i) {
+      se += (deq[i] - vals[i]) * static_cast<double>(deq[i] - vals[i]);
+      ss += static_cast<double>(vals[i]) * vals[i];
+    }
+    rel[static_cast<int>(f)] = std::sqrt(se / ss);
+    std::printf("%s: relative RMS error %.4f (%.3f bits/weight)\n", std::string(weight_format_name(f)).c_str(),
+                rel[static_cast<int>(f)], 8.0 * q.size_bytes() / static_cast<double>(rows * cols));
+  }
+  EXPECT_LT(rel[1], 0.01);                // Q8_0: step amax/127 ~ 2.3 sigma / 127
+  EXPECT_LT(rel[3], 0.9 * rel[2]);        // Q4_K better than Q4_0
+  EXPECT_LT(rel[2], 0.15);                // Q4_0: step amax/8
+}
+
+TEST(Quantize, ParallelQuantizationIsIdentical) {
+  const Dense W = make_dense(DType::kBF16, 70, 320, 9, 0.1f);
+  ThreadPool pool(3);
+  for (WeightFormat f : kQuantFormats) {
+    const QuantizedMatrix a = quantize_matrix(W.w, f);
+    const QuantizedMatrix b = quantize_matrix(W.w, f, &pool);
+    ASSERT_EQ(a.size_bytes(), b.size_bytes());
+    EXPECT_EQ(std::memcmp(a.bytes(), b.bytes(), a.size_bytes()), 0) << weight_format_name(f);
+    // Re-quantizing a dequantized Q8_0 matrix reproduces it (its values are on the grid).
+    if (f == WeightFormat::kQ8_0) {
+      const QuantizedMatrix c = quantize_matrix(a, f);
+      EXPECT_EQ(std::memcmp(a.bytes(), c.bytes(), a.size_bytes()), 0);
+    }
+  }
+}
+
+TEST_P(IsaTest, GatherRowQuantized) {
+  const Dense W = make_dense(DType::kF32, 20, 96, 4);
+  for (WeightFormat f : kQuantFormats) {
+    const QuantizedMatrix q = quantize_matrix(W.w, f);
+    std::vector<float> all(20 * 96), row(96);
+    dequantize_matrix(q, all.data());
+    for (int64_t r = 0; r < 20; ++r) {
+      gather_row(q, r, row.data());
+      for (int64_t c = 0; c < 96; ++c) ASSERT_EQ(row[c], all[r * 96 + c]);
+    }
+  }
+}
+
+TEST_P(IsaTest, ActivationQuantizationIsBitIdentical) {
+  const int64_t m = 5, k = 256;
+  std::vector<float> x = randn(static_cast<size_t>(m * k), 21, 3.0f);
+  for (int c = 0; c < 32; ++c) x[static_cast<size_t>(k + c)] = 0.0f;     // zero block
+  for (int c = 0; c < 32; ++c) x[static_cast<size_t>(2 * k + 32 + c)] *= 1e-30f;  // tiny block
+  x[static_cast<size_t>(3 * k + 7)] = 1e30f;                                // huge value
+  x[static_cast<size_t>(4 * k)] = 0.5f;                                     // ties appear after scaling
+  std::vector<int8_t> q1(m * k), q2(m * k);
+  const size_t nb = static_cast<size_t>(m * k / 32);
+  std::vector<float> d1(nb), d2(nb), s1(nb), s2(nb);
+  std::vector<int32_t> i1(nb), i2(nb);
+  detail::quantize_acts_scalar(x.data(), m, k, 8, q1.data(), d1.data(), i1.data(), s1.data());
+  if (GetParam() == Isa::kScalar) return;  // nothing dispatched to compare
+  detail::quantize_acts_simd(x.data(), m, k, 8, q2.data(), d2.data(), i2.data(), s2.data());
+  EXPECT_EQ(q1, q2);
+  EXPECT_EQ(std::memcmp(d1.data(), d2.data(), nb * 4), 0);
+  EXPECT_EQ(i1, i2);
+  EXPECT_EQ(std::memcmp(s1.data(), s2.data(), nb * 4), 0);
+}
+
+// Quantized matmul: (1) against the exact value of the int8 math (activations rounded by the
+// reference rounding), (2) against the fp32 product with the dequantized weights, within the
+// activation-rounding bound.
+TEST_P(IsaTest, QuantizedMatmul) {
+  for (WeightFormat f : kQuantFormats) {
+    for (int64_t rows : {1, 3, 17, 33}) {
+      for (int64_t cols : {32, 64, 96, 288, 544}) {
+        const Dense W = make_dense(DType::kF32, rows, cols, static_cast<uint32_t>(rows * 7 + cols), 0.1f);
+        const QuantizedMatrix q = quantize_matrix(W.w, f);
+        const detail::QLayout L = detail::q_layout(f, rows, cols);
+        std::vector<float> deq(static_cast<size_t>(rows * cols));
+        dequantize_matrix(q, deq.data());
+        const std::vector<float> bias = randn(static_cast<size_t>(rows), 3);
+        for (int64_t m : {1, 2, 7, 64}) {
+          const int64_t nb = cols / 32;
+          std::vector<float> x = randn(static_cast<size_t>(m * cols), static_cast<uint32_t>(m * 13 + cols), 2.0f);
+          std::vector<int8_t> xq(static_cast<size_t>(m * cols));
+          std::vector<float> dx(static_cast<size_t>(m * nb)), ds(static_cast<size_t>(m * nb));
+          std::vector<int32_t> init(static_cast<size_t>(m * nb));
+          detail::quantize_acts_scalar(x.data(), m, cols, 0, xq.data(), dx.data(), init.data(), ds.data());
+          for (bool with_bias : {false, true}) {
+            std::vector<float> y(static_cast<size_t>(m * rows), NAN);
+            matmul(x.data(), m, q, with_bias ? bias.data() : nullptr, y.data(), nullptr);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t r = 0; r < rows; ++r) {
+                double exact = with_bias ? bias[r] : 0.0, mag = with_bias ? std::fabs(bias[r]) : 0.0;
+                double fexact = exact, fmag = mag, act_err = 0.0;
+                for (int64_t b = 0; b < nb; ++b) {
+                  double dot = 0.0, sx = 0.0;
+                  Decoded d0{};
+                  for (int c = 0; c < 32; ++c) {
+                    const int64_t col = b * 32 + c;
+                    const Decoded d = decode(L, q.bytes(), r, col);
+                    d0 = d;
+                    dot += static_cast<double>(d.code) * xq[i * cols + col];
+                    sx += xq[i * cols + col];
+                    const double wv = deq[r * cols + col];
+                    fexact += wv * x[i * cols + col];
+                    fmag += std::fabs(wv * x[i * cols + col]);
+                    act_err += std::fabs(wv) * (dx[i * nb + b] * (0.5 + 400 * kU) + std::fabs(x[i * cols + col]) * 2 * kU);
+                  }
+                  const double t1 = d0.scale * dx[i * nb + b] * dot, t2 = d0.offset * dx[i * nb + b] * sx;
+                  exact += t1 - t2;
+                  mag += std::fabs(t1) + std::fabs(t2);
+                }
+                // At most 2 roundings per term before the sum, 2 terms per block (Q4_K), bias.
+                const double tol = gamma(static_cast<double>(2 * nb + 4)) * mag + 1e-30;
+                const float got = y[i * rows + r];
+                ASSERT_LE(std::fabs(got - exact), tol) << weight_format_name(f) << " rows=" << rows << " cols=" << cols
+                                                       << " m=" << m << " i=" << i << " r=" << r;
+                const double ftol = act_err + tol + gamma(static_cast<double>(cols + 1)) * fmag;
+                ASSERT_LE(std::fabs(got - fexact), ftol) << weight_format_name(f) << " vs dequantized fp32";
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(IsaTest, ScalarReferenceAgreesWithDispatch) {
+  // The public matmul at this ISA against ref::matmul (always scalar) on realistic widths with
+  // several row groups in flight; m = 130 with 4096 columns also spans several activation
+  // chunks of the blocked kernels. Both results are within gamma(2 nb + 4) * sum|terms| of the
+  // exact int8 math (see QuantizedMatmul), so they differ by at most twice that.
+  struct Case {
+    int64_t rows, cols, m;
+  };
+  for (const Case cs : {Case{100, 2560, 3}, Case{40, 4096, 130}}) {
+    const int64_t rows = cs.rows, cols = cs.cols, m = cs.m, nb = cols / 32;
+    const Dense W = make_dense(DType::kBF16, rows, cols, 77, 0.05f);
+    const std::vector<float> x = randn(static_cast<size_t>(m * cols), 78);
+    for (WeightFormat f : kQuantFormats) {
+      const QuantizedMatrix q = quantize_matrix(W.w, f);
+      const detail::QLayout L = detail::q_layout(f, rows, cols);
+      std::vector<float> y1(m * rows), y2(m * rows);
+      matmul(x.data(), m, q, nullptr, y1.data(), nullptr);
+      ref::matmul(x.data(), m, q, nullptr, y2.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<double> wmag(static_cast<size_t>(nb));  // per block: sum |scale code| + |offset|
+        for (int64_t b = 0; b < nb; ++b) {
+          for (int c = 0; c < 32; ++c) {
+            const Decoded d = decode(L, q.bytes(), r, b * 32 + c);
+            wmag[b] += std::fabs(d.scale * d.code) + std::fabs(d.offset);
+          }
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          double mag = 0;  // >= sum over blocks of |scale dx dot| + |offset dx sum|
+          for (int64_t b = 0; b < nb; ++b) {
+            float amax = 0;
+            for (int c = 0; c < 32; ++c) amax = std::max(amax, std::fabs(x[i * cols + b * 32 + c]));
+            mag += wmag[b] * amax * (1 + 1e-6);
+          }
+          ASSERT_NEAR(y1[i * rows + r], y2[i * rows + r], 2 * gamma(2.0 * nb + 4) * mag)
+              << weight_format_name(f) << " m=" << m << " i=" << i << " r=" << r;
+        }
+      }
+    }
+  }
+}
+
+// 1, 2 and 3 threads give bit-identical results (each output is computed by one thread with the
+// same code whatever the split).
+TEST_P(IsaTest, ThreadCountDeterminism) {
+  const int64_t rows = 200, cols = 512;
+  const Dense bf = make_dense(DType::kBF16, rows, cols, 5, 0.1f);
+  const Dense f32 = make_dense(DType::kF32, rows, cols, 6, 0.1f);
+  std::vector<QuantizedMatrix> qs;
+  for (WeightFormat f : kQuantFormats) qs.push_back(quantize_matrix(bf.w, f));
+  std::vector<WeightMatrix> mats = {bf.w, f32.w};
+  for (const auto& q : qs) mats.push_back(q.view());
+  ThreadPool p2(2), p3(3);
+  const std::vector<float> bias = randn(static_cast<size_t>(rows), 8);
+  for (const WeightMatrix& w : mats) {
+    for (int64_t m : {1, 7, 64}) {
+      const std::vector<float> x = randn(static_cast<size_t>(m * cols), static_cast<uint32_t>(m));
+      std::vector<float> y1(m * rows), y2(m * rows), y3(m * rows);
+      matmul(x.data(), m, w, bias.data(), y1.data(), nullptr);
+      matmul(x.data(), m, w, bias.data(), y2.data(), &p2);
+      matmul(x.data(), m, w, bias.data(), y3.data(), &p3);
+      EXPECT_EQ(std::memcmp(y1.data(), y2.data(), y1.size() * 4), 0) << weight_format_name(w.format) << " m=" << m;
+      EXPECT_EQ(std::memcmp(y1.data(), y3.data(), y1.size() * 4), 0) << weight_format_name(w.format) << " m=" << m;
+    }
+  }
+}
+
+// ---- element-wise kernels -----------------------------------------------------------------------
+
+const int64_t kSizes[] = {1, 7, 16, 33, 100, 2560};
+// Relative bounds hold for normal numbers; results below FLT_MIN (or whose intermediate
+// 1 + exp(-t) overflows, |result| < |x| e^-88.7 = |x| 2.9e-39) are only good to this much.
+constexpr double kUnderflow = 1.2e-38;
+
+TEST_P(IsaTest, RmsNorm) {
+  for (int64_t n : kSizes) {
+    const std::vector<float> x = randn(static_cast<size_t>(n), 1, 3.0f), w = randn(static_cast<size_t>(n), 2);
+    std::vector<float> out(static_cast<size_t>(n)), inplace = x;
+    rms_norm(x.data(), w.data(), n, 1e-6f, out.data());
+    rms_norm(inplace.data(), w.data(), n, 1e-6f, inplace.data());
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+    for (int64_t i = 0; i < n; ++i) {
+      const double exact = static_cast<double>(w[i]) * x[i] * inv;
+      // sum of squares (gamma(n) relative), mean/eps/sqrt/div (4 u), two products (2 u).
+      EXPECT_NEAR(out[i], exact, (0.5 * gamma(n) + 8 * kU) * std::fabs(exact) + 1e-37) << n;
+      EXPECT_EQ(out[i], inplace[i]);
+    }
+  }
+}
+
+TEST_P(IsaTest, LayerNorm) {
+  for (int64_t n : kSizes) {
+    std::vector<float> x = randn(static_cast<size_t>(n), 3, 2.0f);
+    for (auto& v : x) v += 5.0f;  // a mean far from zero
+    const std::vector<float> w = randn(static_cast<size_t>(n), 4), b = randn(static_cast<size_t>(n), 5);
+    std::vector<float> out(static_cast<size_t>(n));
+    layer_norm(x.data(), w.data(), b.data(), n, 1e-5f, out.data());
+    double mean = 0, asum = 0;
+    for (float v : x) {
+      mean += v;
+      asum += std::fabs(v);
+    }
+    mean /= n;
+    double var = 0;
+    for (float v : x) var += (v - mean) * (v - mean);
+    var /= n;
+    const double inv = 1.0 / std::sqrt(var + 1e-5);
+    // |d mean| <= gamma(n) mean|x|; the variance sees that shift and its own gamma(n) + 2u;
+    // then 4 roundings per output.
+    const double dmu = gamma(n) * asum / n + kU * std::fabs(mean);
+    for (int64_t i = 0; i < n; ++i) {
+      const double t = (x[i] - mean) * inv;
+      const double exact = t * w[i] + b[i];
+      const double dinv_rel = 0.5 * (gamma(n + 2) + 2 * dmu * inv * 2 * inv * std::sqrt(var)) + 4 * kU;
+      const double tol = std::fabs(w[i]) * (dmu * inv + std::fabs(t) * dinv_rel + 3 * kU * std::fabs(t)) +
+                         2 * kU * std::fabs(exact) + kU * std::fabs(b[i]);
+      EXPECT_NEAR(out[i], exact, tol) << n << " " << i;
+    }
+  }
+}
+
+TEST_P(IsaTest, SiluMul) {
+  for (int64_t n : kSizes) {
+    std::vector<float> g = randu(static_cast<size_t>(n), 6, -20.0f, 20.0f);
+    if (n > 3) {
+      g[0] = -100.0f;  // exp overflow region
+      g[1] = 100.0f;
+      g[2] = 0.0f;
+    }
+    const std::vector<float> up = randn(static_cast<size_t>(n), 7);
+    std::vector<float> out = g;
+    silu_mul(out.data(), up.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double exact = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * up[i];
+      // exp (<= 2 ulp), add, div, mul: 6 u relative. Where exp(-g) overflows (g < -88.7) the
+      // result is a signed zero, |exact| < |g up| 3e-39 there.
+      EXPECT_NEAR(out[i], exact, 6 * kU * std::fabs(exact) + 3e-39 * std::fabs(g[i] * up[i]) + 1e-44) << g[i];
+    }
+  }
+}
+
+TEST_P(IsaTest, GeluTanh) {
+  for (int64_t n : kSizes) {
+    std::vector<float> x = randu(static_cast<size_t>(n), 8, -12.0f, 12.0f);
+    std::vector<float> out = x;
+    gelu_tanh(out.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = x[i], u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+      const double exact = v / (1.0 + std::exp(-2.0 * u));  // = 0.5 v (1 + tanh u), no cancellation
+      // The argument u carries ~4 roundings (4 u |u| absolute); sigmoid'/sigmoid <= 1, so that is
+      // also the relative error of x*sigmoid(2u); plus ~6 u for exp/add/div/mul. The scalar
+      // reference computes 1 + tanh(u) in fp32, which cancels for u << 0: |x| * 2u absolute.
+      const double tol = (8 * std::fabs(u) + 8) * kU * std::fabs(exact) +
+                         (GetParam() == Isa::kScalar ? 2 * kU * std::fabs(v) : 0.0) + kUnderflow * (1 + std::fabs(v));
+      EXPECT_NEAR(out[i], exact, tol) << x[i];
+    }
+  }
+}
+
+TEST_P(IsaTest, GeluErf) {
+  for (int64_t n : kSizes) {
+    std::vector<float> x = randu(static_cast<size_t>(n), 9, -9.0f, 9.0f);
+    if (n > 4) {
+      x[0] = 0.0f;
+      x[1] = -1e-20f;
+      x[2] = 1e-3f;
+      x[3] = -5.5f;
+    }
+    std::vector<float> out = x;
+    gelu_erf(out.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = x[i], z = v / std::sqrt(2.0);
+      const double exact = 0.5 * v * std::erfc(-z);
+      // SIMD: erfc approximation 1.2e-7 relative (~2 u); its exponent -z^2 + P(t) is formed with
+      // absolute error ~ (z^2 + 2) 2u, which becomes relative error of erfc; plus ~8 u for the
+      // divisions, products and exp. The scalar reference forms 1 + erf in fp32: |x| u absolute.
+      const double tol = ((2 * z * z + 4) * 2 + 10) * kU * std::fabs(exact) +
+                         (GetParam() == Isa::kScalar ? 2 * kU * std::fabs(v) : 0.0) + kUnderflow * (1 + std::fabs(v));
+      EXPECT_NEAR(out[i], exact, tol) << x[i];
+    }
+  }
+}
+
+TEST_P(IsaTest, AddAndRope) {
+  for (int64_t n : kSizes) {
+    std::vector<float> x = randn(static_cast<size_t>(n), 10), y = randn(static_cast<size_t>(n), 11);
+    std::vector<float> a = x, b = x;
+    add(a.data(), y.data(), n);
+    ref::add(b.data(), y.data(), n);
+    EXPECT_EQ(a, b);  // one rounding each: identical
+
+    const int64_t half = n;
+    std::vector<float> r = randn(static_cast<size_t>(2 * half), 12), r2 = r;
+    std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) {
+      cs[i] = std::cos(0.37f * i);
+      sn[i] = std::sin(0.37f * i);
+    }
+    rope_rotate_half(r.data(), cs.data(), sn.data(), half);
+    for (int64_t i = 0; i < half; ++i) {
+      const double a0 = r2[i], b0 = r2[i + half];
+      const double e0 = a0 * cs[i] - b0 * sn[i], e1 = b0 * cs[i] + a0 * sn[i];
+      EXPECT_NEAR(r[i], e0, 2 * kU * (std::fabs(a0 * cs[i]) + std::fabs(b0 * sn[i])) + 1e-40);
+      EXPECT_NEAR(r[i + half], e1, 2 * kU * (std::fabs(b0 * cs[i]) + std::fabs(a0 * sn[i])) + 1e-40);
+    }
+  }
+}
+
+// ---- attention ----------------------------------------------------------------------------------
+
+struct AttnCase {
+  int64_t q_len, kv_len, d, heads;
+  bool causal;
+};
+
+void check_attention(const AttnCase& c, uint32_t seed) {
+  const int64_t d = c.d, heads = c.heads;
+  // Layout like the decoder: q rows hold all heads ([q_len][heads*d]); k/v rows padded.
+  const int64_t q_stride = heads * d + 3, kv_stride = d + 5;
+  const std::vector<float> q = randn(static_cast<size_t>(c.q_len * q_stride), seed, 1.0f);
+  const std::vector<float> k = randn(static_cast<size_t>(c.kv_len * kv_stride), seed + 1, 1.0f);
+  const std::vector<float> v = randn(static_cast<size_t>(c.kv_len * kv_stride), seed + 2, 1.0f);
+  std::vector<float> out(static_cast<size_t>(c.q_len * q_stride), NAN);
+  AttentionShape s;
+  s.q_len = c.q_len;
+  s.kv_len = c.kv_len;
+  s.head_dim = d;
+  s.q_stride = q_stride;
+  s.k_stride = s.v_stride = kv_stride;
+  s.out_stride = q_stride;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(d));
+  s.causal = c.causal;
+  s.causal_offset = c.causal ? c.kv_len - c.q_len : 0;
+  s.q_heads = heads;
+  s.q_head_stride = s.out_head_stride = d;
+  attention(q.data(), k.data(), v.data(), out.data(), s);
+
+  std::vector<double> score(static_cast<size_t>(c.kv_len));
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t i = 0; i < c.q_len; ++i) {
+      const float* qi = &q[i * q_stride + h * d];
+      const int64_t last = c.causal ? std::min(c.kv_len - 1, s.causal_offset + i) : c.kv_len - 1;
+      double mx = -INFINITY, ds_max = 0;
+      for (int64_t j = 0; j <= last; ++j) {
+        double dot = 0, mag = 0;
+        for (int64_t e = 0; e < d; ++e) {
+          dot += static_cast<double>(qi[e]) * k[j * kv_stride + e];
+          mag += std::fabs(static_cast<double>(qi[e]) * k[j * kv_stride + e]);
+        }
+        score[j] = dot * s.scale;
+        ds_max = std::max(ds_max, gamma(d + 2) * mag * s.scale);
+        mx = std::max(mx, score[j]);
+      }
+      double denom = 0;
+      for (int64_t j = 0; j <= last; ++j) denom += std::exp(score[j] - mx);
+      for (int64_t e = 0; e < d; ++e) {
+        double num = 0, absnum = 0;
+        for (int64_t j = 0; j <= last; ++j) {
+          const double p = std::exp(score[j] - mx);
+          num += p * v[j * kv_stride + e];
+          absnum += p * std::fabs(v[j * kv_stride + e]);
+        }
+        const double exact = num / denom;
+        // Score errors ds change every weight by a factor within exp(+-2 ds) (numerator and
+        // denominator); exp and the rescalings add a few u per weight; the two sums over up to
+        // kv_len terms add gamma(kv_len + 2) each.
+        const double rel = 2 * ds_max + 2 * gamma(static_cast<double>(last + 3)) + 12 * kU;
+        const double tol = rel * absnum / denom + 1e-30;
+        ASSERT_NEAR(out[i * q_stride + h * d + e], exact, tol)
+            << "q_len=" << c.q_len << " kv=" << c.kv_len << " d=" << d << " heads=" << heads << " causal=" << c.causal
+            << " h=" << h << " i=" << i << " e=" << e;
+      }
+    }
+  }
+}
+
+TEST_P(IsaTest, AttentionMatchesSoftmaxReference) {
+  const AttnCase cases[] = {
+      {1, 1, 16, 1, false},   {1, 7, 16, 1, true},     {5, 5, 64, 1, true},    {17, 100, 72, 1, true},
+      {17, 100, 72, 1, false}, {3, 40, 128, 4, true},  {1, 333, 128, 4, true}, {6, 50, 20, 2, false},
+      {1, 4096, 128, 4, true}, {9, 4096, 128, 1, true}, {4, 4096, 64, 1, false},
+  };
+  uint32_t seed = 100;
+  for (const AttnCase& c : cases) check_attention(c, seed += 10);
+}
+
+TEST_P(IsaTest, AttentionGqaEqualsPerHeadCalls) {
+  const int64_t d = 64, heads = 3, q_len = 5, kv_len = 70;
+  const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 1);
+  const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 2), v = randn(static_cast<size_t>(kv_len * d), 3);
+  AttentionShape s;
+  s.q_len = q_len;
+  s.kv_len = kv_len;
+  s.head_dim = d;
+  s.q_stride = s.out_stride = heads * d;
+  s.k_stride = s.v_stride = d;
+  s.scale = 0.125f;
+  s.causal = true;
+  s.causal_offset = kv_len - q_len;
+  std::vector<float> per_head(q.size()), grouped(q.size());
+  for (int64_t h = 0; h < heads; ++h) attention(q.data() + h * d, k.data(), v.data(), per_head.data() + h * d, s);
+  s.q_heads = heads;
+  s.q_head_stride = s.out_head_stride = d;
+  attention(q.data(), k.data(), v.data(), grouped.data(), s);
+  for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(per_head[i], grouped[i], 1e-6) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, IsaTest, ::testing::ValuesIn(supported_isas()), isa_param_name);
+
+}  // namespace
+}  // namespace qvl::kernels

@@ -1,0 +1,178 @@
+// ThreadPool: static chunking, exceptions, concurrent callers, nested calls, both the spinning
+// and the sleeping wake-up paths, and the cost of one fork/join.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace qvl {
+namespace {
+
+struct Chunk {
+  int64_t begin, end;
+  int thread;
+  bool operator<(const Chunk& o) const { return std::tie(begin, end, thread) < std::tie(o.begin, o.end, o.thread); }
+};
+
+std::vector<Chunk> chunks_of(ThreadPool& pool, int64_t n, int64_t grain) {
+  std::mutex mu;
+  std::vector<Chunk> out;
+  pool.parallel_for(
+      n,
+      [&](int64_t b, int64_t e, int t) {
+        std::lock_guard<std::mutex> lock(mu);
+        out.push_back({b, e, t});
+      },
+      grain);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ThreadPool, StaticChunksCoverRangeOnGrainBoundaries) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (int64_t n : {1, 2, 3, 7, 16, 17, 100, 1000}) {
+      for (int64_t grain : {1, 2, 16, 32}) {
+        const std::vector<Chunk> c = chunks_of(pool, n, grain);
+        ASSERT_FALSE(c.empty());
+        int64_t pos = 0;
+        std::set<int> seen;
+        for (const Chunk& ch : c) {
+          EXPECT_EQ(ch.begin, pos);
+          EXPECT_LT(ch.begin, ch.end);
+          EXPECT_TRUE(ch.begin % grain == 0);
+          EXPECT_TRUE(ch.end % grain == 0 || ch.end == n);
+          EXPECT_GE(ch.thread, 0);
+          EXPECT_LT(ch.thread, threads);
+          EXPECT_TRUE(seen.insert(ch.thread).second) << "one chunk per thread";
+          pos = ch.end;
+        }
+        EXPECT_EQ(pos, n);
+        // Deterministic: the same split every time.
+        EXPECT_EQ(chunks_of(pool, n, grain).size(), c.size());
+        const std::vector<Chunk> again = chunks_of(pool, n, grain);
+        for (size_t i = 0; i < c.size(); ++i) {
+          EXPECT_EQ(again[i].begin, c[i].begin);
+          EXPECT_EQ(again[i].thread, c[i].thread);
+        }
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, RunOnAllRunsOncePerThread) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> hits(4);
+  for (int rep = 0; rep < 100; ++rep) pool.run_on_all([&](int t) { hits[t].fetch_add(1); });
+  for (auto& h : hits) EXPECT_EQ(h.load(), 100);
+}
+
+TEST(ThreadPool, ExceptionsPropagateAndPoolStaysUsable) {
+  ThreadPool pool(3);
+  EXPECT_THROW(pool.parallel_for(300, [](int64_t b, int64_t, int) {
+    if (b > 0) throw std::runtime_error("boom");
+  }),
+               std::runtime_error);
+  EXPECT_THROW(pool.run_on_all([](int t) {
+    if (t == 0) throw std::logic_error("main");
+  }),
+               std::logic_error);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(1000, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) sum += i;
+  });
+  EXPECT_EQ(sum.load(), 999 * 1000 / 2);
+}
+
+TEST(ThreadPool, ConcurrentCallersAreSerialized) {
+  ThreadPool pool(3);
+  std::atomic<int> inside{0}, max_inside{0};
+  std::vector<std::thread> callers;
+  std::atomic<int64_t> total{0};
+  for (int c = 0; c < 4; ++c) {
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 500; ++rep) {
+        pool.run_on_all([&](int t) {
+          if (t == 0) {
+            const int now = inside.fetch_add(1) + 1;
+            int prev = max_inside.load();
+            while (now > prev && !max_inside.compare_exchange_weak(prev, now)) {
+            }
+          }
+          total.fetch_add(1);
+          if (t == 0) inside.fetch_sub(1);
+        });
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 4 * 500 * 3);
+  EXPECT_EQ(max_inside.load(), 1);
+}
+
+TEST(ThreadPool, NestedCallsRunInline) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  pool.parallel_for(4, [&](int64_t b, int64_t e, int t) {
+    for (int64_t i = b; i < e; ++i) {
+      pool.parallel_for(10, [&](int64_t b2, int64_t e2, int t2) {
+        EXPECT_EQ(t2, t);
+        for (int64_t j = b2; j < e2; ++j) sum += j;
+      });
+    }
+  });
+  EXPECT_EQ(sum.load(), 4 * 45);
+}
+
+TEST(ThreadPool, SleepingWorkersWakeUp) {
+  ::setenv("QVL_POOL_SPIN_US", "0", 1);  // read by the constructor: no spinning at all
+  ThreadPool pool(3);
+  ::unsetenv("QVL_POOL_SPIN_US");
+  for (int rep = 0; rep < 200; ++rep) {
+    std::atomic<int> hits{0};
+    pool.run_on_all([&](int) { hits.fetch_add(1); });
+    ASSERT_EQ(hits.load(), 3);
+    if (rep % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // A long job on a worker makes the caller wait on the condition variable.
+  pool.run_on_all([](int t) {
+    if (t == 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  });
+}
+
+TEST(ThreadPool, ManySmallRegions) {
+  const int threads = std::max(2, std::min(4, default_thread_count()));
+  ThreadPool pool(threads);
+  std::vector<int64_t> data(4096, 1);
+  const int regions = 20000;
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t checksum = 0;
+  for (int r = 0; r < regions; ++r) {
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(
+        static_cast<int64_t>(data.size()),
+        [&](int64_t b, int64_t e, int) {
+          int64_t s = 0;
+          for (int64_t i = b; i < e; ++i) s += data[i];
+          sum += s;
+        },
+        64);
+    checksum += sum.load();
+  }
+  const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(checksum, static_cast<int64_t>(regions) * 4096);
+  std::printf("%d threads: %.2f us per parallel_for region (incl. a 4096-element sum)\n", threads, us / regions);
+}
+
+}  // namespace
+}  // namespace qvl

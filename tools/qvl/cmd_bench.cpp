@@ -1,0 +1,198 @@
+// qvl bench: prompt processing, decode (also at depth), image encode, time to first token,
+// peak RSS, and the machine's read bandwidth measured in the same run, so that decode speed is
+// reported as a fraction of the bandwidth roofline.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+#include "qvl/qvl.hpp"
+
+namespace qvl::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Sum of a buffer slice; compiled for several ISAs and picked at run time (GCC target_clones).
+__attribute__((target_clones("avx512f", "avx2", "default"), noinline)) uint64_t sum_words(const uint64_t* p, size_t n) {
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  for (size_t i = 0; i + 4 <= n; i += 4) a += p[i], b += p[i + 1], c += p[i + 2], d += p[i + 3];
+  return a + b + c + d;
+}
+
+// Best of several passes reading a 1 GiB buffer with `threads` threads.
+double read_bandwidth_gb_s(int threads) {
+  const size_t bytes = size_t(1) << 30, words = bytes / 8;
+  std::vector<uint64_t> buf(words, 1);
+  double best = 0;
+  volatile uint64_t sink = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    std::vector<std::thread> pool;
+    std::vector<uint64_t> sums(static_cast<size_t>(threads));
+    auto t0 = Clock::now();
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const size_t b = words * t / threads, e = words * (t + 1) / threads;
+        sums[static_cast<size_t>(t)] = sum_words(buf.data() + b, e - b);
+      });
+    for (auto& th : pool) th.join();
+    const double s = since(t0);
+    for (uint64_t v : sums) sink = sink + v;
+    best = std::max(best, bytes / s / 1e9);
+  }
+  return best;
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024.0;
+}
+
+std::vector<int32_t> random_tokens(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(1000, 100000);  // ordinary text tokens
+  std::vector<int32_t> ids(n);
+  for (auto& id : ids) id = dist(rng);
+  return ids;
+}
+
+Image noise_image(int w, int h) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(static_cast<size_t>(w) * h * 3);
+  std::mt19937 rng(42);
+  for (auto& v : img.rgb) v = static_cast<uint8_t>(rng());
+  return img;
+}
+
+struct BenchArgs {
+  std::string model_dir;
+  int threads = 0;
+  int64_t pp = 512, tg = 128, depth = 4096, depth_tg = 32;
+  std::vector<std::string> image_sizes = {"448x448", "1024x768"};
+  int question_tokens = 20;
+  bool json = false, skip_depth = false;
+};
+
+// Decode tok/s of `tokens` steps after the prompt already in `gen`.
+double decode_rate(Generator& gen, int64_t tokens) {
+  gen.generate_next_token();  // evaluates nothing new yet: picks the first token from the prefill logits
+  auto t0 = Clock::now();
+  for (int64_t i = 0; i < tokens && !gen.is_done(); ++i) gen.generate_next_token();
+  return tokens / since(t0);
+}
+
+int bench(const BenchArgs& a) {
+  ModelOptions mo;
+  mo.threads = a.threads;
+  mo.context_length = std::max<int64_t>(a.pp + a.tg + 8, a.skip_depth ? 0 : a.depth + a.depth_tg + 8);
+  auto t_load = Clock::now();
+  auto model = Model::load(a.model_dir, mo);
+  const double load_s = since(t_load);
+  const ModelInfo& info = model->info();
+  GeneratorParams params;
+  params.stop_at_eos = false;
+  params.max_new_tokens = 1 << 30;
+  nlohmann::json out;
+  out["model"] = a.model_dir;
+  out["threads"] = info.threads;
+  out["weights_type"] = info.weights_type;
+  out["model_bytes"] = info.weight_bytes;
+  out["load_s"] = load_s;
+
+  {  // pp and tg
+    Generator gen(model, params);
+    auto t0 = Clock::now();
+    gen.append_tokens(random_tokens(static_cast<size_t>(a.pp), 1));
+    out["pp_tok_s"] = a.pp / since(t0);
+    out["tg_tok_s"] = decode_rate(gen, a.tg);
+  }
+  if (!a.skip_depth) {
+    Generator gen(model, params);
+    auto t0 = Clock::now();
+    gen.append_tokens(random_tokens(static_cast<size_t>(a.depth), 2));
+    out["depth_prefill_tok_s"] = a.depth / since(t0);
+    out["depth"] = a.depth;
+    out["tg_depth_tok_s"] = decode_rate(gen, a.depth_tg);
+  }
+  if (info.has_vision) {
+    Processor processor(model);
+    nlohmann::json enc = nlohmann::json::object(), ttft = nlohmann::json::object();
+    const std::string question = "Describe this picture in detail, listing every object you can see and its color.";
+    for (const auto& size : a.image_sizes) {
+      int w = 0, h = 0;
+      if (std::sscanf(size.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0)
+        throw Error(ErrorKind::kInvalidArgument, "image size '" + size + "' is not WxH");
+      auto t0 = Clock::now();
+      ProcessedInputs inputs = processor.process_prompt(question, {noise_image(w, h)});
+      Generator gen(model, params);
+      gen.append_inputs(inputs);
+      gen.generate_next_token();
+      ttft[size] = since(t0) * 1000;
+      enc[size] = gen.stats().vision_seconds * 1000;
+      out["image_tokens"][size] = std::count(inputs.input_ids.begin(), inputs.input_ids.end(),
+                                             Tokenizer(model).token_to_id("<|image_pad|>"));
+    }
+    out["image_encode_ms"] = enc;
+    out["ttft_ms_by_image"] = ttft;
+    out["ttft_ms"] = ttft.empty() ? nlohmann::json() : ttft.begin().value();
+  }
+  out["peak_rss_mb"] = peak_rss_mb();
+  const double bw = read_bandwidth_gb_s(info.threads);
+  out["bandwidth_gb_s"] = bw;
+  const double bytes_per_token = static_cast<double>(info.decode_weight_bytes);
+  out["decode_bytes_per_token"] = bytes_per_token;
+  out["roofline_tok_s"] = bw * 1e9 / bytes_per_token;
+  out["roofline_fraction"] = out["tg_tok_s"].get<double>() / (bw * 1e9 / bytes_per_token);
+
+  if (a.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("model %s (%s, %.2f GB, %d threads), load %.2f s\n", a.model_dir.c_str(), info.weights_type.c_str(),
+                info.weight_bytes / 1e9, info.threads, load_s);
+    std::printf("pp%lld: %.1f tok/s   tg%lld: %.2f tok/s (%.0f%% of the %.1f tok/s roofline at %.1f GB/s)\n",
+                static_cast<long long>(a.pp), out["pp_tok_s"].get<double>(), static_cast<long long>(a.tg),
+                out["tg_tok_s"].get<double>(), 100 * out["roofline_fraction"].get<double>(),
+                out["roofline_tok_s"].get<double>(), bw);
+    if (!a.skip_depth)
+      std::printf("tg%lld at depth %lld: %.2f tok/s\n", static_cast<long long>(a.depth_tg),
+                  static_cast<long long>(a.depth), out["tg_depth_tok_s"].get<double>());
+    if (out.contains("image_encode_ms"))
+      for (auto& [size, ms] : out["image_encode_ms"].items())
+        std::printf("image %s (%lld tokens): encode %.0f ms, time to first token %.0f ms\n", size.c_str(),
+                    static_cast<long long>(out["image_tokens"][size].get<int64_t>()), ms.get<double>(),
+                    out["ttft_ms_by_image"][size].get<double>());
+    std::printf("peak RSS %.0f MB\n", out["peak_rss_mb"].get<double>());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Measure prefill, decode, image encode, TTFT, memory and bandwidth");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder or qvl GGUF file")->required();
+  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
+  cmd->add_option("-p,--n-prompt", a->pp, "Prompt tokens for the prefill test")->check(CLI::PositiveNumber);
+  cmd->add_option("-n,--n-gen", a->tg, "Tokens for the decode test")->check(CLI::PositiveNumber);
+  cmd->add_option("-d,--depth", a->depth, "Context depth for the decode-at-depth test")->check(CLI::PositiveNumber);
+  cmd->add_option("--depth-gen", a->depth_tg, "Tokens decoded at depth")->check(CLI::PositiveNumber);
+  cmd->add_flag("--skip-depth", a->skip_depth, "Skip the decode-at-depth test");
+  cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable)");
+  cmd->add_flag("--json", a->json, "Print one JSON object");
+  return [a] { return bench(*a); };
+}
+
+}  // namespace qvl::cli

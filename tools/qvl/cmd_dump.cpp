@@ -1,0 +1,25 @@
+// qvl dump FIXTURE_DIR OUT_DIR: the golden-format dump of every case in a fixture directory.
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "runtime/golden_dump.h"
+
+namespace qvl::cli {
+
+Runner add_dump_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("dump", "Run every case of a fixture directory and write golden-format outputs");
+  auto fixture = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto options = std::make_shared<DumpOptions>();
+  cmd->add_option("fixture_dir", *fixture, "Directory with manifest.json and <case>.json files")->required();
+  cmd->add_option("out_dir", *out, "Where to write the dump")->required();
+  cmd->add_option("-t,--threads", options->threads, "Threads (default: all cores)");
+  return [=] {
+    int failures = dump_fixture(*fixture, *out, *options, std::cerr);
+    if (failures > 0) std::cerr << failures << " case(s) failed\n";
+    return failures > 0 ? 1 : 0;
+  };
+}
+
+}  // namespace qvl::cli

@@ -1,0 +1,170 @@
+// qvl run: one prompt (text, optional images) in, the answer streamed to stdout.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "qvl/qvl.hpp"
+
+namespace qvl::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string model_dir, prompt, system, messages_file;
+  std::vector<std::string> images, stop;
+  int64_t max_new_tokens = 256;
+  int threads = 0;
+  int64_t context = 0;
+  int64_t min_pixels = 0, max_pixels = 0;
+  std::optional<float> temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+  std::optional<int64_t> top_k;
+  std::optional<uint64_t> seed;
+  bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Longest suffix of `text` that is a proper prefix of some stop string: held back from the
+// stream until it is known not to start a stop string.
+size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+  return hold;
+}
+
+int run(const RunArgs& a) {
+  auto t_load = Clock::now();
+  ModelOptions mo;
+  mo.threads = a.threads;
+  mo.context_length = a.context;
+  auto model = Model::load(a.model_dir, mo);
+  const double load_s = since(t_load);
+
+  ProcessorOptions po;
+  if (a.min_pixels > 0) po.min_pixels = a.min_pixels;
+  if (a.max_pixels > 0) po.max_pixels = a.max_pixels;
+  Processor processor(model, po);
+  std::vector<Image> images;
+  for (const auto& path : a.images) images.push_back(load_image_file(path));
+  ProcessedInputs inputs;
+  if (!a.messages_file.empty()) {
+    std::ifstream in(a.messages_file);
+    if (!in) throw Error(ErrorKind::kNotFound, "cannot open messages file '" + a.messages_file + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string base = a.messages_file.find('/') != std::string::npos
+                           ? a.messages_file.substr(0, a.messages_file.rfind('/')) : ".";
+    inputs = processor.process(ss.str(), images, true, base);
+  } else {
+    inputs = processor.process_prompt(a.prompt, images, a.system);
+  }
+
+  GeneratorParams params = GeneratorParams::from_model(*model);
+  params.max_new_tokens = a.max_new_tokens;
+  if (a.temp) {
+    params.temperature = *a.temp;
+    params.do_sample = *a.temp > 0.0f;  // --temp 0 means greedy, as in llama.cpp
+    if (!params.do_sample) params.temperature = 1.0f;
+  }
+  if (a.top_k) params.top_k = *a.top_k;
+  if (a.top_p) params.top_p = *a.top_p;
+  if (a.min_p) params.min_p = *a.min_p;
+  if (a.repeat_penalty) params.repetition_penalty = *a.repeat_penalty;
+  if (a.presence_penalty) params.presence_penalty = *a.presence_penalty;
+  if (a.frequency_penalty) params.frequency_penalty = *a.frequency_penalty;
+  if (a.seed) params.seed = *a.seed;
+  params.stop = a.stop;
+
+  Generator gen(model, params);
+  Tokenizer tokenizer(model);
+  TokenizerStream stream = tokenizer.create_stream();
+  auto t_first = Clock::now();
+  gen.append_inputs(inputs);
+  std::string text, pending;
+  double ttft = 0;
+  while (!gen.is_done()) {
+    gen.generate_next_token();
+    if (ttft == 0) ttft = since(t_first);
+    if (gen.stop_reason() == "eos") break;
+    pending += stream.decode(gen.next_token());
+    if (gen.stop_reason() == "stop") break;
+    const size_t hold = held_back(pending, a.stop);
+    if (!a.json) std::fwrite(pending.data(), 1, pending.size() - hold, stdout), std::fflush(stdout);
+    text += pending.substr(0, pending.size() - hold);
+    pending.erase(0, pending.size() - hold);
+  }
+  pending += stream.flush();
+  if (gen.stop_reason() == "stop") {  // cut at the first stop string, which is not emitted
+    const std::string all = text + pending;
+    size_t cut = all.size();
+    for (const auto& s : a.stop)
+      if (size_t p = all.find(s); p != std::string::npos) cut = std::min(cut, p);
+    pending = cut > text.size() ? all.substr(text.size(), cut - text.size()) : std::string();
+  }
+  if (!a.json) std::fwrite(pending.data(), 1, pending.size(), stdout), std::printf("\n");
+  text += pending;
+
+  const GeneratorStats& s = gen.stats();
+  const double pp = s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0;
+  const double tg = s.decode_seconds > 0 && s.generated_tokens > 1 ? (s.generated_tokens - 1) / s.decode_seconds : 0;
+  if (a.json) {
+    nlohmann::json j = {{"text", text},
+                        {"stop_reason", gen.stop_reason()},
+                        {"prompt_tokens", s.prompt_tokens},
+                        {"generated_tokens", s.generated_tokens},
+                        {"images", s.images},
+                        {"timings", {{"load_s", load_s}, {"vision_s", s.vision_seconds}, {"prefill_s", s.prefill_seconds},
+                                     {"decode_s", s.decode_seconds}, {"ttft_s", ttft}, {"prefill_tok_s", pp},
+                                     {"decode_tok_s", tg}}}};
+    std::cout << j.dump() << "\n";
+  }
+  std::fprintf(stderr, "\nload %.2f s | images %lld, vision %.2f s | prompt %lld tok, %.1f tok/s | generated %lld tok, %.1f tok/s | ttft %.2f s | stop: %s\n",
+               load_s, static_cast<long long>(s.images), s.vision_seconds, static_cast<long long>(s.prompt_tokens), pp,
+               static_cast<long long>(s.generated_tokens), tg, ttft, gen.stop_reason().c_str());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_run_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("run", "Answer one prompt (text and images), streaming the answer");
+  auto a = std::make_shared<RunArgs>();
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout)")->required();
+  cmd->add_option("-p,--prompt", a->prompt, "User prompt; '<image>' marks where images go (default: before the text)");
+  cmd->add_option("--system", a->system, "System prompt");
+  cmd->add_option("--messages", a->messages_file, "Chat messages as OpenAI/HF JSON (instead of -p)");
+  cmd->add_option("--image", a->images, "Image file (repeatable, in order)");
+  cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("-c,--ctx-size", a->context, "Context length in tokens (default: model max, up to 32768)");
+  cmd->add_option("--min-pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)");
+  cmd->add_option("--max-pixels", a->max_pixels, "Largest image area after resizing (default: preprocessor_config.json)");
+  cmd->add_option("--temp", a->temp, "Sampling temperature (0 = greedy; default: generation_config.json)");
+  cmd->add_option("--top-k", a->top_k, "Top-k cut-off (0 = off)");
+  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass");
+  cmd->add_option("--min-p", a->min_p, "Min-p cut-off relative to the top token");
+  cmd->add_option("--repeat-penalty", a->repeat_penalty, "Repetition penalty (1 = off)");
+  cmd->add_option("--presence-penalty", a->presence_penalty, "Presence penalty");
+  cmd->add_option("--frequency-penalty", a->frequency_penalty, "Frequency penalty");
+  cmd->add_option("--seed", a->seed, "Random seed for sampling");
+  cmd->add_option("--stop", a->stop, "Stop string (repeatable; not printed)");
+  cmd->add_flag("--json", a->json, "Print one JSON object (text, token counts, timings) instead of streaming");
+  cmd->callback([a] {
+    if (a->prompt.empty() && a->messages_file.empty() && a->images.empty())
+      throw CLI::ValidationError("run", "give a prompt with -p or messages with --messages");
+  });
+  return [a] { return run(*a); };
+}
+
+}  // namespace qvl::cli
