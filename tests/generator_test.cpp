@@ -1,0 +1,201 @@
+// The public generation API on the tiny checkpoint: multi-turn prefix reuse (counted in
+// evaluated tokens and checked against a fresh run), rewind, stop conditions, limits, threads,
+// and the synthetic-checkpoint path.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "formats/synthetic_checkpoint.h"
+#include "qvl/qvl.hpp"
+#include "test_util.h"
+
+namespace qvl {
+namespace {
+
+using nlohmann::json;
+
+std::shared_ptr<Model> tiny(int64_t context = 4096, const std::string& weights = "") {
+  ModelOptions o;
+  o.threads = 2;
+  o.context_length = context;
+  o.weights_type = weights;
+  return Model::load(test::tiny_model_dir(), o);
+}
+
+GeneratorParams greedy(int64_t n) {
+  GeneratorParams p;
+  p.max_new_tokens = n;
+  p.stop_at_eos = false;
+  return p;
+}
+
+std::vector<int32_t> generate(Generator& g) {
+  std::vector<int32_t> out;
+  while (!g.is_done()) {
+    g.generate_next_token();
+    out.push_back(g.next_token());
+  }
+  return out;
+}
+
+std::string image_path(const std::string& name) { return test::golden_dir() + "/images/" + name; }
+
+// Logits after `messages` computed from scratch.
+std::vector<float> fresh_logits(const std::shared_ptr<Model>& model, const json& messages) {
+  Processor processor(model);
+  Generator g(model, greedy(1));
+  g.append_inputs(processor.process(messages.dump(), {}, true, "/"));
+  return g.last_logits();
+}
+
+TEST(Generator, MultiTurnEvaluatesOnlyNewTokensAndMatchesFreshRun) {
+  auto model = tiny();
+  Processor processor(model);
+  Tokenizer tokenizer(model);
+  Generator g(model, greedy(6));
+  json messages = json::array({{{"role", "user"}, {"content", "Hello there, who are you?"}}});
+  ProcessedInputs turn1 = processor.process(messages.dump());
+  g.set_inputs(turn1);
+  EXPECT_EQ(g.stats().evaluated_tokens, static_cast<int64_t>(turn1.input_ids.size()));
+  std::vector<int32_t> answer = generate(g);
+
+  messages.push_back({{"role", "assistant"}, {"content", tokenizer.decode(answer, true)}});
+  messages.push_back({{"role", "user"},
+                      {"content", json::array({{{"type", "image"}, {"image", image_path("c1_256x192.png")}},
+                                               {{"type", "text"}, {"text", "And this?"}}})}});
+  ProcessedInputs turn2 = processor.process(messages.dump(), {}, true, "/");
+  const int64_t before = g.stats().evaluated_tokens;
+  g.set_inputs(turn2);
+  const int64_t evaluated = g.stats().evaluated_tokens - before;
+  // The first turn's prompt is reused: at most the assistant answer's tail, the new user turn
+  // (with its image) and one re-run token are evaluated.
+  EXPECT_LT(evaluated, static_cast<int64_t>(turn2.input_ids.size()));
+  EXPECT_LE(evaluated, static_cast<int64_t>(turn2.input_ids.size() - turn1.input_ids.size()) + 1);
+  EXPECT_EQ(g.sequence(), turn2.input_ids);
+  const std::vector<float> reused = g.last_logits(), fresh = fresh_logits(model, messages);
+  EXPECT_LT(test::max_abs_diff(reused, fresh), 1e-4);
+}
+
+TEST(Generator, RewindThenRegenerateGivesTheSameTokens) {
+  auto model = tiny();
+  Processor processor(model);
+  Generator g(model, greedy(8));
+  ProcessedInputs in = processor.process_prompt("Count to ten.", {load_image_file(image_path("b_320x256.png"))});
+  g.append_inputs(in);
+  const std::vector<int32_t> first = generate(g);
+  g.rewind_to(in.input_ids.size());
+  EXPECT_EQ(generate(g), first);
+  g.rewind_to(in.input_ids.size() + 3);  // keep three generated tokens
+  std::vector<int32_t> tail = generate(g);
+  EXPECT_EQ(std::vector<int32_t>(first.begin() + 3, first.begin() + 3 + static_cast<long>(tail.size())), tail);
+}
+
+TEST(Generator, StopsAtMaxTokensAndAtStopString) {
+  auto model = tiny();
+  Processor processor(model);
+  Tokenizer tokenizer(model);
+  ProcessedInputs in = processor.process_prompt("Write a short poem about the sea.");
+  Generator g(model, greedy(16));
+  g.append_inputs(in);
+  const std::vector<int32_t> tokens = generate(g);
+  EXPECT_EQ(g.stop_reason(), "length");
+  // A stop string equal to the text of the 4th token ends generation there.
+  GeneratorParams p = greedy(16);
+  const std::string piece = tokenizer.decode({tokens[3]}, true);
+  ASSERT_FALSE(piece.empty());
+  p.stop = {piece};
+  Generator s(model, p);
+  s.append_inputs(in);
+  const std::vector<int32_t> stopped = generate(s);
+  EXPECT_EQ(s.stop_reason(), "stop");
+  EXPECT_LE(stopped.size(), 4u);
+}
+
+TEST(Generator, PromptLongerThanContextIsAClearError) {
+  auto model = tiny(64);
+  Processor processor(model);
+  ProcessedInputs in = processor.process_prompt(std::string(400, 'a') + " " + std::string(400, 'b'));
+  Generator g(model, greedy(4));
+  try {
+    g.append_inputs(in);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kLimitExceeded);
+    EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
+  }
+  // Images that do not fit either.
+  EXPECT_THROW(g.append_inputs(processor.process_prompt("x", {load_image_file(image_path("c2_450x250.png"))})), Error);
+}
+
+TEST(Generator, BadInputsAreErrors) {
+  auto model = tiny();
+  Processor processor(model);
+  Generator g(model, greedy(4));
+  EXPECT_THROW(processor.process_prompt(""), Error);
+  EXPECT_THROW(processor.process("not json"), Error);
+  EXPECT_THROW(processor.process("[]"), Error);
+  EXPECT_THROW(g.append_tokens({}), Error);
+  EXPECT_THROW(g.append_tokens({-1}), Error);
+  EXPECT_THROW(g.append_tokens({1 << 30}), Error);
+  EXPECT_THROW(g.generate_next_token(), Error);  // nothing appended yet
+  // An image placeholder without an image.
+  EXPECT_THROW(g.append_tokens({Tokenizer(model).token_to_id("<|image_pad|>")}), Error);
+  // More <image> marks than images.
+  EXPECT_THROW(processor.process_prompt("<image> and <image>", {load_image_file(image_path("b_320x256.png"))}), Error);
+}
+
+TEST(Generator, ConcurrentGeneratorsShareOneModel) {
+  auto model = tiny();
+  Processor processor(model);
+  ProcessedInputs a = processor.process_prompt("First question?");
+  ProcessedInputs b = processor.process_prompt("Second, different question?");
+  auto run = [&](const ProcessedInputs& in) {
+    Generator g(model, greedy(8));
+    g.append_inputs(in);
+    return generate(g);
+  };
+  const auto expect_a = run(a), expect_b = run(b);
+  std::vector<int32_t> got_a, got_b;
+  std::thread ta([&] { got_a = run(a); }), tb([&] { got_b = run(b); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(got_a, expect_a);
+  EXPECT_EQ(got_b, expect_b);
+}
+
+TEST(Generator, SamplingIsReproducibleWithASeed) {
+  auto model = tiny();
+  Processor processor(model);
+  ProcessedInputs in = processor.process_prompt("Tell me a story.");
+  auto run = [&](uint64_t seed) {
+    GeneratorParams p = GeneratorParams::from_model(*model);  // do_sample, top_k 20, top_p 0.8, T 0.7
+    p.max_new_tokens = 12;
+    p.stop_at_eos = false;
+    p.seed = seed;
+    Generator g(model, p);
+    g.append_inputs(in);
+    return generate(g);
+  };
+  EXPECT_TRUE(GeneratorParams::from_model(*model).do_sample);
+  EXPECT_EQ(run(5), run(5));
+  EXPECT_NE(run(5), run(6));
+}
+
+TEST(SyntheticCheckpoint, TinyPresetLoadsWithEveryTensorUsed) {
+  const std::string dir = test::temp_dir() + "/synth-tiny";
+  write_synthetic_checkpoint("qwen3-vl-tiny", dir, test::tiny_model_dir(), 3);
+  ModelOptions o;
+  o.threads = 1;
+  o.context_length = 512;
+  auto model = Model::load(dir, o);  // the loader fails if any tensor is missing or unused
+  EXPECT_TRUE(model->info().has_vision);
+  Processor processor(model);
+  Generator g(model, greedy(4));
+  g.append_inputs(processor.process_prompt("Describe.", {load_image_file(image_path("c1_256x192.png"))}));
+  EXPECT_EQ(generate(g).size(), 4u);
+}
+
+}  // namespace
+}  // namespace qvl
