@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "formats/gguf.h"
 #include "formats/synthetic_checkpoint.h"
+#include "runtime/quantize_checkpoint.h"
 #include "qvl/qvl.hpp"
 #include "test_util.h"
 
@@ -195,6 +197,44 @@ TEST(SyntheticCheckpoint, TinyPresetLoadsWithEveryTensorUsed) {
   Generator g(model, greedy(4));
   g.append_inputs(processor.process_prompt("Describe.", {load_image_file(image_path("c1_256x192.png"))}));
   EXPECT_EQ(generate(g).size(), 4u);
+}
+
+TEST(QuantizedFile, GgufLoadsAndMatchesQuantizeAtLoad) {
+  for (const char* type : {"q4_k", "q8_0", "bf16"}) {
+    const std::string path = test::temp_dir() + "/tiny-" + type + ".gguf";
+    QuantizeOptions q;
+    q.type = type;
+    quantize_checkpoint(test::tiny_model_dir(), path, q);
+    ModelOptions o;
+    o.threads = 2;
+    auto from_file = Model::load(path, o);
+    auto at_load = tiny(4096, std::string(type) == "bf16" ? "" : type);
+    EXPECT_EQ(from_file->info().weights_type, at_load->info().weights_type);
+    EXPECT_EQ(from_file->info().weight_bytes, at_load->info().weight_bytes);
+    auto run = [&](const std::shared_ptr<Model>& model) {
+      Processor processor(model);
+      Generator g(model, greedy(6));
+      g.append_inputs(processor.process_prompt("Describe.", {load_image_file(image_path("c2_450x250.png"))}));
+      auto logits = g.last_logits();
+      return std::make_pair(logits, generate(g));
+    };
+    auto [la, ta] = run(from_file);
+    auto [lb, tb] = run(at_load);
+    EXPECT_EQ(test::max_abs_diff(la, lb), 0.0f) << type;  // same bytes, same kernels
+    EXPECT_EQ(ta, tb) << type;
+  }
+  // A GGUF without qvl's metadata is refused with a clear error.
+  GgufWriter w;
+  float x[32] = {};
+  w.add_tensor("x", GgmlType::kF32, {32}, x, sizeof(x));
+  const std::string bare = test::temp_dir() + "/bare.gguf";
+  w.write(bare);
+  try {
+    Model::load(bare);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("qvl.config_json"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include <filesystem>
 
 #include "core/check.h"
+#include "core/json_util.h"
 #include "runtime/model_impl.h"
 
 namespace qvl {
@@ -20,13 +21,46 @@ const ChatTemplate& Model::Impl::require_chat_template() const {
   return *chat_template;
 }
 
+namespace {
+
+const std::string& require_metadata(const Checkpoint& ckpt, const std::string& key) {
+  const std::string* v = ckpt.metadata_string(key);
+  if (v == nullptr) fail(ErrorKind::kInvalidFile, ckpt.dir(), ": GGUF file lacks '", key, "' (not written by qvl quantize?)");
+  return *v;
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& options) {
   std::shared_ptr<Model> model(new Model());
   Impl& m = *model->impl_;
   m.dir = dir;
-  m.config = load_model_config(dir);
-  m.generation = load_generation_config(dir);
-  m.checkpoint = Checkpoint::open(dir);
+  if (fs::is_regular_file(dir)) {
+    // A single-file GGUF from `qvl quantize`: the side files travel as metadata strings.
+    m.checkpoint = Checkpoint::open(dir);
+    const Checkpoint& c = *m.checkpoint;
+    m.config = parse_model_config(require_metadata(c, "qvl.config_json"), dir + " config");
+    if (const std::string* g = c.metadata_string("qvl.generation_config_json")) m.generation = parse_generation_config(*g, dir);
+    m.tokenizer = BpeTokenizer::from_json_text(require_metadata(c, "qvl.tokenizer_json"), dir + " tokenizer");
+    if (const std::string* t = c.metadata_string("qvl.chat_template")) {
+      m.chat_template.emplace(*t);
+      if (const std::string* v = c.metadata_string("qvl.chat_template_variables"))
+        m.chat_template->set_default_variables(parse_json(*v, dir + " chat template variables"));
+    }
+    if (const std::string* p = c.metadata_string("qvl.preprocessor_config_json"))
+      m.preprocessor = parse_preprocessor_config(*p, dir + " preprocessor config");
+  } else {
+    m.config = load_model_config(dir);
+    m.generation = load_generation_config(dir);
+    m.checkpoint = Checkpoint::open(dir);
+    m.tokenizer = BpeTokenizer::load((fs::path(dir) / "tokenizer.json").string());
+    try {
+      m.chat_template = ChatTemplate::from_model_dir(dir);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kNotFound) throw;  // a broken template is an error; a missing one is not
+    }
+    m.preprocessor = load_preprocessor_config(dir);
+  }
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   m.pool = std::make_unique<ThreadPool>(threads);
   TextWeightFormats formats;
@@ -42,13 +76,6 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   if (m.config.vision) m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint);
   m.checkpoint->check_all_used();
 
-  m.tokenizer = BpeTokenizer::load((fs::path(dir) / "tokenizer.json").string());
-  try {
-    m.chat_template = ChatTemplate::from_model_dir(dir);
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kNotFound) throw;  // a broken template is an error; a missing one is not
-  }
-  m.preprocessor = load_preprocessor_config(dir);
   m.vision_ids = {static_cast<int32_t>(m.config.image_token_id), static_cast<int32_t>(m.config.video_token_id)};
   if (m.tokenizer->vocab_size() > m.config.text.vocab_size)
     fail(ErrorKind::kInvalidFile, "tokenizer.json has ", m.tokenizer->vocab_size(),

@@ -11,14 +11,27 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_image_item(const Json& item) {
+using OrderedJson = nlohmann::ordered_json;
+
+// Parsed keeping key order: tojson in templates (tool schemas) must print keys as given.
+OrderedJson parse_ordered(const std::string& text, const std::string& what) {
+  try {
+    return OrderedJson::parse(text);
+  } catch (const OrderedJson::parse_error& e) {
+    fail(ErrorKind::kInvalidArgument, what, ": malformed JSON (", e.what(), ")");
+  }
+}
+
+template <class J>
+bool is_image_item(const J& item) {
   if (!item.is_object()) return false;
   if (item.contains("type") && item["type"].is_string())
     return item["type"] == "image" || item["type"] == "image_url";
   return item.contains("image") || item.contains("image_url");
 }
 
-bool is_video_item(const Json& item) {
+template <class J>
+bool is_video_item(const J& item) {
   return item.is_object() && ((item.contains("type") && item["type"] == "video") || item.contains("video"));
 }
 
@@ -50,13 +63,14 @@ std::string decode_base64(std::string_view in) {
 }
 
 // Loads the image an item refers to: a path, file:// URL or base64 data URL.
-Image load_item_image(const Json& item, const std::string& base_dir) {
+template <class J>
+Image load_item_image(const J& item, const std::string& base_dir) {
   std::string ref;
-  if (item.contains("image") && item["image"].is_string()) ref = item["image"].get<std::string>();
+  if (item.contains("image") && item["image"].is_string()) ref = item["image"].template get<std::string>();
   else if (item.contains("image_url")) {
-    const Json& u = item["image_url"];
-    if (u.is_string()) ref = u.get<std::string>();
-    else if (u.is_object() && u.contains("url") && u["url"].is_string()) ref = u["url"].get<std::string>();
+    const auto& u = item["image_url"];
+    if (u.is_string()) ref = u.template get<std::string>();
+    else if (u.is_object() && u.contains("url") && u["url"].is_string()) ref = u["url"].template get<std::string>();
   }
   if (ref.empty()) fail(ErrorKind::kInvalidArgument, "an image item has no image given and no path or URL");
   if (ref.rfind("data:", 0) == 0) {
@@ -89,16 +103,16 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
                                    bool add_generation_prompt, const std::string& base_dir,
                                    const std::string& extra_json) const {
   const Model::Impl& m = model_->impl();
-  Json messages = parse_json(messages_json, "messages");
+  OrderedJson messages = parse_ordered(messages_json, "messages");
   if (!messages.is_array() || messages.empty())
     fail(ErrorKind::kInvalidArgument, "messages must be a non-empty JSON array");
 
   // Images in order of appearance: given ones first, the rest loaded from the items.
   std::vector<Image> loaded;
   size_t image_items = 0;
-  for (const Json& msg : messages) {
+  for (const auto& msg : messages) {
     if (!msg.is_object() || !msg.contains("content") || !msg["content"].is_array()) continue;
-    for (const Json& item : msg["content"]) {
+    for (const auto& item : msg["content"]) {
       if (is_video_item(item)) fail(ErrorKind::kUnsupported, "video input is not supported yet");
       if (!is_image_item(item)) continue;
       if (image_items >= images.size()) loaded.push_back(load_item_image(item, base_dir));
@@ -111,7 +125,8 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
     fail(ErrorKind::kUnsupported, "the model in '", m.dir, "' has no vision encoder; it cannot take images");
 
   ProcessedInputs out;
-  out.prompt_text = m.require_chat_template().render(messages, add_generation_prompt, parse_json(extra_json, "chat template variables"));
+  out.prompt_text = m.require_chat_template().render_ordered(messages, add_generation_prompt,
+                                                              parse_ordered(extra_json, "chat template variables"));
   std::vector<int32_t> ids = m.tokenizer->encode(out.prompt_text);
 
   PreprocessorConfig pre = m.preprocessor;

@@ -10,9 +10,57 @@ namespace qvl {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// Tensors of a qvl GGUF file: dense ones in ggml types, packed quantized matrices as I8 blobs
+// described by "qvl.format.<name>" and "qvl.shape.<name>".
+void index_gguf(const GgufFile& g, std::vector<std::unique_ptr<TensorView>>& views,
+                std::map<std::string, const TensorView*>& index) {
+  for (const auto& [name, t] : g.tensors()) {
+    auto v = std::make_unique<TensorView>();
+    v->name = name;
+    v->data = t.data;
+    v->nbytes = static_cast<size_t>(t.nbytes);
+    const auto& md = g.metadata();
+    if (auto f = md.find("qvl.format." + name); f != md.end()) {
+      const auto* code = std::get_if<uint64_t>(&f->second);
+      auto sh = md.find("qvl.shape." + name);
+      const auto* shape = sh == md.end() ? nullptr : std::get_if<std::vector<int64_t>>(&sh->second);
+      if (code == nullptr || *code == 0 || *code > 255 || shape == nullptr || shape->size() != 2 || t.type != GgmlType::kI8)
+        fail(ErrorKind::kInvalidFile, g.path(), ": packed tensor '", name, "' has malformed qvl.format/qvl.shape metadata");
+      v->packed_format = static_cast<uint8_t>(*code);
+      v->dtype = DType::kI8;
+      v->shape = *shape;
+    } else {
+      switch (t.type) {
+        case GgmlType::kF32: v->dtype = DType::kF32; break;
+        case GgmlType::kF16: v->dtype = DType::kF16; break;
+        case GgmlType::kBF16: v->dtype = DType::kBF16; break;
+        default:
+          fail(ErrorKind::kUnsupported, g.path(), ": tensor '", name, "' has ggml type ",
+               ggml_type_info(static_cast<uint32_t>(t.type))->name, ", which qvl does not load");
+      }
+      v->shape.assign(t.dims.rbegin(), t.dims.rend());  // GGUF lists the innermost dimension first
+    }
+    index.emplace(name, v.get());
+    views.push_back(std::move(v));
+  }
+}
+
+}  // namespace
+
+const std::string* Checkpoint::metadata_string(const std::string& key) const {
+  return gguf_ ? gguf_->get_string(key) : nullptr;
+}
+
 std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
   auto ckpt = std::make_unique<Checkpoint>();
   ckpt->dir_ = dir;
+  if (fs::is_regular_file(dir)) {
+    ckpt->gguf_ = std::make_unique<GgufFile>(dir);
+    index_gguf(*ckpt->gguf_, ckpt->gguf_views_, ckpt->index_);
+    return ckpt;
+  }
   if (!fs::is_directory(dir)) fail(ErrorKind::kNotFound, "model folder '", dir, "' does not exist");
 
   std::vector<std::string> shard_names;
@@ -69,7 +117,7 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
   if (t.shape != shape)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
          " but the config implies ", shape_to_string(shape));
-  if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
+  if (t.packed_format == 0 && t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
     fail(ErrorKind::kUnsupported, "tensor '", name, "' has dtype ", dtype_name(t.dtype),
          "; weights must be F32, F16 or BF16");
   used_.insert(name);
@@ -114,6 +162,17 @@ uint64_t Checkpoint::total_bytes() const {
 }  // namespace qvl
 
 namespace qvl {
+
+const TensorView* Checkpoint::view(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> Checkpoint::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, view] : index_) out.push_back(name);
+  return out;
+}
 
 uint64_t Checkpoint::bytes_with_prefix(const std::string& prefix) const {
   uint64_t n = 0;

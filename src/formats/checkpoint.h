@@ -9,14 +9,20 @@
 #include <string>
 #include <vector>
 
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 
 namespace qvl {
 
 class Checkpoint {
  public:
-  // Opens the folder's safetensors file(s); throws qvl::Error naming the file on any problem.
-  static std::unique_ptr<Checkpoint> open(const std::string& dir);
+  // Opens a folder's safetensors file(s), or a GGUF file written by `qvl quantize`; throws
+  // qvl::Error naming the file on any problem.
+  static std::unique_ptr<Checkpoint> open(const std::string& path);
+
+  // GGUF only: a string metadata value (e.g. "qvl.config_json"), or nullptr.
+  const std::string* metadata_string(const std::string& key) const;
+  bool is_gguf() const { return gguf_ != nullptr; }
 
   bool has(const std::string& name) const;
   // Returns the tensor, checking its shape (error names the tensor and both shapes) and that
@@ -28,6 +34,9 @@ class Checkpoint {
   void mark_used(const std::string& name);
 
   std::vector<std::string> unused() const;
+  std::vector<std::string> names() const;
+  // The tensor as stored, without shape checks or use marking (for converters); nullptr if absent.
+  const TensorView* view(const std::string& name) const;
   // Fails naming the first few tensors nobody asked for (the tensor-consumption audit).
   void check_all_used() const;
 
@@ -39,6 +48,8 @@ class Checkpoint {
  private:
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;
 };

@@ -12,7 +12,8 @@ namespace qvl {
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
-constexpr uint64_t kAlignment = 32;
+constexpr uint64_t kAlignment = 32;       // GGUF's default when general.alignment is absent
+constexpr uint64_t kWriteAlignment = 64;  // what qvl writes: a cache line, enough for any SIMD load
 
 enum ValueType : uint32_t {
   kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9,
@@ -114,7 +115,7 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& path) {
 const GgmlTypeInfo* ggml_type_info(uint32_t type) {
   static const GgmlTypeInfo kF32Info{"F32", 1, 4}, kF16Info{"F16", 1, 2}, kBF16Info{"BF16", 1, 2},
       kQ4_0Info{"Q4_0", 32, 18}, kQ4_1Info{"Q4_1", 32, 20}, kQ8_0Info{"Q8_0", 32, 34}, kQ4_KInfo{"Q4_K", 256, 144},
-      kQ6_KInfo{"Q6_K", 256, 210};
+      kQ6_KInfo{"Q6_K", 256, 210}, kI8Info{"I8", 1, 1};
   switch (static_cast<GgmlType>(type)) {
     case GgmlType::kF32: return &kF32Info;
     case GgmlType::kF16: return &kF16Info;
@@ -124,6 +125,7 @@ const GgmlTypeInfo* ggml_type_info(uint32_t type) {
     case GgmlType::kQ8_0: return &kQ8_0Info;
     case GgmlType::kQ4_K: return &kQ4_KInfo;
     case GgmlType::kQ6_K: return &kQ6_KInfo;
+    case GgmlType::kI8: return &kI8Info;
   }
   return nullptr;
 }
@@ -163,7 +165,7 @@ GgufContents parse_gguf(const std::byte* file_data, size_t file_size, const std:
     Info info;
     info.t.name = c.string("tensor name");
     const uint32_t n_dims = c.read<uint32_t>("tensor rank");
-    if (n_dims == 0 || n_dims > 4) fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' has rank ", n_dims);
+    if (n_dims == 0 || n_dims > 8) fail(ErrorKind::kInvalidFile, path, ": tensor '", info.t.name, "' has rank ", n_dims);
     uint64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t dim = c.read<uint64_t>("tensor dim");
@@ -231,8 +233,10 @@ void GgufWriter::write(const std::string& path) const {
   put(kMagic);
   put(uint32_t{3});
   put(static_cast<uint64_t>(tensors_.size()));
-  put(static_cast<uint64_t>(kv_.size()));
-  for (const auto& [key, value] : kv_) {
+  std::map<std::string, GgufValue> kv = kv_;
+  kv["general.alignment"] = uint64_t{kWriteAlignment};
+  put(static_cast<uint64_t>(kv.size()));
+  for (const auto& [key, value] : kv) {
     put_string(key);
     std::visit(
         [&](const auto& v) {
@@ -262,12 +266,12 @@ void GgufWriter::write(const std::string& path) const {
     for (int64_t d : t.dims) put(static_cast<uint64_t>(d));
     put(static_cast<uint32_t>(t.type));
     put(offset);
-    offset = (offset + t.nbytes + kAlignment - 1) / kAlignment * kAlignment;
+    offset = (offset + t.nbytes + kWriteAlignment - 1) / kWriteAlignment * kWriteAlignment;
   }
   auto pad = [&] {
-    static const char zeros[kAlignment] = {};
+    static const char zeros[kWriteAlignment] = {};
     const uint64_t pos = static_cast<uint64_t>(out.tellp());
-    out.write(zeros, static_cast<std::streamsize>((kAlignment - pos % kAlignment) % kAlignment));
+    out.write(zeros, static_cast<std::streamsize>((kWriteAlignment - pos % kWriteAlignment) % kWriteAlignment));
   };
   pad();
   for (const auto& t : tensors_) {

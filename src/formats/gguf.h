@@ -15,7 +15,7 @@ namespace qvl {
 
 // ggml tensor type ids (the subset qvl reads and writes).
 enum class GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kBF16 = 30,
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kI8 = 24, kBF16 = 30,
 };
 
 struct GgmlTypeInfo {

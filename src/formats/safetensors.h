@@ -20,6 +20,9 @@ struct TensorView {
   std::vector<int64_t> shape;
   const std::byte* data = nullptr;
   size_t nbytes = 0;
+  // Nonzero for a matrix stored in a qvl packed quantized layout (GGUF files written by
+  // `qvl quantize`): the kernels' WeightFormat value; shape is then the logical [rows, cols].
+  uint8_t packed_format = 0;
 
   int64_t numel() const;
   int64_t dim(size_t i) const { return shape.at(i); }

@@ -27,6 +27,7 @@ struct Expr {
   ExprKind kind;
   int line;
   int column;
+  int height = 1;  // of this subtree; the parser bounds it so evaluation and destruction recursion stay shallow
 };
 using ExprPtr = std::unique_ptr<Expr>;
 

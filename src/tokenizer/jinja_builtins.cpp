@@ -1112,8 +1112,9 @@ bool apply_test(Interpreter& in, const std::string& name, const Value& v, const 
     case TestId::kEven:
     case TestId::kOdd: {
       args.bind(name, {});
+      // jinja2: value % 2 == 1 (odd) / == 0 (even), so -0.5 (% 2 == 1.5) is neither.
       const Value r = arithmetic(in, BinaryOp::kMod, v, Value(int64_t(2)));
-      return truthy(r) == (it->second == TestId::kOdd);
+      return equals(r, Value(int64_t(it->second == TestId::kOdd ? 1 : 0)));
     }
     case TestId::kDivisibleBy: return !truthy(arithmetic(in, BinaryOp::kMod, v, one_arg()));
     case TestId::kLower: args.bind(name, {}); return pystr::is_lower(str_of(in, v));

@@ -48,7 +48,7 @@ class Interpreter::DepthGuard {
  public:
   explicit DepthGuard(Interpreter& in) : in_(in) {
     if (++in_.depth_ > in_.limits_.max_call_depth)
-      fail(ErrorKind::kLimitExceeded, "recursion deeper than ", in_.limits_.max_call_depth,
+      fail(ErrorKind::kLimitExceeded, "evaluation nests deeper than ", in_.limits_.max_call_depth,
            " levels (runaway macro recursion?)");
   }
   ~DepthGuard() { --in_.depth_; }
@@ -418,7 +418,10 @@ Value Interpreter::call_macro(const CallableData& fn, const Args& args) {
     frame->vars[macro.params[i].first] = args.positional[i];
     given[i] = true;
   }
-  for (const auto& [name, value] : args.keyword) {
+  for (const auto& keyword : args.keyword) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    const auto& name = keyword.first;
+    const auto& value = keyword.second;
     const auto it = std::find_if(macro.params.begin(), macro.params.end(),
                                  [&](const auto& param) { return param.first == name; });
     if (it == macro.params.end())

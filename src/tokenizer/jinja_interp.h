@@ -35,7 +35,7 @@ struct Args {
                                  size_t required = 0) const;
 };
 
-// What `raise_exception(msg)` throws inside the interpreter; the caller turns it into
+// What `raise_exception(msg)` throws inside the interpreter; render() turns it into
 // qvl::Error(kInvalidArgument, msg) without adding position information.
 struct TemplateRaised {
   std::string message;
@@ -45,7 +45,8 @@ class Interpreter {
  public:
   explicit Interpreter(const Limits& limits);
 
-  // Renders `ast` with `variables` as the outermost scope.
+  // Renders `ast` with `variables` as the outermost scope. One Interpreter renders once.
+  // Errors come out as qvl::Error prefixed with the template line being evaluated.
   std::string render(const TemplateAst& ast, std::shared_ptr<Frame> variables);
 
   // Accounting used by the builtins, so that filters building strings or lists are bounded too.
@@ -54,8 +55,6 @@ class Interpreter {
   void check_string_size(size_t bytes) const;
   void check_collection_size(size_t items) const;
   void count_iteration();
-
-  Value call(const Value& callee, const Args& args);
 
  private:
   enum class Flow { kNormal, kBreak, kContinue };
@@ -75,6 +74,7 @@ class Interpreter {
   Value eval_slice(const SliceExpr& expr);
   Args eval_args(const CallArgs& args);
   Value lookup(const std::string& name) const;
+  Value call(const Value& callee, const Args& args);
   Value call_macro(const CallableData& macro, const Args& args);
 
   const Limits& limits_;

@@ -50,6 +50,75 @@ class Parser {
     Parser& p_;
   };
 
+  // Records a finished node's subtree height and bounds it. Chains such as a ~ b ~ c or
+  // x|f|g|h are parsed by loops rather than recursion, so DepthGuard alone would not bound them.
+  ExprPtr seal(ExprPtr node) {
+    int child = 0;
+    const auto see = [&](const ExprPtr& e) {
+      if (e) child = std::max(child, e->height);
+    };
+    const auto see_args = [&](const CallArgs& args) {
+      for (const auto& e : args.positional) see(e);
+      for (const auto& [name, e] : args.keyword) see(e);
+    };
+    switch (node->kind) {
+      case ExprKind::kLiteral:
+      case ExprKind::kName: break;
+      case ExprKind::kList: for (const auto& e : static_cast<ListExpr&>(*node).items) see(e); break;
+      case ExprKind::kDict:
+        for (const auto& [k, v] : static_cast<DictExpr&>(*node).entries) see(k), see(v);
+        break;
+      case ExprKind::kGetAttr: see(static_cast<GetAttrExpr&>(*node).object); break;
+      case ExprKind::kGetItem: {
+        auto& e = static_cast<GetItemExpr&>(*node);
+        see(e.object), see(e.key);
+        break;
+      }
+      case ExprKind::kSlice: {
+        auto& e = static_cast<SliceExpr&>(*node);
+        see(e.object), see(e.start), see(e.stop), see(e.step);
+        break;
+      }
+      case ExprKind::kUnary: see(static_cast<UnaryExpr&>(*node).operand); break;
+      case ExprKind::kBinary: {
+        auto& e = static_cast<BinaryExpr&>(*node);
+        see(e.left), see(e.right);
+        break;
+      }
+      case ExprKind::kCompare: {
+        auto& e = static_cast<CompareExpr&>(*node);
+        see(e.first);
+        for (const auto& [op, operand] : e.rest) see(operand);
+        break;
+      }
+      case ExprKind::kCondition: {
+        auto& e = static_cast<ConditionExpr&>(*node);
+        see(e.condition), see(e.then_value), see(e.else_value);
+        break;
+      }
+      case ExprKind::kCall: {
+        auto& e = static_cast<CallExpr&>(*node);
+        see(e.callee), see_args(e.args);
+        break;
+      }
+      case ExprKind::kFilter: {
+        auto& e = static_cast<FilterExpr&>(*node);
+        see(e.operand), see_args(e.args);
+        break;
+      }
+      case ExprKind::kTest: {
+        auto& e = static_cast<TestExpr&>(*node);
+        see(e.operand), see_args(e.args);
+        break;
+      }
+    }
+    node->height = child + 1;
+    if (node->height > limits_.max_parse_depth)
+      fail(ErrorKind::kLimitExceeded, "chat template expression nests deeper than ", limits_.max_parse_depth,
+           " levels at line ", node->line, ", column ", node->column);
+    return node;
+  }
+
   const Token& current() const { return tokens_[pos_]; }
   const Token& peek(size_t ahead = 1) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
   const Token& advance() {
@@ -342,7 +411,7 @@ class Parser {
     }
     auto tuple = std::make_unique<ListExpr>(start.line, start.column, true);
     tuple->items = std::move(items);
-    return tuple;
+    return seal(std::move(tuple));
   }
 
   ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
@@ -356,7 +425,7 @@ class Parser {
       cond->then_value = std::move(expr);
       cond->condition = parse_or();
       if (skip_name("else")) cond->else_value = parse_condexpr();
-      expr = std::move(cond);
+      expr = seal(std::move(cond));
     }
     return expr;
   }
@@ -365,7 +434,7 @@ class Parser {
     ExprPtr left = parse_and();
     while (is_name("or")) {
       const Token& op = advance();
-      left = std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kOr, std::move(left), parse_and());
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kOr, std::move(left), parse_and()));
     }
     return left;
   }
@@ -374,7 +443,7 @@ class Parser {
     ExprPtr left = parse_not();
     while (is_name("and")) {
       const Token& op = advance();
-      left = std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kAnd, std::move(left), parse_not());
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kAnd, std::move(left), parse_not()));
     }
     return left;
   }
@@ -383,7 +452,7 @@ class Parser {
     if (is_name("not")) {
       DepthGuard guard(*this);
       const Token& op = advance();
-      return std::make_unique<UnaryExpr>(op.line, op.column, UnaryOp::kNot, parse_not());
+      return seal(std::make_unique<UnaryExpr>(op.line, op.column, UnaryOp::kNot, parse_not()));
     }
     return parse_compare();
   }
@@ -412,7 +481,7 @@ class Parser {
       if (!compare) compare = std::make_unique<CompareExpr>(start.line, start.column, std::move(first));
       compare->rest.emplace_back(op, parse_math1());
     }
-    if (compare) return compare;
+    if (compare) return seal(std::move(compare));
     return first;
   }
 
@@ -420,8 +489,8 @@ class Parser {
     ExprPtr left = parse_concat();
     while (is_op("+") || is_op("-")) {
       const Token& op = advance();
-      left = std::make_unique<BinaryExpr>(op.line, op.column, op.text == "+" ? BinaryOp::kAdd : BinaryOp::kSub,
-                                          std::move(left), parse_concat());
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, op.text == "+" ? BinaryOp::kAdd : BinaryOp::kSub,
+                                          std::move(left), parse_concat()));
     }
     return left;
   }
@@ -430,7 +499,7 @@ class Parser {
     ExprPtr left = parse_math2();
     while (is_op("~")) {
       const Token& op = advance();
-      left = std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kConcat, std::move(left), parse_math2());
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kConcat, std::move(left), parse_math2()));
     }
     return left;
   }
@@ -443,7 +512,7 @@ class Parser {
                             : op.text == "/"  ? BinaryOp::kDiv
                             : op.text == "//" ? BinaryOp::kFloorDiv
                                               : BinaryOp::kMod;
-      left = std::make_unique<BinaryExpr>(op.line, op.column, kind, std::move(left), parse_pow());
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, kind, std::move(left), parse_pow()));
     }
     return left;
   }
@@ -452,7 +521,7 @@ class Parser {
     ExprPtr left = parse_unary(true);
     while (is_op("**")) {
       const Token& op = advance();
-      left = std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kPow, std::move(left), parse_unary(true));
+      left = seal(std::make_unique<BinaryExpr>(op.line, op.column, BinaryOp::kPow, std::move(left), parse_unary(true)));
     }
     return left;
   }
@@ -463,8 +532,8 @@ class Parser {
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       advance();
-      node = std::make_unique<UnaryExpr>(t.line, t.column, t.text == "-" ? UnaryOp::kNegate : UnaryOp::kPlus,
-                                         parse_unary(false));
+      node = seal(std::make_unique<UnaryExpr>(t.line, t.column, t.text == "-" ? UnaryOp::kNegate : UnaryOp::kPlus,
+                                         parse_unary(false)));
     } else {
       node = parse_primary();
     }
@@ -479,23 +548,23 @@ class Parser {
     switch (t.type) {
       case TokenType::kName: {
         advance();
-        if (t.text == "true" || t.text == "True") return std::make_unique<LiteralExpr>(t.line, t.column, Value(true));
+        if (t.text == "true" || t.text == "True") return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value(true)));
         if (t.text == "false" || t.text == "False")
-          return std::make_unique<LiteralExpr>(t.line, t.column, Value(false));
-        if (t.text == "none" || t.text == "None") return std::make_unique<LiteralExpr>(t.line, t.column, Value::none());
-        return std::make_unique<NameExpr>(t.line, t.column, t.text);
+          return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value(false)));
+        if (t.text == "none" || t.text == "None") return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value::none()));
+        return seal(std::make_unique<NameExpr>(t.line, t.column, t.text));
       }
       case TokenType::kString: {
         std::string text;
         while (current().type == TokenType::kString) text += advance().text;  // "a" "b" concatenates
-        return std::make_unique<LiteralExpr>(t.line, t.column, Value(std::move(text)));
+        return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value(std::move(text))));
       }
       case TokenType::kInteger:
         advance();
-        return std::make_unique<LiteralExpr>(t.line, t.column, Value(t.int_value));
+        return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value(t.int_value)));
       case TokenType::kFloat:
         advance();
-        return std::make_unique<LiteralExpr>(t.line, t.column, Value(t.float_value));
+        return seal(std::make_unique<LiteralExpr>(t.line, t.column, Value(t.float_value)));
       case TokenType::kOperator:
         if (t.text == "(") {
           advance();
@@ -521,7 +590,7 @@ class Parser {
       list->items.push_back(parse_expression(true));
     }
     expect_op("]");
-    return list;
+    return seal(std::move(list));
   }
 
   ExprPtr parse_dict() {
@@ -535,7 +604,7 @@ class Parser {
       dict->entries.emplace_back(std::move(key), parse_expression(true));
     }
     expect_op("}");
-    return dict;
+    return seal(std::move(dict));
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
@@ -570,13 +639,13 @@ class Parser {
       const Token& attr = current();
       if (attr.type == TokenType::kName) {
         advance();
-        return std::make_unique<GetAttrExpr>(op.line, op.column, std::move(node), attr.text);
+        return seal(std::make_unique<GetAttrExpr>(op.line, op.column, std::move(node), attr.text));
       }
       if (attr.type == TokenType::kInteger) {  // foo.0 is foo[0]
         advance();
-        return std::make_unique<GetItemExpr>(op.line, op.column, std::move(node),
-                                             std::make_unique<LiteralExpr>(attr.line, attr.column,
-                                                                           Value(attr.int_value)));
+        return seal(std::make_unique<GetItemExpr>(op.line, op.column, std::move(node),
+                                             seal(std::make_unique<LiteralExpr>(attr.line, attr.column,
+                                                                           Value(attr.int_value)))));
       }
       error(attr, "expected name or number after '.', got " + describe(attr));
     }
@@ -591,13 +660,13 @@ class Parser {
     }
     if (is_op(",")) unsupported(current(), "tuple subscripts");
     expect_op("]");
-    if (!is_slice) return std::make_unique<GetItemExpr>(op.line, op.column, std::move(node), std::move(start));
+    if (!is_slice) return seal(std::make_unique<GetItemExpr>(op.line, op.column, std::move(node), std::move(start)));
     auto slice = std::make_unique<SliceExpr>(op.line, op.column);
     slice->object = std::move(node);
     slice->start = std::move(start);
     slice->stop = std::move(stop);
     slice->step = std::move(step);
-    return slice;
+    return seal(std::move(slice));
   }
 
   CallArgs parse_call_args() {
@@ -628,7 +697,7 @@ class Parser {
     const Token& open = current();
     auto call = std::make_unique<CallExpr>(open.line, open.column, std::move(callee));
     call->args = parse_call_args();
-    return call;
+    return seal(std::move(call));
   }
 
   std::string parse_dotted_name() {
@@ -648,7 +717,7 @@ class Parser {
     if (!is_filter_name(name)) error(name_token, "no filter named '" + name + "'");
     auto filter = std::make_unique<FilterExpr>(bar.line, bar.column, std::move(node), std::move(name));
     if (is_op("(")) filter->args = parse_call_args();
-    return filter;
+    return seal(std::move(filter));
   }
 
   ExprPtr parse_test(ExprPtr node) {
@@ -668,8 +737,9 @@ class Parser {
       if (is_name("is")) error(t, "you cannot chain multiple tests with 'is'");
       test->args.positional.push_back(parse_postfix(parse_primary()));
     }
-    if (!negated) return test;
-    return std::make_unique<UnaryExpr>(keyword.line, keyword.column, UnaryOp::kNot, std::move(test));
+    if (!negated) return seal(std::move(test));
+    ExprPtr sealed = seal(std::move(test));
+    return seal(std::make_unique<UnaryExpr>(keyword.line, keyword.column, UnaryOp::kNot, std::move(sealed)));
   }
 };
 

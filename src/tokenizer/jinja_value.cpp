@@ -14,12 +14,12 @@ constexpr size_t kIndexThreshold = 8;  // dicts larger than this get a hash inde
 
 void check_depth(int depth) {
   if (depth > kMaxValueDepth)
-    fail(ErrorKind::kLimitExceeded, "chat template: value nesting deeper than ", kMaxValueDepth, " levels");
+    fail(ErrorKind::kLimitExceeded, "value nesting deeper than ", kMaxValueDepth, " levels");
 }
 
 void check_size(const std::string& out, size_t max_bytes) {
   if (out.size() > max_bytes)
-    fail(ErrorKind::kLimitExceeded, "chat template: a string would exceed the ", max_bytes, "-byte limit");
+    fail(ErrorKind::kLimitExceeded, "a string would exceed the ", max_bytes, "-byte limit");
 }
 
 void append_container_repr(std::string& out, const Value& v, size_t max_bytes) {

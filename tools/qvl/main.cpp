@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add(qvl::cli::add_dump_command);
   add(qvl::cli::add_synth_command);
   add(qvl::cli::add_bench_command);
+  add(qvl::cli::add_quantize_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

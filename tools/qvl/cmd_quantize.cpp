@@ -1,0 +1,41 @@
+// qvl quantize IN_DIR OUT.gguf --type q4_k: one memory-mappable file with quantized weights.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "commands.h"
+#include "runtime/quantize_checkpoint.h"
+
+namespace qvl::cli {
+
+Runner add_quantize_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("quantize", "Convert a checkpoint folder into one quantized GGUF file");
+  struct Args {
+    std::string in, out;
+    QuantizeOptions options;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("in_dir", a->in, "Hugging Face checkpoint folder")->required();
+  cmd->add_option("out_file", a->out, "Output .gguf file")->required();
+  cmd->add_option("--type", a->options.type, "Text weights: q4_k (default), q4_0, q8_0 or bf16")
+      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("--head-type", a->options.head_type, "embed_tokens/lm_head: q8_0 (default), q4_k, q4_0 or bf16")
+      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("-t,--threads", a->options.threads, "Threads (default: all cores)");
+  return [a] {
+    const auto t0 = std::chrono::steady_clock::now();
+    int last = -1;
+    quantize_checkpoint(a->in, a->out, a->options, [&](uint64_t done, uint64_t total) {
+      const int pct = static_cast<int>(100 * done / std::max<uint64_t>(1, total));
+      if (pct == last) return;
+      last = pct;
+      const int bar = pct / 4;
+      std::fprintf(stderr, "\r[%-25s] %3d%% of %.2f GB", std::string(static_cast<size_t>(bar), '#').c_str(), pct, total / 1e9);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "\nwrote %s in %.1f s\n", a->out.c_str(), s);
+    return 0;
+  };
+}
+
+}  // namespace qvl::cli
