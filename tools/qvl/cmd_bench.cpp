@@ -98,7 +98,8 @@ int bench(const BenchArgs& a) {
   ModelOptions mo;
   mo.threads = a.threads;
   mo.weights_type = a.quant;
-  mo.context_length = std::max<int64_t>(a.pp + a.tg + 8, a.skip_depth ? 0 : a.depth + a.depth_tg + 8);
+  // Room for every test: prompt + generation, the depth test, and images up to 16384 tokens.
+  mo.context_length = std::max<int64_t>({a.pp + a.tg + 8, a.skip_depth ? 0 : a.depth + a.depth_tg + 8, 16384 + 256});
   auto t_load = Clock::now();
   auto model = Model::load(a.model_dir, mo);
   const double load_s = since(t_load);

@@ -6,11 +6,9 @@ namespace qvl {
 
 KvCache::KvCache(int64_t n_layers, int64_t capacity, int64_t n_kv_heads, int64_t head_dim)
     : capacity_(capacity), row_(n_kv_heads * head_dim) {
-  k_.resize(static_cast<size_t>(n_layers));
-  v_.resize(static_cast<size_t>(n_layers));
   for (int64_t l = 0; l < n_layers; ++l) {
-    k_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * row_));
-    v_[static_cast<size_t>(l)].resize(static_cast<size_t>(capacity * row_));
+    k_.emplace_back(new float[static_cast<size_t>(capacity * row_)]);
+    v_.emplace_back(new float[static_cast<size_t>(capacity * row_)]);
   }
 }
 

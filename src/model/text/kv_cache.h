@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace qvl {
@@ -16,13 +17,15 @@ class KvCache {
   int64_t row_width() const { return row_; } // n_kv_heads * head_dim
   void set_size(int64_t n);                  // after a forward pass, or to truncate (rewind)
 
-  float* keys(int64_t layer, int64_t pos) { return k_[static_cast<size_t>(layer)].data() + pos * row_; }
-  float* values(int64_t layer, int64_t pos) { return v_[static_cast<size_t>(layer)].data() + pos * row_; }
+  float* keys(int64_t layer, int64_t pos) { return k_[static_cast<size_t>(layer)].get() + pos * row_; }
+  float* values(int64_t layer, int64_t pos) { return v_[static_cast<size_t>(layer)].get() + pos * row_; }
   size_t bytes() const;
 
  private:
   int64_t capacity_, row_, size_ = 0;
-  std::vector<std::vector<float>> k_, v_;
+  // Left uninitialised on purpose: large blocks come straight from mmap, so pages of positions
+  // never reached are never touched and cost no resident memory.
+  std::vector<std::unique_ptr<float[]>> k_, v_;
 };
 
 }  // namespace qvl
