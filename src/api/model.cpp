@@ -73,7 +73,9 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
                  : formats.layers != kernels::WeightFormat::kDense ? kernels::WeightFormat::kQ8_0
                                                                    : kernels::WeightFormat::kDense;
   m.decoder = std::make_unique<TextDecoder>(m.config, *m.checkpoint, formats, m.pool.get());
-  if (m.config.vision) m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint);
+  if (m.config.vision)
+    m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint, format_of(options.vision_weights_type),
+                                               m.pool.get());
   m.checkpoint->check_all_used();
 
   m.vision_ids = {static_cast<int32_t>(m.config.image_token_id), static_cast<int32_t>(m.config.video_token_id)};

@@ -15,7 +15,7 @@ namespace {
 struct ChatArgs {
   std::string model_dir, system;
   int threads = 0;
-  std::string quant;
+  std::string quant, vision_quant;
   int64_t context = 0, max_new_tokens = 1024;
   std::optional<float> temp;
   std::optional<uint64_t> seed;
@@ -25,6 +25,7 @@ int chat(const ChatArgs& a) {
   ModelOptions mo;
   mo.threads = a.threads;
   mo.weights_type = a.quant;
+  mo.vision_weights_type = a.vision_quant;
   mo.context_length = a.context;
   auto model = Model::load(a.model_dir, mo);
   Processor processor(model);
@@ -101,6 +102,8 @@ Runner add_chat_command(CLI::App& app) {
   cmd->add_option("--system", a->system, "System prompt");
   cmd->add_option("--quant", a->quant, "Quantize the text weights at load: q4_k, q4_0 or q8_0")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("--vision-quant", a->vision_quant, "Quantize the vision tower at load: q8_0 (default: as stored)")
+      ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
   cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
   cmd->add_option("-c,--ctx-size", a->context, "Context length in tokens");
   cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens per answer");

@@ -19,7 +19,7 @@ struct RunArgs {
   std::vector<std::string> images, stop;
   int64_t max_new_tokens = 256;
   int threads = 0;
-  std::string quant;
+  std::string quant, vision_quant;
   int64_t context = 0;
   int64_t min_pixels = 0, max_pixels = 0;
   std::optional<float> temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
@@ -49,6 +49,7 @@ int run(const RunArgs& a) {
   ModelOptions mo;
   mo.threads = a.threads;
   mo.weights_type = a.quant;
+  mo.vision_weights_type = a.vision_quant;
   mo.context_length = a.context;
   auto model = Model::load(a.model_dir, mo);
   const double load_s = since(t_load);
@@ -150,6 +151,8 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens to generate")->check(CLI::PositiveNumber);
   cmd->add_option("--quant", a->quant, "Quantize the text weights at load: q4_k, q4_0 or q8_0")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("--vision-quant", a->vision_quant, "Quantize the vision tower at load: q8_0 (default: as stored)")
+      ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
   cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("-c,--ctx-size", a->context, "Context length in tokens (default: model max, up to 32768)");
   cmd->add_option("--min-pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)");

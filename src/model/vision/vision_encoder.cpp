@@ -7,8 +7,20 @@
 
 namespace qvl {
 
-VisionEncoder::VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt)
-    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, "model.visual.")) {}
+VisionEncoder::VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt, kernels::WeightFormat format,
+                             ThreadPool* pool)
+    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, "model.visual.")) {
+  if (format == kernels::WeightFormat::kDense) return;
+  auto convert = [&](kernels::WeightMatrix& m) {
+    if (m.quantized() || !kernels::can_quantize(format, m.rows, m.cols)) return;
+    owned_.push_back(kernels::quantize_matrix(m, format, pool));
+    m = owned_.back().view();  // heap buffer: stays put when owned_ grows
+  };
+  for (auto& b : weights_.blocks)
+    for (kernels::WeightMatrix* m : {&b.attn_qkv, &b.attn_proj, &b.mlp_fc1, &b.mlp_fc2}) convert(*m);
+  for (auto* merger : {&weights_.merger}) convert(merger->fc1), convert(merger->fc2);
+  for (auto& merger : weights_.deepstack_merger_list) convert(merger.fc1), convert(merger.fc2);
+}
 
 VisionOutput VisionEncoder::encode(const float* pixel_values, int64_t rows, const std::vector<GridTHW>& grids,
                                    ThreadPool* pool) const {

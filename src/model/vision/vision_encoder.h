@@ -29,7 +29,10 @@ struct VisionOutput {
 class VisionEncoder {
  public:
   // Loads and validates the weights under "model.visual." (every tensor there is consumed).
-  VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt);
+  // `format` other than kDense quantizes the blocks' and mergers' matrices at load (the patch
+  // embedding and position table stay as stored).
+  VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt,
+                kernels::WeightFormat format = kernels::WeightFormat::kDense, ThreadPool* pool = nullptr);
 
   // pixel_values: [sum t*h*w, C*T*P*P] rows in the HF processor order (per image: frames, then
   // 2x2 merge blocks row-major, then row-major within a block); grids in image order.
@@ -44,6 +47,7 @@ class VisionEncoder {
  private:
   VisionConfig cfg_;
   VisionWeights weights_;
+  std::vector<kernels::QuantizedMatrix> owned_;  // storage of matrices quantized at load
 };
 
 }  // namespace qvl
