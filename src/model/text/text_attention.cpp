@@ -50,15 +50,17 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
   s.scale = 1.0f / std::sqrt(static_cast<float>(d));
   s.causal = true;
   s.causal_offset = start;
-  auto heads = [&](int64_t h0, int64_t h1, int) {
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kvh = h / group;
-      kernels::attention(q + h * d, cache.keys(layer, 0) + kvh * d, cache.values(layer, 0) + kvh * d,
-                         attn + h * d, s);
-    }
+  // One call per KV head covers its whole query group: each K/V row is read once for all of them.
+  s.q_heads = group;
+  s.q_head_stride = d;
+  s.out_head_stride = d;
+  auto kv_heads = [&](int64_t h0, int64_t h1, int) {
+    for (int64_t kvh = h0; kvh < h1; ++kvh)
+      kernels::attention(q + kvh * group * d, cache.keys(layer, 0) + kvh * d, cache.values(layer, 0) + kvh * d,
+                         attn + kvh * group * d, s);
   };
-  if (pool) pool->parallel_for(n_heads, heads);
-  else heads(0, n_heads, 0);
+  if (pool) pool->parallel_for(n_kv, kv_heads);
+  else kv_heads(0, n_kv, 0);
 
   kernels::matmul(attn, n, w.o_proj, nullptr, out, pool);
 }
