@@ -5,9 +5,11 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "formats/synthetic_checkpoint.h"
 #include "runtime/quantize_checkpoint.h"
 #include "qvl/qvl.hpp"
@@ -197,6 +199,91 @@ TEST(SyntheticCheckpoint, TinyPresetLoadsWithEveryTensorUsed) {
   Generator g(model, greedy(4));
   g.append_inputs(processor.process_prompt("Describe.", {load_image_file(image_path("c1_256x192.png"))}));
   EXPECT_EQ(generate(g).size(), 4u);
+}
+
+// A plain Qwen3 text checkpoint (model_type qwen3, tensors under "model.") built from the tiny
+// VL checkpoint's text half must give exactly the VL model's text-only logits: for text every
+// MRoPE component is equal, which is plain RoPE.
+TEST(PlainQwen3, TextCheckpointMatchesTheVlModelOnText) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(test::temp_dir()) / "plain-qwen3";
+  fs::create_directories(dir);
+  json vl = json::parse(test::read_file(test::tiny_model_dir() + "/config.json"));
+  json cfg = vl["text_config"];
+  cfg["model_type"] = "qwen3";
+  cfg["rope_scaling"] = nullptr;
+  cfg["tie_word_embeddings"] = true;
+  cfg["architectures"] = {"Qwen3ForCausalLM"};
+  test::write_file((dir / "config.json").string(), cfg.dump());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "generation_config.json"})
+    fs::copy_file(fs::path(test::tiny_model_dir()) / f, dir / f, fs::copy_options::overwrite_existing);
+  SafetensorsFile src(test::tiny_model_dir() + "/model.safetensors");
+  std::vector<TensorToWrite> text;
+  const std::string prefix = "model.language_model.";
+  for (const auto& [name, t] : src.tensors())
+    if (name.rfind(prefix, 0) == 0) text.push_back({"model." + name.substr(prefix.size()), t.dtype, t.shape, t.data, t.nbytes});
+  write_safetensors((dir / "model.safetensors").string(), text);
+
+  ModelOptions o;
+  o.threads = 2;
+  auto plain = Model::load(dir.string(), o);
+  EXPECT_EQ(plain->info().model_type, "qwen3");
+  EXPECT_FALSE(plain->info().has_vision);
+  auto vlm = tiny();
+  const std::string messages = R"([{"role": "user", "content": "Write a short poem about the sea."}])";
+  auto run = [&](const std::shared_ptr<Model>& m) {
+    Generator g(m, greedy(8));
+    g.append_inputs(Processor(m).process(messages));
+    auto logits = g.last_logits();
+    return std::make_pair(logits, generate(g));
+  };
+  auto [lp, tp] = run(plain);
+  auto [lv, tv] = run(vlm);
+  EXPECT_LT(test::max_abs_diff(lp, lv), 1e-5);
+  EXPECT_EQ(tp, tv);
+  // Images are refused by a text-only model.
+  EXPECT_THROW(Processor(plain).process_prompt("x", {load_image_file(image_path("b_320x256.png"))}), Error);
+}
+
+// Many image sizes (tiny, huge, extreme aspect ratios) through the processor: the token count
+// is (h/32)*(w/32) of the resized grid and stays within the pixel budget; a few run end to end.
+TEST(Processor, AnyImageSizeGivesTheRightTokenCount) {
+  auto model = tiny(16384);
+  ProcessorOptions po;
+  po.max_pixels = 512 * 32 * 32;  // keep the end-to-end runs small
+  Processor processor(model, po);
+  const int32_t pad = Tokenizer(model).token_to_id("<|image_pad|>");
+  std::mt19937 rng(11);
+  const std::vector<std::pair<int, int>> fixed = {{1, 1}, {1, 200}, {200, 1}, {17, 3000}, {3000, 15}, {4000, 3000}, {32, 32}, {33, 31}};
+  for (int i = 0; i < 40; ++i) {
+    auto [w, h] = i < static_cast<int>(fixed.size()) ? fixed[static_cast<size_t>(i)]
+                                                     : std::pair<int, int>{1 + static_cast<int>(rng() % 2000), 1 + static_cast<int>(rng() % 2000)};
+    if (std::max(w, h) > 200 * std::min(w, h)) continue;
+    Image img;
+    img.width = w;
+    img.height = h;
+    img.rgb.assign(static_cast<size_t>(w) * h * 3, static_cast<uint8_t>(i * 7));
+    ProcessedInputs in = processor.process_prompt("What is this?", {img});
+    ASSERT_EQ(in.image_grid_thw.size(), 1u);
+    const auto [t, gh, gw] = in.image_grid_thw[0];
+    EXPECT_EQ(t, 1);
+    EXPECT_EQ(gh % 2, 0);
+    EXPECT_EQ(gw % 2, 0);
+    const int64_t tokens = gh * gw / 4;
+    EXPECT_EQ(std::count(in.input_ids.begin(), in.input_ids.end(), pad), tokens) << w << "x" << h;
+    EXPECT_GE(tokens * 1024, 65536) << w << "x" << h;   // min_pixels of the fixture (64 tokens)
+    EXPECT_LE(tokens * 1024, *po.max_pixels) << w << "x" << h;
+    if (i % 8 == 0) {
+      Generator g(model, greedy(1));
+      g.append_inputs(in);
+      EXPECT_EQ(g.stats().images, 1);
+    }
+  }
+  Image wide;
+  wide.width = 201;
+  wide.height = 1;
+  wide.rgb.assign(201 * 3, 0);
+  EXPECT_THROW(processor.process_prompt("x", {wide}), Error);  // aspect ratio above 200
 }
 
 TEST(QuantizedFile, GgufLoadsAndMatchesQuantizeAtLoad) {
