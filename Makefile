@@ -33,3 +33,19 @@ golden: build
 
 clean:
 	rm -rf $(BUILD)
+
+# --- Robustness: fuzzing and sanitizers (tools/fuzz.sh; needs clang + libclang-rt-dev for fuzz).
+.PHONY: fuzz asan
+FUZZ_SECONDS ?= 60
+ASAN_BUILD ?= build-asan
+
+# Builds every libFuzzer target in build-fuzz/ and runs each for FUZZ_SECONDS.
+fuzz:
+	tools/fuzz.sh $(FUZZ_SECONDS)
+
+# Every test under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the test).
+asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DQVL_SANITIZE=ON -DQVL_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)

@@ -214,7 +214,7 @@ struct Registrar {
   Registrar() {
     const int threads = std::max(1, std::min(2, default_thread_count()));
     const std::string th = "/threads:" + std::to_string(threads);
-    const Isa best = detected_isa();
+    const Isa best = set_max_isa(Isa::kAVX512);  // detected, capped by QVL_MAX_ISA
     // Decode matvec: every shape and format, plus scalar baselines.
     for (const Shape& s : kShapes) {
       for (const Fmt& f : kFormats) {
@@ -245,6 +245,9 @@ struct Registrar {
         const std::string base = std::string("matmul_m512/") + s.name + "/" + f.name + "/";
         benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
                                      [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, threads); })
+            ->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, 1); })
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         if (best >= Isa::kAVX2 && std::string(s.name) == "2560to9728")
           benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),

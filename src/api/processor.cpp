@@ -17,7 +17,7 @@ using OrderedJson = nlohmann::ordered_json;
 OrderedJson parse_ordered(const std::string& text, const std::string& what) {
   try {
     return OrderedJson::parse(text);
-  } catch (const OrderedJson::parse_error& e) {
+  } catch (const OrderedJson::exception& e) {  // also out_of_range (1e400)
     fail(ErrorKind::kInvalidArgument, what, ": malformed JSON (", e.what(), ")");
   }
 }

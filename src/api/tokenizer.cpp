@@ -31,7 +31,7 @@ std::string Tokenizer::apply_chat_template(const std::string& messages_json, boo
   auto parse = [](const std::string& text, const char* what) {
     try {
       return nlohmann::ordered_json::parse(text);  // key order matters to tojson (tool schemas)
-    } catch (const nlohmann::ordered_json::parse_error& e) {
+    } catch (const nlohmann::ordered_json::exception& e) {  // also out_of_range (1e400)
       fail(ErrorKind::kInvalidArgument, what, ": malformed JSON (", e.what(), ")");
     }
   };

@@ -83,6 +83,9 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& path) {
     const uint64_t n = c.read<uint64_t>("array length");
     if (n > GgufFile::kMaxArrayElems)
       fail(ErrorKind::kInvalidFile, path, ": GGUF array at offset ", c.offset(), " claims ", n, " elements");
+    // Every element takes at least one byte: a count the file cannot hold is refused before
+    // reserve() below turns it into up to 512 MB of memory.
+    c.need(n, "array elements");
     if (elem == kString) {
       std::vector<std::string> v;
       for (uint64_t i = 0; i < n; ++i) v.push_back(c.string("array string"));

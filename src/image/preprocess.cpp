@@ -113,6 +113,14 @@ ResizeResult smart_resize(int64_t height, int64_t width, int64_t factor, int64_t
   if (factor <= 0) fail(ErrorKind::kInvalidArgument, "smart_resize: factor must be positive, got ", factor);
   if (max_pixels <= 0 || min_pixels < 0)
     fail(ErrorKind::kInvalidArgument, "smart_resize: bad pixel bounds [", min_pixels, ", ", max_pixels, "]");
+  // Bounds that keep every product below exactly in int64 and double (found by fuzz_preprocess:
+  // 2^63-1 x 2^63-1 overflowed); far above any image (decoders cap sides at 65500).
+  constexpr int64_t kMaxSide = int64_t(1) << 24, kMaxMinPixels = int64_t(1) << 52;
+  if (height > kMaxSide || width > kMaxSide || factor > kMaxSide)
+    fail(ErrorKind::kInvalidArgument, "smart_resize: image size ", width, "x", height, " or factor ", factor,
+         " is above the limit of ", kMaxSide);
+  if (min_pixels > kMaxMinPixels)
+    fail(ErrorKind::kInvalidArgument, "smart_resize: min_pixels ", min_pixels, " is above the limit of ", kMaxMinPixels);
   // Below 2^53 every int64 here converts exactly, so each double operation is the correctly
   // rounded one Python performs on ints and floats.
   const double h = static_cast<double>(height), w = static_cast<double>(width);
@@ -148,6 +156,13 @@ PixelValues preprocess_image(const Image& image, const PreprocessorConfig& cfg) 
   const ResizeResult r = smart_resize(image.height, image.width, P * M, cfg.min_pixels, cfg.max_pixels);
   if (r.height > INT32_MAX || r.width > INT32_MAX)
     fail(ErrorKind::kLimitExceeded, "preprocess_image: resized size ", r.width, "x", r.height, " is too large");
+  // A hostile preprocessor config (e.g. shortest_edge 2^40) must not make us allocate terabytes.
+  constexpr int64_t kMaxPixelValues = int64_t(1) << 30;  // Qwen3-VL's own maximum needs ~1e8
+  if (r.height * r.width > kMaxPixelValues / (3 * T))
+    fail(ErrorKind::kLimitExceeded, "preprocess_image: the resized image ", r.width, "x", r.height, " would give ",
+         static_cast<double>(r.height) * static_cast<double>(r.width) * 3.0 * static_cast<double>(T),
+         " pixel values, above the limit of ", kMaxPixelValues,
+         " (check min_pixels / max_pixels)");
 
   Image resized;
   const Image* img = &image;

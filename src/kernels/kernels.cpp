@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <string>
 #include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
 
 #include "core/check.h"
 #include "core/thread_pool.h"
@@ -35,8 +38,11 @@ namespace {
 Isa detect() {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+  // f16c and bmi2 straight from CPUID: clang 14's __builtin_cpu_supports does not know them.
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  const bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+  const bool bmi2 = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_BMI2);
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c && bmi2;
   const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vnni");
@@ -78,7 +84,8 @@ Isa detected_isa() {
 Isa active_isa() { return current(); }
 
 Isa set_max_isa(Isa isa) {
-  const Isa level = std::min(detected_isa(), isa);
+  static const Isa env = env_cap();
+  const Isa level = std::min({detected_isa(), env, isa});
   active_level();  // make sure the one-time initialisation has run first
   detail::hwy_limit_targets(level);
   active_level().store(static_cast<int>(level));

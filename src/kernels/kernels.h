@@ -139,8 +139,9 @@ enum class Isa : uint8_t { kScalar = 0, kSSE4 = 1, kAVX2 = 2, kAVX512 = 3 };
 std::string_view isa_name(Isa isa);
 Isa detected_isa();  // the best level this CPU supports
 Isa active_isa();    // the level in use: min(detected, QVL_MAX_ISA env var, set_max_isa)
-// Caps the level used from now on (tests and benchmarks); returns the level now active.
-// Not to be called while kernels run on other threads.
+// Caps the level used from now on (tests and benchmarks): min(isa, detected, QVL_MAX_ISA);
+// returns the level now active. Not to be called while kernels run on other threads.
+// QVL_MAX_ISA=scalar|sse4|avx2|avx512 caps the whole process (read once, at first use).
 Isa set_max_isa(Isa isa);
 
 }  // namespace qvl::kernels

@@ -20,6 +20,9 @@ namespace qvl::kernels::detail {
 #if QVL_X86_KERNELS
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,bmi,bmi2")
+#ifdef __clang__  // clang ignores #pragma GCC target
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,bmi,bmi2"))), apply_to = function)
+#endif
 
 namespace {
 
@@ -184,6 +187,9 @@ void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const f
   }
 }
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 #else
 void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,

@@ -25,6 +25,9 @@ namespace qvl::kernels::detail {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi,bmi2")
+#ifdef __clang__  // clang ignores #pragma GCC target
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi,bmi2"))), apply_to = function)
+#endif
 
 namespace {
 
@@ -201,6 +204,9 @@ void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const
 }
 
 #pragma GCC diagnostic pop
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 #else
 void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,

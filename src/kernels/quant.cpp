@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "kernels/reference.h"
@@ -110,10 +114,6 @@ uint16_t bf16_round_up(float v) {
 
 namespace {
 
-// Position of column c (0..31) of row r inside a block's codes, and the nibble shift (Q4).
-inline size_t q8_pos(int64_t r, int64_t c) { return static_cast<size_t>((c / 4) * 64 + r * 4 + (c % 4)); }
-inline size_t q4_pos(int64_t r, int64_t c) { return static_cast<size_t>(((c / 4) % 4) * 64 + r * 4 + (c % 4)); }
-inline int q4_shift(int64_t c) { return c / 4 < 4 ? 0 : 4; }
 
 // Round to nearest even for |v| < 2^22 (all values rounded here are codes of at most 255, or
 // garbage that the clamp removes) without a libm call, so the loops vectorize on any x86-64.
@@ -123,71 +123,123 @@ inline float round_ne(float v) {
 }
 inline float round_clamp(float v, float lo, float hi) { return std::min(hi, std::max(lo, round_ne(v))); }
 
+// One pass of the Q4_K fit: for the fit value ≈ s*q + b, rounds q = clamp(round((x-b)/s), 0, 15)
+// and returns the squared error and the sums Σq, Σq², Σqx of the least-squares refit. Four
+// fixed partial sums (SSE2, the x86-64 baseline, or the same order in plain C++), so the result
+// is the same on every machine.
+struct FitSums {
+  float e, sq, sqq, sqx;
+};
+#if defined(__SSE2__)
+inline FitSums fit_pass(const float* x, float s, float b) {
+  const __m128 vs = _mm_set1_ps(s), vb = _mm_set1_ps(b), vis = _mm_set1_ps(1.0f / s);
+  const __m128 magic = _mm_set1_ps(12582912.0f), zero = _mm_setzero_ps(), fifteen = _mm_set1_ps(15.0f);
+  __m128 e = zero, sq = zero, sqq = zero, sqx = zero;
+  for (int c = 0; c < kBlock; c += 4) {
+    const __m128 xv = _mm_loadu_ps(x + c);
+    __m128 q = _mm_mul_ps(_mm_sub_ps(xv, vb), vis);
+    q = _mm_sub_ps(_mm_add_ps(q, magic), magic);
+    q = _mm_min_ps(_mm_max_ps(q, zero), fifteen);
+    const __m128 diff = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(vs, q), vb), xv);
+    e = _mm_add_ps(e, _mm_mul_ps(diff, diff));
+    sq = _mm_add_ps(sq, q);
+    sqq = _mm_add_ps(sqq, _mm_mul_ps(q, q));
+    sqx = _mm_add_ps(sqx, _mm_mul_ps(q, xv));
+  }
+  alignas(16) float t[4][4];
+  _mm_store_ps(t[0], e);
+  _mm_store_ps(t[1], sq);
+  _mm_store_ps(t[2], sqq);
+  _mm_store_ps(t[3], sqx);
+  return {(t[0][0] + t[0][1]) + (t[0][2] + t[0][3]), (t[1][0] + t[1][1]) + (t[1][2] + t[1][3]),
+          (t[2][0] + t[2][1]) + (t[2][2] + t[2][3]), (t[3][0] + t[3][1]) + (t[3][2] + t[3][3])};
+}
+#else
+inline FitSums fit_pass(const float* x, float s, float b) {
+  const float is = 1.0f / s;
+  float t[4][4] = {};
+  for (int c = 0; c < kBlock; c += 4) {
+    for (int l = 0; l < 4; ++l) {
+      const float xv = x[c + l];
+      const float q = round_clamp((xv - b) * is, 0.0f, 15.0f);
+      const float diff = (s * q + b) - xv;
+      t[0][l] += diff * diff;
+      t[1][l] += q;
+      t[2][l] += q * q;
+      t[3][l] += q * xv;
+    }
+  }
+  return {(t[0][0] + t[0][1]) + (t[0][2] + t[0][3]), (t[1][0] + t[1][1]) + (t[1][2] + t[1][3]),
+          (t[2][0] + t[2][1]) + (t[2][2] + t[2][3]), (t[3][0] + t[3][1]) + (t[3][2] + t[3][3])};
+}
+#endif
+
 // Best (scale, offset) for value ≈ scale * q + offset, q in 0..15, offset <= 0, minimising the
-// squared error: start from the min/max fit, then alternate rounding and least squares.
+// squared error: start from the min/max fit, then alternate rounding and least squares (each
+// pass measures the error of the current fit and gathers the sums for the next one).
 void fit_scale_min(const float* x, float* scale, float* offset) {
-  float lo = 0.0f, hi = x[0];
+  float lo = 0.0f, hi = x[0], sx = 0.0f;
   for (int c = 0; c < kBlock; ++c) {
     lo = std::min(lo, x[c]);
     hi = std::max(hi, x[c]);
+    sx += x[c];
   }
   if (!(hi > lo)) {  // constant non-positive block (or all zero)
     *scale = 0.0f;
     *offset = lo;
     return;
   }
-  auto error = [&](float s, float b) {
-    const float is = 1.0f / s;
-    float e = 0.0f;
-    for (int c = 0; c < kBlock; ++c) {
-      const float q = round_clamp((x[c] - b) * is, 0.0f, 15.0f);
-      const float diff = s * q + b - x[c];
-      e += diff * diff;
+  float s = (hi - lo) / 15.0f, b = lo;
+  float best_s = s, best_b = b, best_e = HUGE_VALF;
+  constexpr float n = static_cast<float>(kBlock);
+  for (int pass = 0; pass < 4; ++pass) {
+    const FitSums f = fit_pass(x, s, b);
+    if (f.e < best_e) {
+      best_e = f.e;
+      best_s = s;
+      best_b = b;
     }
-    return e;
-  };
-  float best_s = (hi - lo) / 15.0f, best_b = lo;
-  float best_e = error(best_s, best_b);
-  float s = best_s, b = best_b;
-  for (int iter = 0; iter < 3; ++iter) {
-    const float is = 1.0f / s;
-    float sq = 0, sqq = 0, sx = 0, sqx = 0;
-    for (int c = 0; c < kBlock; ++c) {
-      const float q = round_clamp((x[c] - b) * is, 0.0f, 15.0f);
-      sq += q;
-      sqq += q * q;
-      sx += x[c];
-      sqx += q * x[c];
-    }
-    const float n = static_cast<float>(kBlock);
-    const float det = n * sqq - sq * sq;
-    if (!(det > 0.0f)) break;
-    float ns = (n * sqx - sq * sx) / det;
-    float nb = (sqq * sx - sq * sqx) / det;
+    const float det = n * f.sqq - f.sq * f.sq;
+    if (pass == 3 || !(det > 0.0f)) break;
+    float ns = (n * f.sqx - f.sq * sx) / det;
+    float nb = (f.sqq * sx - f.sq * f.sqx) / det;
     if (nb > 0.0f) {
       nb = 0.0f;
-      ns = sqx / sqq;
+      ns = f.sqx / f.sqq;
     }
     if (!(ns > 0.0f)) break;
     s = ns;
     b = nb;
-    const float e = error(s, b);
-    if (e < best_e) {
-      best_e = e;
-      best_s = s;
-      best_b = b;
-    }
   }
   *scale = best_s;
   *offset = best_b;
 }
 
+// Writes the codes of one block (codes[r][c], 16 rows × 32 columns, row-major) in the packed
+// order: Q8_0 as steps of [16 rows][4 columns]; Q4 with step j + 4 in the high nibbles.
+void pack_codes(WeightFormat f, const uint8_t (*codes)[kBlock], uint8_t* dst) {
+  for (int r = 0; r < kGroupRows; ++r) {
+    if (f == WeightFormat::kQ8_0) {
+      for (int s = 0; s < 8; ++s) std::memcpy(dst + s * 64 + r * 4, codes[r] + 4 * s, 4);
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        uint32_t lo, hi;
+        std::memcpy(&lo, codes[r] + 4 * j, 4);
+        std::memcpy(&hi, codes[r] + 4 * (j + 4), 4);
+        const uint32_t v = lo | (hi << 4);  // every byte of lo and hi is <= 15
+        std::memcpy(dst + j * 64 + r * 4, &v, 4);
+      }
+    }
+  }
+}
+
 void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_t* grp) {
   const int64_t nb = L.nb, cols = L.cols;
+  uint8_t codes[kGroupRows][kBlock];
+  auto put_scale = [&](size_t off, int64_t idx, uint16_t h) { put_u16(grp + off + static_cast<size_t>(idx) * 2, h); };
   switch (L.format) {
     case WeightFormat::kQ8_0:
       for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* codes = grp + static_cast<size_t>(b) * L.codes_per_block;
         for (int64_t r = 0; r < kGroupRows; ++r) {
           const float* x = rows + r * cols + b * kBlock;
           float amax = 0.0f;
@@ -196,66 +248,65 @@ void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_
           const float d = f16_to_f32(h);
           const float id = d > 0.0f ? 1.0f / d : 0.0f;
           for (int c = 0; c < kBlock; ++c)
-            codes[q8_pos(r, c)] = static_cast<uint8_t>(static_cast<int>(round_clamp(x[c] * id, -127.0f, 127.0f)) + 128);
-          put_u16(grp + L.scales_off + static_cast<size_t>(b * kGroupRows + r) * 2, h);
+            codes[r][c] = static_cast<uint8_t>(static_cast<int>(round_clamp(x[c] * id, -127.0f, 127.0f)) + 128);
+          put_scale(L.scales_off, b * kGroupRows + r, h);
         }
+        pack_codes(L.format, codes, grp + static_cast<size_t>(b) * L.codes_per_block);
       }
       break;
     case WeightFormat::kQ4_0:
       for (int64_t b = 0; b < nb; ++b) {
-        uint8_t* codes = grp + static_cast<size_t>(b) * L.codes_per_block;
         for (int64_t r = 0; r < kGroupRows; ++r) {
           const float* x = rows + r * cols + b * kBlock;
-          float amax = 0.0f, extreme = 0.0f;
+          float lo = 0.0f, hi = 0.0f;
           for (int c = 0; c < kBlock; ++c) {
-            if (std::fabs(x[c]) > amax) {
-              amax = std::fabs(x[c]);
-              extreme = x[c];
-            }
+            lo = std::min(lo, x[c]);
+            hi = std::max(hi, x[c]);
           }
-          const uint16_t h = f16_round_away(extreme / -8.0f);  // the extreme value maps to code 0
+          const float extreme = -lo > hi ? lo : hi;                 // the value of largest magnitude
+          const uint16_t h = f16_round_away(extreme / -8.0f);  // ... maps to code 0
           const float d = f16_to_f32(h);
           const float id = d != 0.0f ? 1.0f / d : 0.0f;
-          for (int c = 0; c < kBlock; ++c) {
-            const auto q = static_cast<uint8_t>(round_clamp(x[c] * id + 8.0f, 0.0f, 15.0f));
-            codes[q4_pos(r, c)] |= static_cast<uint8_t>(q << q4_shift(c));
-          }
-          put_u16(grp + L.scales_off + static_cast<size_t>(b * kGroupRows + r) * 2, h);
+          for (int c = 0; c < kBlock; ++c) codes[r][c] = static_cast<uint8_t>(round_clamp(x[c] * id + 8.0f, 0.0f, 15.0f));
+          put_scale(L.scales_off, b * kGroupRows + r, h);
         }
+        pack_codes(L.format, codes, grp + static_cast<size_t>(b) * L.codes_per_block);
       }
       break;
     case WeightFormat::kQ4_K: {
-      float sc[kSuperBlocks], mn[kSuperBlocks];
+      float sc[kGroupRows][kSuperBlocks], mn[kGroupRows][kSuperBlocks];
       for (int64_t sb = 0; sb < L.nsb; ++sb) {
         const int64_t b0 = sb * kSuperBlocks, b1 = std::min(nb, b0 + kSuperBlocks);
+        float D[kGroupRows], M[kGroupRows];
         for (int64_t r = 0; r < kGroupRows; ++r) {
           float smax = 0.0f, mmax = 0.0f;
           for (int64_t b = b0; b < b1; ++b) {
             float s, off;
             fit_scale_min(rows + r * cols + b * kBlock, &s, &off);
-            sc[b - b0] = s;
-            mn[b - b0] = -off;
+            sc[r][b - b0] = s;
+            mn[r][b - b0] = -off;
             smax = std::max(smax, s);
             mmax = std::max(mmax, -off);
           }
           const uint16_t hd = bf16_round_up(smax / 255.0f), hm = bf16_round_up(mmax / 255.0f);
-          const float D = bf16_to_f32(hd), M = bf16_to_f32(hm);
-          put_u16(grp + L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2, hd);
-          put_u16(grp + L.dmin_off + static_cast<size_t>(sb * kGroupRows + r) * 2, hm);
-          for (int64_t b = b0; b < b1; ++b) {
-            const auto isc = static_cast<uint8_t>(D > 0.0f ? round_clamp(sc[b - b0] / D, 0.0f, 255.0f) : 0.0f);
-            const auto imn = static_cast<uint8_t>(M > 0.0f ? round_clamp(mn[b - b0] / M, 0.0f, 255.0f) : 0.0f);
+          D[r] = bf16_to_f32(hd);
+          M[r] = bf16_to_f32(hm);
+          put_scale(L.scales_off, sb * kGroupRows + r, hd);
+          put_scale(L.dmin_off, sb * kGroupRows + r, hm);
+        }
+        for (int64_t b = b0; b < b1; ++b) {
+          for (int64_t r = 0; r < kGroupRows; ++r) {
+            const auto isc = static_cast<uint8_t>(D[r] > 0.0f ? round_clamp(sc[r][b - b0] / D[r], 0.0f, 255.0f) : 0.0f);
+            const auto imn = static_cast<uint8_t>(M[r] > 0.0f ? round_clamp(mn[r][b - b0] / M[r], 0.0f, 255.0f) : 0.0f);
             grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)] = isc;
             grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)] = imn;
-            const float s = D * static_cast<float>(isc), m = M * static_cast<float>(imn);
+            // Codes against the stored (rounded) scale and offset.
+            const float s = D[r] * static_cast<float>(isc), m = M[r] * static_cast<float>(imn);
             const float is = s > 0.0f ? 1.0f / s : 0.0f;
             const float* x = rows + r * cols + b * kBlock;
-            uint8_t* codes = grp + static_cast<size_t>(b) * L.codes_per_block;
-            for (int c = 0; c < kBlock; ++c) {
-              const auto q = static_cast<uint8_t>(round_clamp((x[c] + m) * is, 0.0f, 15.0f));
-              codes[q4_pos(r, c)] |= static_cast<uint8_t>(q << q4_shift(c));
-            }
+            for (int c = 0; c < kBlock; ++c) codes[r][c] = static_cast<uint8_t>(round_clamp((x[c] + m) * is, 0.0f, 15.0f));
           }
+          pack_codes(L.format, codes, grp + static_cast<size_t>(b) * L.codes_per_block);
         }
       }
       break;
@@ -265,6 +316,13 @@ void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_
   }
 }
 
+}  // namespace
+
+namespace {
+// Position of column c (0..31) of row r inside a block's codes, and the nibble shift (Q4).
+inline size_t q8_pos(int64_t r, int64_t c) { return static_cast<size_t>((c / 4) * 64 + r * 4 + (c % 4)); }
+inline size_t q4_pos(int64_t r, int64_t c) { return static_cast<size_t>(((c / 4) % 4) * 64 + r * 4 + (c % 4)); }
+inline int q4_shift(int64_t c) { return c / 4 < 4 ? 0 : 4; }
 }  // namespace
 
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out) {

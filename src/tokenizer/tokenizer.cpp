@@ -12,6 +12,7 @@ namespace qvl {
 namespace {
 
 constexpr int64_t kMaxAddedTokenId = int64_t(1) << 24;
+constexpr int64_t kSparseIdSlack = 65536;
 
 const Json& member_or_null(const Json& object, const char* key) {
   static const Json null_json;
@@ -71,6 +72,12 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_text(const std::string& te
     int64_t max_id = -1;
     for (const auto& [token, id] : tokenizer->model_.vocab()) max_id = std::max<int64_t>(max_id, id);
     for (const AddedToken& token : added) max_id = std::max<int64_t>(max_id, token.id);
+    // The id table below is sized by the largest id: one token with id 16777215 in a 145-byte file
+    // made it 1.2 GB. Real vocabularies are (nearly) dense, so ids far past the count are refused.
+    const int64_t defined = static_cast<int64_t>(tokenizer->model_.vocab().size() + added.size());
+    if (max_id >= 2 * defined + kSparseIdSlack)
+      fail(ErrorKind::kLimitExceeded, what, ": token id ", max_id, " is far beyond the ", defined,
+           " tokens defined (ids may exceed twice the token count by at most ", kSparseIdSlack, ")");
     auto& tokens = tokenizer->tokens_;
     tokens.resize(static_cast<size_t>(max_id + 1));
     for (const auto& [text, id] : tokenizer->model_.vocab()) {
