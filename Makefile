@@ -44,8 +44,10 @@ fuzz:
 	tools/fuzz.sh $(FUZZ_SECONDS)
 
 # Every test under AddressSanitizer + UndefinedBehaviorSanitizer (any report fails the test).
+# -O1 (ASan's recommendation) builds in about half the time of -O3 for a few seconds more test time.
 asan: deps
-	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DQVL_SANITIZE=ON -DQVL_BUILD_BENCH=OFF >/dev/null
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DQVL_SANITIZE=ON -DQVL_BUILD_BENCH=OFF \
+	  "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG" >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)

@@ -14,6 +14,7 @@
 // GCC 12 raises a false -Wrestrict inside std::string concatenation (GCC bug 105329).
 #pragma GCC diagnostic ignored "-Wrestrict"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -210,6 +211,14 @@ void bench_pool(benchmark::State& state, int threads) {
 
 std::string isa_str(Isa isa) { return std::string(isa_name(isa)); }
 
+// The machine may be shared: with --benchmark_repetitions=N, "min" (of times) and "max" (of
+// rates) report the least-disturbed repetition next to the mean/median.
+benchmark::internal::Benchmark* stats(benchmark::internal::Benchmark* b) {
+  return b
+      ->ComputeStatistics("min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); })
+      ->ComputeStatistics("max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); });
+}
+
 struct Registrar {
   Registrar() {
     const int threads = std::max(1, std::min(2, default_thread_count()));
@@ -220,20 +229,20 @@ struct Registrar {
       for (const Fmt& f : kFormats) {
         if (std::string(s.name) == "lm_head" && f.dtype == DType::kF32) continue;  // 1.6 GB x copies
         const std::string base = std::string("matvec/") + s.name + "/" + f.name + "/";
-        benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, threads); })
+        stats(benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, threads); }))
             ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (std::string(s.name) != "lm_head")
-          benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, 1); })
+          stats(benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, 1); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (best >= Isa::kAVX2 && std::string(s.name) == "2560to9728")
-          benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kAVX2, threads); })
+          stats(benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kAVX2, threads); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (std::string(s.name) == "2560to9728")
-          benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kScalar, threads); })
+          stats(benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kScalar, threads); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
       }
     }
@@ -243,19 +252,19 @@ struct Registrar {
       for (const Fmt& f : kFormats) {
         if (f.dtype == DType::kF16) continue;  // same kernel as bf16 after conversion
         const std::string base = std::string("matmul_m512/") + s.name + "/" + f.name + "/";
-        benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, threads); })
+        stats(benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, threads); }))
             ->Unit(benchmark::kMillisecond)->UseRealTime();
-        benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, 1); })
+        stats(benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, 1); }))
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         if (best >= Isa::kAVX2 && std::string(s.name) == "2560to9728")
-          benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kAVX2, threads); })
+          stats(benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kAVX2, threads); }))
               ->Unit(benchmark::kMillisecond)->UseRealTime();
         if (std::string(s.name) == "2560to4096" && (f.format == WeightFormat::kQ4_0 || f.dtype == DType::kBF16))
-          benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kScalar, threads); })
+          stats(benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kScalar, threads); }))
               ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
       }
     }
@@ -267,34 +276,34 @@ struct Registrar {
     };
     for (const A a : {A{"decode_1head", 1, 1}, A{"decode_gqa4", 1, 4}, A{"prefill_512", 512, 1}}) {
       for (Isa isa : {best, Isa::kScalar}) {
-        benchmark::RegisterBenchmark((std::string("attention_kv4096/") + a.name + "/" + isa_str(isa)).c_str(),
-                                     [=](benchmark::State& st) { bench_attention(st, a.q_len, a.heads, isa); })
+        stats(benchmark::RegisterBenchmark((std::string("attention_kv4096/") + a.name + "/" + isa_str(isa)).c_str(),
+                                     [=](benchmark::State& st) { bench_attention(st, a.q_len, a.heads, isa); }))
             ->Unit(benchmark::kMicrosecond)->UseRealTime();
       }
     }
     for (Isa isa : {best, Isa::kScalar}) {
       const std::string sfx = "/" + isa_str(isa);
-      benchmark::RegisterBenchmark(("rms_norm/2560" + sfx).c_str(), [=](benchmark::State& st) {
+      stats(benchmark::RegisterBenchmark(("rms_norm/2560" + sfx).c_str(), [=](benchmark::State& st) {
         bench_elementwise(st, 2560, isa, [](float* a, float* b, float* c, int64_t n) { rms_norm(a, b, n, 1e-6f, c); });
-      });
-      benchmark::RegisterBenchmark(("silu_mul/9728" + sfx).c_str(), [=](benchmark::State& st) {
+      }));
+      stats(benchmark::RegisterBenchmark(("silu_mul/9728" + sfx).c_str(), [=](benchmark::State& st) {
         bench_elementwise(st, 9728, isa, [](float* a, float* b, float* c, int64_t n) {
           std::memcpy(c, a, n * 4);
           silu_mul(c, b, n);
         });
-      });
-      benchmark::RegisterBenchmark(("gelu_erf/4096" + sfx).c_str(), [=](benchmark::State& st) {
+      }));
+      stats(benchmark::RegisterBenchmark(("gelu_erf/4096" + sfx).c_str(), [=](benchmark::State& st) {
         bench_elementwise(st, 4096, isa, [](float* a, float*, float* c, int64_t n) {
           std::memcpy(c, a, n * 4);
           gelu_erf(c, n);
         });
-      });
-      benchmark::RegisterBenchmark(("layer_norm/1152" + sfx).c_str(), [=](benchmark::State& st) {
+      }));
+      stats(benchmark::RegisterBenchmark(("layer_norm/1152" + sfx).c_str(), [=](benchmark::State& st) {
         bench_elementwise(st, 1152, isa, [](float* a, float* b, float* c, int64_t n) { layer_norm(a, b, b, n, 1e-6f, c); });
-      });
+      }));
     }
-    benchmark::RegisterBenchmark(("thread_pool/parallel_for_4096" + th).c_str(),
-                                 [=](benchmark::State& st) { bench_pool(st, threads); })
+    stats(benchmark::RegisterBenchmark(("thread_pool/parallel_for_4096" + th).c_str(),
+                                 [=](benchmark::State& st) { bench_pool(st, threads); }))
         ->UseRealTime();
   }
 };

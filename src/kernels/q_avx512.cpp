@@ -79,11 +79,17 @@ inline void tile(const TileArgs& t) {
     xds[i] = a.ds + (t.i0 + i) * nb;
   }
 
+  // A single activation row (decode) leaves only NG dependency chains of 8 vpdpbusd per block,
+  // so its sums are split over kP partial accumulators (added once per block).
+  constexpr int kP = MR == 1 ? 4 : 1;
   for (int64_t b = 0; b < nb; ++b) {
-    __m512i is[MR][NG];
+    __m512i part[MR][NG][kP];
     for (int i = 0; i < MR; ++i) {
       const __m512i init = _mm512_set1_epi32(xinit[i][b]);
-      for (int g = 0; g < NG; ++g) is[i][g] = init;
+      for (int g = 0; g < NG; ++g) {
+        part[i][g][0] = init;
+        for (int p = 1; p < kP; ++p) part[i][g][p] = _mm512_setzero_si512();
+      }
     }
     if constexpr (F == WeightFormat::kQ8_0) {
       for (int s = 0; s < 8; ++s) {
@@ -92,7 +98,7 @@ inline void tile(const TileArgs& t) {
           w[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 512 + 64 * s);
         for (int i = 0; i < MR; ++i) {
           const __m512i xv = bcast32(xq[i] + b * 32 + 4 * s);
-          for (int g = 0; g < NG; ++g) is[i][g] = _mm512_dpbusd_epi32(is[i][g], w[g], xv);
+          for (int g = 0; g < NG; ++g) part[i][g][s % kP] = _mm512_dpbusd_epi32(part[i][g][s % kP], w[g], xv);
         }
       }
     } else {
@@ -103,13 +109,26 @@ inline void tile(const TileArgs& t) {
           lo[g] = _mm512_and_si512(v, m4);
           hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
+        constexpr int pl = 0, ph = kP > 1 ? kP / 2 : 0;
         for (int i = 0; i < MR; ++i) {
           const __m512i xl = bcast32(xq[i] + b * 32 + 4 * j);
           const __m512i xh = bcast32(xq[i] + b * 32 + 4 * (j + 4));
           for (int g = 0; g < NG; ++g) {
-            is[i][g] = _mm512_dpbusd_epi32(is[i][g], lo[g], xl);
-            is[i][g] = _mm512_dpbusd_epi32(is[i][g], hi[g], xh);
+            const int q = kP > 1 ? (j % (kP / 2)) : 0;
+            part[i][g][pl + q] = _mm512_dpbusd_epi32(part[i][g][pl + q], lo[g], xl);
+            part[i][g][ph + q] = _mm512_dpbusd_epi32(part[i][g][ph + q], hi[g], xh);
           }
+        }
+      }
+    }
+    __m512i is[MR][NG];
+    for (int i = 0; i < MR; ++i) {
+      for (int g = 0; g < NG; ++g) {
+        if constexpr (kP == 4) {
+          is[i][g] = _mm512_add_epi32(_mm512_add_epi32(part[i][g][0], part[i][g][1]),
+                                      _mm512_add_epi32(part[i][g][2], part[i][g][3]));
+        } else {
+          is[i][g] = part[i][g][0];
         }
       }
     }
