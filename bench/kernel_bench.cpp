@@ -8,7 +8,9 @@
 // "scalar" is the portable reference code, the baseline for speedups.
 // matvec reports GB/s of weight bytes streamed; each iteration uses the next of several copies of
 // the matrix (together > 256 MB) so the weights come from DRAM as in a real decode step, not
-// from the 32 MB L3. matmul reports GOP/s (2·m·n·k per call; int8 ops for quantized formats).
+// from the 32 MB L3. matmul reports GOP/s (2·m·n·k per call; int8 ops for quantized formats),
+// attention FLOP/s. On a shared machine add --benchmark_repetitions=5: the "min" (time) and
+// "max" (rate) aggregates then show the least-disturbed repetition.
 #include <benchmark/benchmark.h>
 
 // GCC 12 raises a false -Wrestrict inside std::string concatenation (GCC bug 105329).
@@ -175,8 +177,10 @@ void bench_attention(benchmark::State& state, int64_t q_len, int64_t heads, Isa 
     benchmark::DoNotOptimize(out.data());
   }
   set_max_isa(Isa::kAVX512);
-  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * d * pairs, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  state.counters["GFLOP/s"].value /= 1e9;
+  // 2 flops per multiply-add, q·k and p·v: 4 d per visible (query, key) pair.
+  state.counters["FLOP/s"] = benchmark::Counter(4.0 * d * pairs, benchmark::Counter::kIsIterationInvariantRate);
+  // K and V bytes one call streams (from cache here; from DRAM in a long decode).
+  state.counters["KV_MB"] = 2.0 * kv * d * 4 / 1e6;
 }
 
 template <class Fn>

@@ -361,19 +361,20 @@ HWY_INLINE VF TimesSigmoid(DF df, VF x, VF t) {
   return x / (hn::Set(df, 1.0f) + e);
 }
 
-template <class F, class G>
-HWY_INLINE void MapInPlace(float* x, int64_t n, F vec_fn, G scalar_fn) {
+// x[i] = vec_fn(x[i]) over whole vectors; the tail goes through a zero-padded vector so that it
+// gets exactly the same math.
+template <class F>
+HWY_INLINE void MapInPlace(float* x, int64_t n, F vec_fn) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
   int64_t i = 0;
   for (; i + N <= n; i += N) hn::StoreU(vec_fn(df, hn::LoadU(df, x + i), i), df, x + i);
-  if (i < n) {  // tail through a padded vector so the tail gets the same math
+  if (i < n) {
     float buf[64] = {0};
     for (int64_t j = i; j < n; ++j) buf[j - i] = x[j];
     hn::StoreU(vec_fn(df, hn::LoadU(df, buf), i), df, buf);
     for (int64_t j = i; j < n; ++j) x[j] = buf[j - i];
   }
-  (void)scalar_fn;
 }
 
 void SiluMul(float* gate, const float* up, int64_t n) {
@@ -404,8 +405,7 @@ void GeluTanh(float* x, int64_t n) {
         const VF v3 = hn::Mul(hn::Mul(v, v), v);
         const VF u2 = hn::Mul(hn::Set(df, 2.0f * 0.7978845608028654f), hn::MulAdd(hn::Set(df, 0.044715f), v3, v));
         return TimesSigmoid(df, v, u2);
-      },
-      0);
+      });
 }
 
 // GELU(erf): x * Phi(x) = 0.5 x erfc(-x / sqrt(2)). erfc(z) for z >= 0 from the Chebyshev
@@ -433,8 +433,7 @@ void GeluErf(float* x, int64_t n) {
         const VF r = hn::Mul(t, hn::Exp(df, arg));   // erfc(|z|)
         const VF erfc_z = hn::IfThenElse(z < hn::Zero(df), hn::Sub(hn::Set(df, 2.0f), r), r);
         return hn::Mul(hn::Mul(hn::Set(df, 0.5f), v), erfc_z);
-      },
-      0);
+      });
 }
 
 void AddInPlace(float* x, const float* y, int64_t n) {
