@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "qvl/qvl.hpp"
@@ -34,8 +36,37 @@ double kl_divergence(const std::vector<float>& ref, const std::vector<float>& q)
 
 struct Figures {
   double max_kl = 0, mean_kl = 0;
-  int top1_agree = 0, cases = 0, greedy_same = 0, greedy_total = 0;
+  int top1_agree = 0, cases = 0;
+  int greedy_same = 0, greedy_total = 0;  // free-running: golden tokens before the first divergence
+  int forced_agree = 0, forced_total = 0; // teacher-forced: steps whose argmax is the golden token
+  double max_missed_margin = 0;           // largest fp32 top-1 margin at a teacher-forced miss
+  double mean_rms_err = 0;                // rms over the vocabulary of (quantized - fp32) logits
+  int robust_misses = 0;                  // misses where the fp32 margin exceeded 4 x that step's rms error
 };
+
+size_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
+
+// Top-1 minus top-2 logit.
+double top_margin(const std::vector<float>& v) {
+  std::vector<float> top(2);
+  std::partial_sort_copy(v.begin(), v.end(), top.begin(), top.end(), std::greater<float>());
+  return top[0] - top[1];
+}
+
+double rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+  return std::sqrt(s / double(a.size()));
+}
+
+std::shared_ptr<Model> fp32_model() {
+  static std::shared_ptr<Model> model = [] {
+    ModelOptions o;
+    o.threads = 2;
+    return Model::load(test::tiny_model_dir(), o);
+  }();
+  return model;
+}
 
 Figures measure(const std::string& format) {
   ModelOptions o;
@@ -43,55 +74,90 @@ Figures measure(const std::string& format) {
   o.weights_type = format;
   o.head_weights_type = format;
   auto model = Model::load(test::tiny_model_dir(), o);
-  Processor processor(model);
+  Processor processor(model), fp32_processor(fp32_model());
   Figures f;
   for (const char* name : {"a_text_only", "b_one_image", "c_two_images"}) {
     json g = json::parse(test::read_file(test::golden_dir() + "/" + name + ".json"));
     const auto ref = test::read_f32(test::golden_dir() + "/" + name + ".last_logits.f32.bin");
+    const auto golden = g["greedy_tokens"].get<std::vector<int32_t>>();
+    const std::string messages = g["messages"].dump();
     GeneratorParams p;
-    p.max_new_tokens = 16;
+    p.max_new_tokens = static_cast<int>(golden.size());
     p.stop_at_eos = false;
+
     Generator gen(model, p);
-    gen.append_inputs(processor.process(g["messages"].dump(), {}, true, test::golden_dir()));
+    gen.append_inputs(processor.process(messages, {}, true, test::golden_dir()));
     const auto& logits = gen.last_logits();
     const double kl = kl_divergence(ref, logits);
     f.max_kl = std::max(f.max_kl, kl);
     f.mean_kl += kl / 3;
-    f.top1_agree += std::max_element(ref.begin(), ref.end()) - ref.begin() ==
-                    std::max_element(logits.begin(), logits.end()) - logits.begin();
+    f.top1_agree += argmax(ref) == argmax(logits);
     ++f.cases;
-    const auto golden = g["greedy_tokens"].get<std::vector<int32_t>>();
+
+    // Teacher forcing: both models read the golden tokens, so every step is judged on the same
+    // context and one early miss does not hide the agreement of the later steps.
+    Generator forced(model, p), reference(fp32_model(), p);
+    forced.append_inputs(processor.process(messages, {}, true, test::golden_dir()));
+    reference.append_inputs(fp32_processor.process(messages, {}, true, test::golden_dir()));
+    for (int32_t token : golden) {
+      const auto& q = forced.last_logits();
+      const auto& r = reference.last_logits();
+      const double margin = top_margin(r), err = rms_diff(q, r);
+      EXPECT_EQ(argmax(r), static_cast<size_t>(token));  // the fp32 path itself follows the golden tokens
+      ++f.forced_total;
+      f.mean_rms_err += err;
+      if (argmax(q) == static_cast<size_t>(token)) {
+        ++f.forced_agree;
+      } else {
+        f.max_missed_margin = std::max(f.max_missed_margin, margin);
+        f.robust_misses += margin > 4 * err;
+      }
+      forced.append_tokens({token});
+      reference.append_tokens({token});
+    }
+
     std::vector<int32_t> tokens;
     while (!gen.is_done()) {
       gen.generate_next_token();
       tokens.push_back(gen.next_token());
     }
-    // Agreement up to the first divergence (after it, the contexts differ).
     size_t same = 0;
     while (same < tokens.size() && tokens[same] == golden[same]) ++same;
     f.greedy_same += static_cast<int>(same);
     f.greedy_total += static_cast<int>(golden.size());
   }
-  std::printf("[accuracy] %-5s KL mean %.3e max %.3e | top-1 %d/%d | greedy prefix %d/%d\n", format.c_str(),
-              f.mean_kl, f.max_kl, f.top1_agree, f.cases, f.greedy_same, f.greedy_total);
+  f.mean_rms_err /= f.forced_total;
+  std::printf(
+      "[accuracy] %-5s KL mean %.3e max %.3e | top-1 %d/%d | teacher-forced %d/%d (largest fp32 margin missed %.3f, "
+      "logit rms err %.3f) | greedy prefix %d/%d\n",
+      format.c_str(), f.mean_kl, f.max_kl, f.top1_agree, f.cases, f.forced_agree, f.forced_total,
+      f.max_missed_margin, f.mean_rms_err, f.greedy_same, f.greedy_total);
   return f;
 }
 
 // The tiny fixture (hidden 64, random weights) is far more sensitive to rounding than a real
-// model: its logits are sums of only 64 products and its greedy margins are as small as 0.02.
-// The bounds below are regression bounds set from measured figures (see the issue notes), not
-// accuracy claims for real checkpoints.
+// model: its q_norm/k_norm weights (~2.2) make attention logits of order 20, so attention is
+// nearly hard and 0.4 % weight rounding grows to ~5 % logit error (rms ~0.13 against a logit
+// spread of 2.4), while golden greedy margins go down to 0.016. No 8-bit weight format can keep
+// every golden token there; what must hold is that the quantized model only disagrees where the
+// fp32 model itself is nearly tied. The count bounds are regression bounds set from measured
+// figures (see the issue notes), not accuracy claims for real checkpoints.
 TEST(QuantizedAccuracy, Q8_0KeepsTopTokenAndStaysClose) {
   Figures f = measure("q8_0");
   EXPECT_EQ(f.top1_agree, f.cases);
-  EXPECT_LT(f.max_kl, 5e-2);   // measured 2.5e-2 (int8 activations); 2e-3 with fp32 activations
-  EXPECT_GE(f.greedy_same, 12);  // measured 18 of 48 greedy tokens before the first divergence
+  EXPECT_LT(f.max_kl, 5e-2);                 // measured 2.5e-2
+  EXPECT_EQ(f.robust_misses, 0);             // every miss is at a near-tie of the fp32 model
+  EXPECT_LT(f.max_missed_margin, 0.5);       // measured 0.25 (fp32 logit spread 2.4)
+  EXPECT_GE(f.forced_agree, f.forced_total - 6);  // measured 43 of 48
+  EXPECT_GE(f.greedy_same, 12);              // measured 18 of 48 before the first divergence
 }
 
 TEST(QuantizedAccuracy, Q4_KIsMoreAccurateThanQ4_0) {
   Figures k = measure("q4_k");
   Figures z = measure("q4_0");
   EXPECT_LT(k.mean_kl, z.mean_kl);
+  EXPECT_LT(k.mean_rms_err, z.mean_rms_err);
+  EXPECT_GE(k.forced_agree, z.forced_agree);
   EXPECT_LT(k.max_kl, 2.0);  // measured 1.13
 }
 
