@@ -435,23 +435,9 @@ TEST(ResourceBounds, HostilePreprocessorConfig) {
 
 // A copy of the tiny model whose model.safetensors has one NaN (or Inf) in a text layer weight.
 std::string model_with_bad_weight(const std::string& name, uint16_t bf16_bits) {
-  const fs::path dir = fs::path(test::temp_dir()) / name;
-  fs::create_directories(dir);
-  for (const auto& e : fs::directory_iterator(test::tiny_model_dir())) {
-    if (e.path().filename() == "model.safetensors") continue;
-    fs::copy_file(e.path(), dir / e.path().filename(), fs::copy_options::overwrite_existing);
-  }
-  std::string bytes = test::read_file(test::tiny_model_dir() + "/model.safetensors");
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, bytes.data(), 8);
-  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, header_len));
-  const std::string tensor = "model.language_model.layers.1.mlp.down_proj.weight";
-  EXPECT_TRUE(header.contains(tensor)) << "the tiny model has no " << tensor;
-  EXPECT_EQ(header[tensor]["dtype"], "BF16");
-  const uint64_t offset = 8 + header_len + header[tensor]["data_offsets"][0].get<uint64_t>();
-  std::memcpy(bytes.data() + offset + 2 * 5, &bf16_bits, 2);  // the 6th element
-  test::write_file((dir / "model.safetensors").string(), bytes);
-  return dir.string();
+  return test::altered_tiny_model(name, [&](const test::Bf16Weights& weight) {
+    weight("model.language_model.layers.1.mlp.down_proj.weight")[5] = bf16_bits;  // the 6th element
+  });
 }
 
 TEST(NonFiniteWeights, ReportedAtTheFirstNonFiniteLogit) {

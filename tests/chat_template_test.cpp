@@ -34,16 +34,7 @@ std::string render_text(const std::string& source, const OJson& vars = OJson::ob
   return ChatTemplate(source, limits).render_ordered(OJson::array(), false, vars);
 }
 
-// Runs `fn`, which must throw qvl::Error; returns it.
-Error error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "expected a qvl::Error";
-  return Error(ErrorKind::kInternal, "no error");
-}
+using test::error_of;
 
 const ChatTemplate& qwen3_vl() {
   static const ChatTemplate tmpl = ChatTemplate::from_model_dir(test::tiny_model_dir());

@@ -16,17 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Expects `fn` to throw qvl::Error of `kind` whose message contains every fragment.
-template <typename Fn>
-void expect_error(Fn&& fn, ErrorKind kind, std::initializer_list<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(kind)) << e.what();
-    for (const auto& f : fragments) EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << "'" << f << "' not in: " << e.what();
-  }
-}
+using test::expect_error;
 
 std::string header_file(const std::string& header, const std::string& data) {
   std::string out(8, '\0');

@@ -36,22 +36,7 @@ Image decode_bytes(const std::string& bytes, const ImageLimits& limits = {}) {
   return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), limits);
 }
 
-// Runs f, expecting a qvl::Error of the given kind; returns its message.
-template <typename F>
-std::string expect_error(ErrorKind kind, F&& f, const std::string& context = "") {
-  try {
-    f();
-  } catch (const Error& e) {
-    EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(kind)) << context << ": " << e.what();
-    EXPECT_GT(std::strlen(e.what()), 10u) << context;
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << context << ": threw a non-qvl exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << context << ": did not throw";
-  return {};
-}
+using test::expect_error;
 
 // ---------------------------------------------------------------------------------------- golden
 
@@ -175,16 +160,16 @@ TEST(SmartResize, HandDerivedCases) {
 }
 
 TEST(SmartResize, Errors) {
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(1, 201, 32, 65536, 16777216); }, "1x201");
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(201, 1, 32, 65536, 16777216); }, "201x1");
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(200, 40001, 32, 65536, 16777216); }, "200x40001");
+  expect_error([] { smart_resize(1, 201, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "1x201");
+  expect_error([] { smart_resize(201, 1, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "201x1");
+  expect_error([] { smart_resize(200, 40001, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "200x40001");
   EXPECT_NO_THROW(smart_resize(200, 40000, 32, 65536, 16777216));
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(0, 100, 32, 65536, 16777216); }, "zero h");
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(100, 0, 32, 65536, 16777216); }, "zero w");
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(-5, 100, 32, 65536, 16777216); }, "negative");
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(100, 100, 0, 65536, 16777216); }, "factor 0");
+  expect_error([] { smart_resize(0, 100, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "zero h");
+  expect_error([] { smart_resize(100, 0, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "zero w");
+  expect_error([] { smart_resize(-5, 100, 32, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "negative");
+  expect_error([] { smart_resize(100, 100, 0, 65536, 16777216); }, ErrorKind::kInvalidArgument, {}, "factor 0");
   // 16/32 = 0.5 rounds to 0 and min_pixels 0 does not push it back up: an empty result.
-  expect_error(ErrorKind::kInvalidArgument, [] { smart_resize(16, 16, 32, 0, 16777216); }, "empty result");
+  expect_error([] { smart_resize(16, 16, 32, 0, 16777216); }, ErrorKind::kInvalidArgument, {}, "empty result");
 }
 
 TEST(SmartResize, MatchesPythonFormulaTable) {
@@ -195,7 +180,7 @@ TEST(SmartResize, MatchesPythonFormulaTable) {
     const std::string what = "h=" + std::to_string(h) + " w=" + std::to_string(w) + " f=" + std::to_string(f) +
                              " min=" + std::to_string(mn) + " max=" + std::to_string(mx);
     if (c[5].is_null()) {
-      expect_error(ErrorKind::kInvalidArgument, [&] { smart_resize(h, w, f, mn, mx); }, what);
+      expect_error([&] { smart_resize(h, w, f, mn, mx); }, ErrorKind::kInvalidArgument, {}, what);
       ++errors;
     } else {
       const ResizeResult r = smart_resize(h, w, f, mn, mx);
@@ -242,11 +227,11 @@ TEST(Resize, SameSizeIsIdentityAndBadSizesThrow) {
   for (size_t i = 0; i < img.rgb.size(); ++i) img.rgb[i] = uint8_t(i * 37);
   const Image same = resize_bicubic(img, 5, 4);
   EXPECT_EQ(same.rgb, img.rgb);
-  expect_error(ErrorKind::kInvalidArgument, [&] { resize_bicubic(img, 0, 4); }, "zero width");
-  expect_error(ErrorKind::kInvalidArgument, [&] { resize_bicubic(img, 3, -1); }, "negative height");
+  expect_error([&] { resize_bicubic(img, 0, 4); }, ErrorKind::kInvalidArgument, {}, "zero width");
+  expect_error([&] { resize_bicubic(img, 3, -1); }, ErrorKind::kInvalidArgument, {}, "negative height");
   Image bad = img;
   bad.rgb.pop_back();
-  expect_error(ErrorKind::kInvalidArgument, [&] { resize_bicubic(bad, 3, 3); }, "malformed source");
+  expect_error([&] { resize_bicubic(bad, 3, 3); }, ErrorKind::kInvalidArgument, {}, "malformed source");
 }
 
 TEST(Resize, ConstantImageStaysConstant) {
@@ -314,22 +299,23 @@ std::vector<std::string> decode_case_files() {
 }
 
 TEST(DecodeBad, EmptyAndRandomData) {
-  expect_error(ErrorKind::kInvalidFile, [] { decode_image(nullptr, 0); }, "null");
+  expect_error([] { decode_image(nullptr, 0); }, ErrorKind::kInvalidFile, {}, "null");
   const uint8_t one = 0;
-  expect_error(ErrorKind::kInvalidFile, [&] { decode_image(&one, 0); }, "zero bytes");
+  expect_error([&] { decode_image(&one, 0); }, ErrorKind::kInvalidFile, {}, "zero bytes");
   std::mt19937 gen(1234);
   for (int trial = 0; trial < 50; ++trial) {
     std::string bytes(1 + gen() % 4000, '\0');
     for (char& ch : bytes) ch = char(gen());
     if (bytes[0] == 'B' && bytes[1] == 'M') bytes[0] = 'X';
-    expect_error(ErrorKind::kUnsupported, [&] { decode_bytes(bytes); }, "random bytes");
+    expect_error([&] { decode_bytes(bytes); }, ErrorKind::kUnsupported, {}, "random bytes");
   }
-  const std::string msg = expect_error(ErrorKind::kUnsupported, [] { decode_bytes(std::string("II*\0garbage garbage", 19)); }, "tiff");
+  const std::string msg =
+      expect_error([] { decode_bytes(std::string("II*\0garbage garbage", 19)); }, ErrorKind::kUnsupported, {}, "tiff");
   EXPECT_NE(msg.find("TIFF"), std::string::npos) << msg;
   const std::string empty_path = test::temp_dir() + "/empty.png";
   test::write_file(empty_path, "");
-  expect_error(ErrorKind::kInvalidFile, [&] { load_image_file(empty_path); }, "empty file");
-  expect_error(ErrorKind::kNotFound, [] { load_image_file("/nonexistent/dir/image.png"); }, "missing file");
+  expect_error([&] { load_image_file(empty_path); }, ErrorKind::kInvalidFile, {}, "empty file");
+  expect_error([] { load_image_file("/nonexistent/dir/image.png"); }, ErrorKind::kNotFound, {}, "missing file");
 }
 
 TEST(DecodeBad, MagicFollowedByGarbage) {
@@ -436,19 +422,20 @@ TEST(DecodeBad, HugePngHeaderFailsFastBeforeAllocating) {
   EXPECT_EQ(crc32_of("IEND"), 0xAE426082u);  // the CRC every PNG ends with
   const std::string png = png_header_only(100000, 100000);
   const auto t0 = std::chrono::steady_clock::now();
-  const std::string msg = expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(png); }, "100000x100000");
+  const std::string msg = expect_error([&] { decode_bytes(png); }, ErrorKind::kLimitExceeded, {}, "100000x100000");
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(msg.find("100000x100000"), std::string::npos) << msg;
   EXPECT_NE(msg.find("65500"), std::string::npos) << msg;
   EXPECT_LT(ms, 50.0);
   // Inside the side limit but above the pixel limit (Pillow's decompression-bomb threshold).
-  const std::string msg2 = expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(png_header_only(20000, 20000)); }, "20000^2");
+  const std::string msg2 =
+      expect_error([&] { decode_bytes(png_header_only(20000, 20000)); }, ErrorKind::kLimitExceeded, {}, "20000^2");
   EXPECT_NE(msg2.find("400000000"), std::string::npos) << msg2;
   EXPECT_NE(msg2.find("178956970"), std::string::npos) << msg2;
   // The same file with the size within limits but no pixel data is corrupt, not over a limit.
-  expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(png_header_only(64, 64)); }, "no pixel data");
+  expect_error([&] { decode_bytes(png_header_only(64, 64)); }, ErrorKind::kInvalidFile, {}, "no pixel data");
   // A zero width is corrupt.
-  expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(png_header_only(0, 10)); }, "zero width");
+  expect_error([&] { decode_bytes(png_header_only(0, 10)); }, ErrorKind::kInvalidFile, {}, "zero width");
 }
 
 TEST(DecodeBad, EveryFormatChecksLimitsBeforeDecoding) {
@@ -456,20 +443,20 @@ TEST(DecodeBad, EveryFormatChecksLimitsBeforeDecoding) {
   tight.max_pixels = 100;  // every test image is 37x29 = 1073 pixels
   for (const std::string& file : decode_case_files()) {
     const std::string bytes = read_file(images_dir() + "/decode/" + file);
-    const std::string msg = expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(bytes, tight); }, file);
+    const std::string msg = expect_error([&] { decode_bytes(bytes, tight); }, ErrorKind::kLimitExceeded, {}, file);
     EXPECT_NE(msg.find("above the limit of 100 pixels"), std::string::npos) << file << ": " << msg;
   }
   ImageLimits narrow;
   narrow.max_side = 30;
   for (const std::string& file : decode_case_files()) {
     const std::string bytes = read_file(images_dir() + "/decode/" + file);
-    expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(bytes, narrow); }, file);
+    expect_error([&] { decode_bytes(bytes, narrow); }, ErrorKind::kLimitExceeded, {}, file);
   }
   ImageLimits small_file;
   small_file.max_file_bytes = 10;
   const std::string path = images_dir() + "/decode/png_rgb8.png";
-  expect_error(ErrorKind::kLimitExceeded, [&] { load_image_file(path, small_file); }, "file bytes");
-  expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(read_file(path), small_file); }, "data bytes");
+  expect_error([&] { load_image_file(path, small_file); }, ErrorKind::kLimitExceeded, {}, "file bytes");
+  expect_error([&] { decode_bytes(read_file(path), small_file); }, ErrorKind::kLimitExceeded, {}, "data bytes");
 }
 
 void put_le32(std::string& b, size_t at, uint32_t v) {
@@ -482,53 +469,53 @@ TEST(DecodeBad, BmpWithLyingHeaders) {
   {
     std::string b = good;  // pixel offset far past the end
     put_le32(b, 10, 0xFFFFFF00u);
-    const std::string msg = expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "offset past end");
+    const std::string msg = expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "offset past end");
     EXPECT_NE(msg.find("offset"), std::string::npos) << msg;
   }
   {
     std::string b = good;  // pixel offset leaving too few bytes for the rows
     put_le32(b, 10, uint32_t(good.size() - 100));
-    const std::string msg = expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "offset near end");
+    const std::string msg = expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "offset near end");
     EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
   }
   {
     std::string b = good;  // pixel offset inside the headers
     put_le32(b, 10, 20);
-    expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "offset inside header");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "offset inside header");
   }
   {
     std::string b = good;  // info header larger than the file
     put_le32(b, 14, 124);
     b.resize(60);
-    expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "header past end");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "header past end");
   }
   {
     std::string b = good;  // unknown info header size
     put_le32(b, 14, 0x7FFFFFFF);
-    expect_error(ErrorKind::kUnsupported, [&] { decode_bytes(b); }, "huge header size");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kUnsupported, {}, "huge header size");
   }
   {
     std::string b = good;  // width and height far beyond the data (and the limits)
     put_le32(b, 18, 1000000000u);
-    expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(b); }, "huge width");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kLimitExceeded, {}, "huge width");
     put_le32(b, 18, 5000);
     put_le32(b, 22, 5000);
-    expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "height beyond data");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "height beyond data");
     put_le32(b, 18, uint32_t(-37));
-    expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "negative width");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "negative width");
     put_le32(b, 18, 37);
     put_le32(b, 22, 0x80000000u);  // INT32_MIN height
-    expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(b); }, "INT32_MIN height");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kLimitExceeded, {}, "INT32_MIN height");
   }
   {
     std::string b = good;  // RLE compression
     put_le32(b, 30, 1);
-    expect_error(ErrorKind::kUnsupported, [&] { decode_bytes(b); }, "RLE");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kUnsupported, {}, "RLE");
   }
   {
     std::string b = read_file(images_dir() + "/decode/bmp_palette8.bmp");
     put_le32(b, 46, 0x7FFFFFFF);  // colours used: absurd
-    expect_error(ErrorKind::kInvalidFile, [&] { decode_bytes(b); }, "absurd palette");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kInvalidFile, {}, "absurd palette");
     put_le32(b, 46, 65536);  // large but allowed: the palette then runs past the pixel data / file
     try {
       decode_bytes(b);
@@ -542,7 +529,7 @@ TEST(DecodeBad, OtherFormatsDeclaringHugeSizes) {
   {  // GIF logical screen 65535x65535
     std::string b = read_file(images_dir() + "/decode/gif_basic.gif");
     b[6] = b[7] = b[8] = b[9] = char(0xFF);
-    expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(b); }, "gif screen");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kLimitExceeded, {}, "gif screen");
   }
   {  // JPEG SOF claiming 65000x65000
     std::string b = read_file(images_dir() + "/decode/jpeg_baseline.jpg");
@@ -555,7 +542,7 @@ TEST(DecodeBad, OtherFormatsDeclaringHugeSizes) {
     ASSERT_NE(sof, std::string::npos);
     b[sof + 5] = char(0xFD), b[sof + 6] = char(0xE8);  // height 65000
     b[sof + 7] = char(0xFD), b[sof + 8] = char(0xE8);  // width 65000
-    const std::string msg = expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(b); }, "jpeg sof");
+    const std::string msg = expect_error([&] { decode_bytes(b); }, ErrorKind::kLimitExceeded, {}, "jpeg sof");
     EXPECT_NE(msg.find("65000x65000"), std::string::npos) << msg;
   }
   {  // WebP (simple lossy): VP8 frame header 16383x16383
@@ -564,7 +551,7 @@ TEST(DecodeBad, OtherFormatsDeclaringHugeSizes) {
     ASSERT_EQ(uint8_t(b[23]), 0x9D);
     b[26] = char(0xFF), b[27] = char(0x3F);
     b[28] = char(0xFF), b[29] = char(0x3F);
-    expect_error(ErrorKind::kLimitExceeded, [&] { decode_bytes(b); }, "webp size");
+    expect_error([&] { decode_bytes(b); }, ErrorKind::kLimitExceeded, {}, "webp size");
   }
 }
 
@@ -632,12 +619,13 @@ TEST(PreprocessorConfig, MalformedThrows) {
       R"({"rescale_factor": "x"})",
   };
   for (const char* text : bad)
-    expect_error(ErrorKind::kInvalidFile, [&] { parse_preprocessor_config(text, "preprocessor_config.json"); }, text);
+    expect_error([&] { parse_preprocessor_config(text, "preprocessor_config.json"); }, ErrorKind::kInvalidFile, {},
+                 text);
   // Through the file loader too; the message names the file.
   const std::string dir = test::temp_dir() + "/bad_model";
   std::filesystem::create_directories(dir);
   test::write_file(dir + "/preprocessor_config.json", R"({"patch_size": [16]})");
-  const std::string msg = expect_error(ErrorKind::kInvalidFile, [&] { load_preprocessor_config(dir); }, "file");
+  const std::string msg = expect_error([&] { load_preprocessor_config(dir); }, ErrorKind::kInvalidFile, {}, "file");
   EXPECT_NE(msg.find("preprocessor_config.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("patch_size"), std::string::npos) << msg;
 }
@@ -708,9 +696,9 @@ TEST(Preprocess, RejectsBadImages) {
   strip.width = 300;
   strip.height = 1;
   strip.rgb.assign(900, 128);
-  expect_error(ErrorKind::kInvalidArgument, [&] { preprocess_image(strip, cfg); }, "aspect 300:1");
+  expect_error([&] { preprocess_image(strip, cfg); }, ErrorKind::kInvalidArgument, {}, "aspect 300:1");
   Image empty;
-  expect_error(ErrorKind::kInvalidArgument, [&] { preprocess_image(empty, cfg); }, "empty image");
+  expect_error([&] { preprocess_image(empty, cfg); }, ErrorKind::kInvalidArgument, {}, "empty image");
   Image ok;
   ok.width = 10;
   ok.height = 10;

@@ -24,18 +24,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Expects `fn` to throw qvl::Error of `kind` whose message contains every fragment.
-template <typename Fn>
-void expect_error(Fn&& fn, ErrorKind kind, std::initializer_list<std::string> fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(kind)) << e.what();
-    for (const auto& f : fragments)
-      EXPECT_NE(std::string(e.what()).find(f), std::string::npos) << "'" << f << "' not in: " << e.what();
-  }
-}
+using test::expect_error;
 
 bool is_valid_utf8(std::string_view s) { return utf8::first_invalid_offset(s) == std::string_view::npos; }
 

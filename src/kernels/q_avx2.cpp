@@ -4,16 +4,7 @@
 //   Q4_0 / Q4_K: u4 codes × s8 activations; the 16-bit pair sums of a whole block stay below
 //     8 · 2 · 15 · 127 = 30480, so they are added in 16 bits and widened once per block.
 //   Q8_0: signed codes via the sign trick (|w| × sign(x, w)); pairs ≤ 2 · 127 · 127 = 32258.
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-
-#include "kernels/quant.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define QVL_X86_KERNELS 1
-#endif
+#include "kernels/q_common.h"
 
 namespace qvl::kernels::detail {
 
@@ -38,11 +29,7 @@ inline __m256 load_u8x8(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v)));
 }
-inline __m256i bcast32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+inline __m256i bcast32(const int8_t* p) { return _mm256_set1_epi32(load_i32(p)); }
 
 struct TileArgs {
   const QLayout* L;
@@ -60,13 +47,12 @@ template <WeightFormat F, int MR>
 inline void tile(const TileArgs& t) {
   const QLayout& L = *t.L;
   const QActs& a = *t.a;
-  const int64_t nb = L.nb, k = a.k, n = L.rows;
+  const int64_t nb = L.nb, n = L.rows;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i ones16 = _mm256_set1_epi16(1);
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  const int8_t* xq[MR];
-  for (int i = 0; i < MR; ++i) xq[i] = a.q + (t.i0 + i) * k;
+  const ActRows<MR> x(a, t.i0, nb);
 
   for (int64_t b = 0; b < nb; ++b) {
     __m256i is[MR][2];
@@ -81,7 +67,7 @@ inline void tile(const TileArgs& t) {
           aw[h] = _mm256_abs_epi8(sw[h]);
         }
         for (int i = 0; i < MR; ++i) {
-          const __m256i xv = bcast32(xq[i] + b * 32 + 4 * s);
+          const __m256i xv = bcast32(x.q[i] + b * 32 + 4 * s);
           for (int h = 0; h < 2; ++h) {
             const __m256i p16 = _mm256_maddubs_epi16(aw[h], _mm256_sign_epi8(xv, sw[h]));
             is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(p16, ones16));
@@ -100,8 +86,8 @@ inline void tile(const TileArgs& t) {
           hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
         }
         for (int i = 0; i < MR; ++i) {
-          const __m256i xl = bcast32(xq[i] + b * 32 + 4 * j);
-          const __m256i xh = bcast32(xq[i] + b * 32 + 4 * (j + 4));
+          const __m256i xl = bcast32(x.q[i] + b * 32 + 4 * j);
+          const __m256i xh = bcast32(x.q[i] + b * 32 + 4 * (j + 4));
           for (int h = 0; h < 2; ++h) {
             s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(lo[h], xl));
             s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(hi[h], xh));
@@ -109,7 +95,7 @@ inline void tile(const TileArgs& t) {
         }
       }
       for (int i = 0; i < MR; ++i) {
-        const __m256i init = _mm256_set1_epi32(a.init[(t.i0 + i) * nb + b]);
+        const __m256i init = _mm256_set1_epi32(x.init[i][b]);
         for (int h = 0; h < 2; ++h) is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
       }
     }
@@ -123,8 +109,8 @@ inline void tile(const TileArgs& t) {
                                load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
       }
       for (int i = 0; i < MR; ++i) {
-        const __m256 dx = _mm256_set1_ps(a.d[(t.i0 + i) * nb + b]);
-        const __m256 dsx = _mm256_set1_ps(a.ds[(t.i0 + i) * nb + b]);
+        const __m256 dx = _mm256_set1_ps(x.d[i][b]);
+        const __m256 dsx = _mm256_set1_ps(x.ds[i][b]);
         for (int h = 0; h < 2; ++h) {
           acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dsc[h], dx), acc[i][h]);
           acc[i][h] = _mm256_fnmadd_ps(mmn[h], dsx, acc[i][h]);
@@ -134,7 +120,7 @@ inline void tile(const TileArgs& t) {
       __m256 sc[2];
       for (int h = 0; h < 2; ++h) sc[h] = load_f16x8(t.grp + L.scales_off + b * 32 + 16 * h);
       for (int i = 0; i < MR; ++i) {
-        const __m256 dx = _mm256_set1_ps(a.d[(t.i0 + i) * nb + b]);
+        const __m256 dx = _mm256_set1_ps(x.d[i][b]);
         for (int h = 0; h < 2; ++h)
           acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(sc[h], dx), acc[i][h]);
       }
@@ -159,7 +145,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
   t.a = &a;
   t.bias = bias;
   t.y = y;
-  const int64_t chunk = std::max<int64_t>(kMR, (128 * 1024 / std::max<int64_t>(a.k, 1)) / kMR * kMR);
+  const int64_t chunk = chunk_rows(a.k, kMR, 128 * 1024);
   for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
     const int64_t c1 = std::min(a.m, c0 + chunk);
     for (int64_t g = g0; g < g1; ++g) {
@@ -179,12 +165,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
 
 void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
                   int64_t g1) {
-  switch (L.format) {
-    case WeightFormat::kQ8_0: run<WeightFormat::kQ8_0>(L, data, a, bias, y, g0, g1); break;
-    case WeightFormat::kQ4_0: run<WeightFormat::kQ4_0>(L, data, a, bias, y, g0, g1); break;
-    case WeightFormat::kQ4_K: run<WeightFormat::kQ4_K>(L, data, a, bias, y, g0, g1); break;
-    default: break;
-  }
+  with_quantized_format(L.format, [&](auto f) { run<decltype(f)::value>(L, data, a, bias, y, g0, g1); });
 }
 
 #ifdef __clang__

@@ -5,16 +5,7 @@
 // Tile: MR activation rows × NG row groups (16 weight rows each). Per block of 32 columns the
 // int32 dot products of all MR × NG × 16 pairs are formed with 8 vpdpbusd each (weights in
 // registers, activations broadcast), then scaled into fp32 accumulators.
-#include <algorithm>
-#include <cstdint>
-#include <cstring>
-
-#include "kernels/quant.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define QVL_X86_KERNELS 1
-#endif
+#include "kernels/q_common.h"
 
 namespace qvl::kernels::detail {
 
@@ -41,11 +32,7 @@ inline __m512 load_bf16x16(const uint8_t* p) {
 inline __m512 load_u8x16(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
-inline __m512i bcast32(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
+inline __m512i bcast32(const int8_t* p) { return _mm512_set1_epi32(load_i32(p)); }
 
 struct TileArgs {
   const QLayout* L;
@@ -62,22 +49,13 @@ template <WeightFormat F, int MR, int NG>
 inline void tile(const TileArgs& t) {
   const QLayout& L = *t.L;
   const QActs& a = *t.a;
-  const int64_t nb = L.nb, k = a.k, n = L.rows;
+  const int64_t nb = L.nb, n = L.rows;
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   __m512 acc[MR][NG];
   for (int i = 0; i < MR; ++i)
     for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_setzero_ps();
 
-  const int8_t* xq[MR];
-  const float* xd[MR];
-  const int32_t* xinit[MR];
-  const float* xds[MR];
-  for (int i = 0; i < MR; ++i) {
-    xq[i] = a.q + (t.i0 + i) * k;
-    xd[i] = a.d + (t.i0 + i) * nb;
-    xinit[i] = a.init + (t.i0 + i) * nb;
-    xds[i] = a.ds + (t.i0 + i) * nb;
-  }
+  const ActRows<MR> x(a, t.i0, nb);
 
   // A single activation row (decode) leaves only NG dependency chains of 8 vpdpbusd per block,
   // so its sums are split over kP partial accumulators (added once per block).
@@ -85,7 +63,7 @@ inline void tile(const TileArgs& t) {
   for (int64_t b = 0; b < nb; ++b) {
     __m512i part[MR][NG][kP];
     for (int i = 0; i < MR; ++i) {
-      const __m512i init = _mm512_set1_epi32(xinit[i][b]);
+      const __m512i init = _mm512_set1_epi32(x.init[i][b]);
       for (int g = 0; g < NG; ++g) {
         part[i][g][0] = init;
         for (int p = 1; p < kP; ++p) part[i][g][p] = _mm512_setzero_si512();
@@ -97,7 +75,7 @@ inline void tile(const TileArgs& t) {
         for (int g = 0; g < NG; ++g)
           w[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 512 + 64 * s);
         for (int i = 0; i < MR; ++i) {
-          const __m512i xv = bcast32(xq[i] + b * 32 + 4 * s);
+          const __m512i xv = bcast32(x.q[i] + b * 32 + 4 * s);
           for (int g = 0; g < NG; ++g) part[i][g][s % kP] = _mm512_dpbusd_epi32(part[i][g][s % kP], w[g], xv);
         }
       }
@@ -111,8 +89,8 @@ inline void tile(const TileArgs& t) {
         }
         constexpr int pl = 0, ph = kP > 1 ? kP / 2 : 0;
         for (int i = 0; i < MR; ++i) {
-          const __m512i xl = bcast32(xq[i] + b * 32 + 4 * j);
-          const __m512i xh = bcast32(xq[i] + b * 32 + 4 * (j + 4));
+          const __m512i xl = bcast32(x.q[i] + b * 32 + 4 * j);
+          const __m512i xh = bcast32(x.q[i] + b * 32 + 4 * (j + 4));
           for (int g = 0; g < NG; ++g) {
             const int q = kP > 1 ? (j % (kP / 2)) : 0;
             part[i][g][pl + q] = _mm512_dpbusd_epi32(part[i][g][pl + q], lo[g], xl);
@@ -140,8 +118,8 @@ inline void tile(const TileArgs& t) {
         mmn[g] = _mm512_mul_ps(load_bf16x16(t.grp[g] + L.dmin_off + sb * 32), load_u8x16(t.grp[g] + L.mn_off + b * 16));
       }
       for (int i = 0; i < MR; ++i) {
-        const __m512 dx = _mm512_set1_ps(xd[i][b]);
-        const __m512 dsx = _mm512_set1_ps(xds[i][b]);
+        const __m512 dx = _mm512_set1_ps(x.d[i][b]);
+        const __m512 dsx = _mm512_set1_ps(x.ds[i][b]);
         for (int g = 0; g < NG; ++g) {
           acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(dsc[g], dx), acc[i][g]);
           acc[i][g] = _mm512_fnmadd_ps(mmn[g], dsx, acc[i][g]);
@@ -151,7 +129,7 @@ inline void tile(const TileArgs& t) {
       __m512 sc[NG];
       for (int g = 0; g < NG; ++g) sc[g] = load_f16x16(t.grp[g] + L.scales_off + b * 32);
       for (int i = 0; i < MR; ++i) {
-        const __m512 dx = _mm512_set1_ps(xd[i][b]);
+        const __m512 dx = _mm512_set1_ps(x.d[i][b]);
         for (int g = 0; g < NG; ++g)
           acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(sc[g], dx), acc[i][g]);
       }
@@ -190,7 +168,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
     return static_cast<__mmask16>(valid >= 16 ? 0xffff : (1u << valid) - 1);
   };
   // Activation rows are taken in chunks that stay in L2 while a chunk sweeps the thread's rows.
-  const int64_t chunk = std::max<int64_t>(kMR, (256 * 1024 / std::max<int64_t>(a.k, 1)) / kMR * kMR);
+  const int64_t chunk = chunk_rows(a.k, kMR, 256 * 1024);
   for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
     const int64_t c1 = std::min(a.m, c0 + chunk);
     for (int64_t g = g0; g < g1; g += 2) {
@@ -214,12 +192,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
 
 void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0,
                     int64_t g1) {
-  switch (L.format) {
-    case WeightFormat::kQ8_0: run<WeightFormat::kQ8_0>(L, data, a, bias, y, g0, g1); break;
-    case WeightFormat::kQ4_0: run<WeightFormat::kQ4_0>(L, data, a, bias, y, g0, g1); break;
-    case WeightFormat::kQ4_K: run<WeightFormat::kQ4_K>(L, data, a, bias, y, g0, g1); break;
-    default: break;
-  }
+  with_quantized_format(L.format, [&](auto f) { run<decltype(f)::value>(L, data, a, bias, y, g0, g1); });
 }
 
 #pragma GCC diagnostic pop

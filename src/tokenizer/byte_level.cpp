@@ -53,10 +53,9 @@ bool decode(std::string_view token, std::string& out) {
   const size_t original_size = out.size();
   size_t pos = 0;
   while (pos < token.size()) {
-    const utf8::Sequence seq = utf8::next_sequence(token, pos);
-    size_t length = seq.length;
-    const char32_t cp = seq.kind == utf8::SequenceKind::kValid ? utf8::decode_at(token, pos, &length) : kCodePointLimit;
-    if (cp >= kCodePointLimit || a.byte_for_code_point[cp] < 0) {
+    char32_t cp;
+    size_t length;
+    if (!utf8::decode_valid(token, pos, &cp, &length) || cp >= kCodePointLimit || a.byte_for_code_point[cp] < 0) {
       out.resize(original_size);
       return false;
     }

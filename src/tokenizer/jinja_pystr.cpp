@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "tokenizer/utf8.h"
 
 namespace qvl::jinja::pystr {
 namespace {
@@ -14,39 +15,12 @@ constexpr char32_t kEscapedByteBase = 0xDC00;  // surrogateescape: byte b <-> U+
 
 }  // namespace
 
-// Invalid bytes map to U+DC80..U+DCFF.
+// Invalid bytes map to U+DC80..U+DCFF, one byte at a time.
 char32_t next_code_point(std::string_view s, size_t& i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) {
-    ++i;
-    return b0;
-  }
-  int extra = 0;
-  char32_t cp = 0;
-  char32_t min = 0;
-  if ((b0 & 0xE0) == 0xC0) {
-    extra = 1, cp = b0 & 0x1F, min = 0x80;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    extra = 2, cp = b0 & 0x0F, min = 0x800;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    extra = 3, cp = b0 & 0x07, min = 0x10000;
-  } else {
-    ++i;
-    return kEscapedByteBase + b0;
-  }
-  for (int k = 1; k <= extra; ++k) {
-    if (i + k >= s.size() || (byte(i + k) & 0xC0) != 0x80) {
-      ++i;
-      return kEscapedByteBase + b0;
-    }
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    ++i;
-    return kEscapedByteBase + b0;
-  }
-  i += extra + 1;
+  char32_t cp;
+  size_t length;
+  if (!utf8::decode_valid(s, i, &cp, &length)) return kEscapedByteBase + static_cast<unsigned char>(s[i++]);
+  i += length;
   return cp;
 }
 
@@ -100,20 +74,8 @@ std::u32string decode(std::string_view s) {
 void append_utf8(std::string& out, char32_t cp) {
   if (cp >= kEscapedByteBase + 0x80 && cp <= kEscapedByteBase + 0xFF) {
     out.push_back(static_cast<char>(cp - kEscapedByteBase));  // an escaped raw byte goes back as it was
-  } else if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    utf8::append_code_point(cp, out);
   }
 }
 

@@ -122,6 +122,12 @@ char32_t decode_at(std::string_view text, size_t pos, size_t* length) {
   return cp;
 }
 
+bool decode_valid(std::string_view text, size_t pos, char32_t* cp, size_t* length) {
+  if (next_sequence(text, pos).kind != SequenceKind::kValid) return false;
+  *cp = decode_at(text, pos, length);
+  return true;
+}
+
 size_t previous_char_start(std::string_view text, size_t pos) {
   do {
     --pos;

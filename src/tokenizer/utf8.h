@@ -38,6 +38,10 @@ void append_code_point(char32_t cp, std::string& out);
 // Decodes the character starting at `pos` of valid UTF-8; sets *length to its byte count.
 char32_t decode_at(std::string_view text, size_t pos, size_t* length);
 
+// Decodes the character starting at `pos` (< text.size()) if it is well-formed (next_sequence
+// says kValid): sets *cp and *length and returns true. Otherwise returns false.
+bool decode_valid(std::string_view text, size_t pos, char32_t* cp, size_t* length);
+
 // Start of the character that ends right before `pos` (pos > 0) in valid UTF-8.
 size_t previous_char_start(std::string_view text, size_t pos);
 

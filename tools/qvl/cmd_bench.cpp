@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "options.h"
 #include "qvl/qvl.hpp"
 
 namespace qvl::cli {
@@ -78,8 +79,7 @@ Image noise_image(int w, int h) {
 
 struct BenchArgs {
   std::string model_dir;
-  int threads = 0;
-  std::string quant, vision_quant;
+  ModelOptions model;  // its context length is set to fit the tests
   int64_t pp = 512, tg = 128, depth = 4096, depth_tg = 32;
   std::vector<std::string> image_sizes = {"448x448", "1024x768"};
   int question_tokens = 20;
@@ -95,10 +95,7 @@ double decode_rate(Generator& gen, int64_t tokens) {
 }
 
 int bench(const BenchArgs& a) {
-  ModelOptions mo;
-  mo.threads = a.threads;
-  mo.weights_type = a.quant;
-  mo.vision_weights_type = a.vision_quant;
+  ModelOptions mo = a.model;
   // Room for every test: prompt + generation, the depth test, and images up to 16384 tokens.
   mo.context_length = std::max<int64_t>({a.pp + a.tg + 8, a.skip_depth ? 0 : a.depth + a.depth_tg + 8, 16384 + 256});
   auto t_load = Clock::now();
@@ -188,11 +185,7 @@ Runner add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Measure prefill, decode, image encode, TTFT, memory and bandwidth");
   auto a = std::make_shared<BenchArgs>();
   cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder or qvl GGUF file")->required();
-  cmd->add_option("--quant", a->quant, "Quantize the text weights at load: q4_k, q4_0 or q8_0")
-      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("--vision-quant", a->vision_quant, "Quantize the vision tower at load: q8_0 (default: as stored)")
-      ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
-  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
+  add_model_options(*cmd, a->model, /*with_context=*/false);
   cmd->add_option("-p,--n-prompt", a->pp, "Prompt tokens for the prefill test")->check(CLI::PositiveNumber);
   cmd->add_option("-n,--n-gen", a->tg, "Tokens for the decode test")->check(CLI::PositiveNumber);
   cmd->add_option("-d,--depth", a->depth, "Context depth for the decode-at-depth test")->check(CLI::PositiveNumber);

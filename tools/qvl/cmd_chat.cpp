@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "options.h"
 #include "qvl/qvl.hpp"
 
 namespace qvl::cli {
@@ -14,29 +15,18 @@ namespace {
 
 struct ChatArgs {
   std::string model_dir, system;
-  int threads = 0;
-  std::string quant, vision_quant;
-  int64_t context = 0, max_new_tokens = 1024;
-  std::optional<float> temp;
-  std::optional<uint64_t> seed;
+  ModelOptions model;
+  int64_t max_new_tokens = 1024;
+  SamplingOptions sampling;
 };
 
 int chat(const ChatArgs& a) {
-  ModelOptions mo;
-  mo.threads = a.threads;
-  mo.weights_type = a.quant;
-  mo.vision_weights_type = a.vision_quant;
-  mo.context_length = a.context;
-  auto model = Model::load(a.model_dir, mo);
+  auto model = Model::load(a.model_dir, a.model);
   Processor processor(model);
   Tokenizer tokenizer(model);
   GeneratorParams params = GeneratorParams::from_model(*model);
   params.max_new_tokens = a.max_new_tokens;
-  if (a.temp) {
-    params.do_sample = *a.temp > 0;
-    params.temperature = *a.temp > 0 ? *a.temp : 1.0f;
-  }
-  if (a.seed) params.seed = *a.seed;
+  a.sampling.apply(params);
   auto generator = std::make_unique<Generator>(model, params);
 
   nlohmann::json messages = nlohmann::json::array();
@@ -100,15 +90,9 @@ Runner add_chat_command(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder")->required();
   cmd->add_option("--system", a->system, "System prompt");
-  cmd->add_option("--quant", a->quant, "Quantize the text weights at load: q4_k, q4_0 or q8_0")
-      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("--vision-quant", a->vision_quant, "Quantize the vision tower at load: q8_0 (default: as stored)")
-      ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
-  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)");
-  cmd->add_option("-c,--ctx-size", a->context, "Context length in tokens");
+  add_model_options(*cmd, a->model);
   cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens per answer");
-  cmd->add_option("--temp", a->temp, "Sampling temperature (0 = greedy)");
-  cmd->add_option("--seed", a->seed, "Random seed");
+  add_sampling_options(*cmd, a->sampling);
   return [a] { return chat(*a); };
 }
 

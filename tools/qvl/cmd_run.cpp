@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "options.h"
 #include "qvl/qvl.hpp"
 
 namespace qvl::cli {
@@ -18,13 +19,9 @@ struct RunArgs {
   std::string model_dir, prompt, system, messages_file;
   std::vector<std::string> images, stop;
   int64_t max_new_tokens = 256;
-  int threads = 0;
-  std::string quant, vision_quant;
-  int64_t context = 0;
+  ModelOptions model;
   int64_t min_pixels = 0, max_pixels = 0;
-  std::optional<float> temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
-  std::optional<int64_t> top_k;
-  std::optional<uint64_t> seed;
+  SamplingOptions sampling;
   bool json = false;
 };
 
@@ -46,12 +43,7 @@ size_t held_back(const std::string& text, const std::vector<std::string>& stops)
 
 int run(const RunArgs& a) {
   auto t_load = Clock::now();
-  ModelOptions mo;
-  mo.threads = a.threads;
-  mo.weights_type = a.quant;
-  mo.vision_weights_type = a.vision_quant;
-  mo.context_length = a.context;
-  auto model = Model::load(a.model_dir, mo);
+  auto model = Model::load(a.model_dir, a.model);
   const double load_s = since(t_load);
 
   ProcessorOptions po;
@@ -75,18 +67,7 @@ int run(const RunArgs& a) {
 
   GeneratorParams params = GeneratorParams::from_model(*model);
   params.max_new_tokens = a.max_new_tokens;
-  if (a.temp) {
-    params.temperature = *a.temp;
-    params.do_sample = *a.temp > 0.0f;  // --temp 0 means greedy, as in llama.cpp
-    if (!params.do_sample) params.temperature = 1.0f;
-  }
-  if (a.top_k) params.top_k = *a.top_k;
-  if (a.top_p) params.top_p = *a.top_p;
-  if (a.min_p) params.min_p = *a.min_p;
-  if (a.repeat_penalty) params.repetition_penalty = *a.repeat_penalty;
-  if (a.presence_penalty) params.presence_penalty = *a.presence_penalty;
-  if (a.frequency_penalty) params.frequency_penalty = *a.frequency_penalty;
-  if (a.seed) params.seed = *a.seed;
+  a.sampling.apply(params);
   params.stop = a.stop;
 
   Generator gen(model, params);
@@ -149,22 +130,10 @@ Runner add_run_command(CLI::App& app) {
   cmd->add_option("--messages", a->messages_file, "Chat messages as OpenAI/HF JSON (instead of -p)");
   cmd->add_option("--image", a->images, "Image file (repeatable, in order)");
   cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens to generate")->check(CLI::PositiveNumber);
-  cmd->add_option("--quant", a->quant, "Quantize the text weights at load: q4_k, q4_0 or q8_0")
-      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("--vision-quant", a->vision_quant, "Quantize the vision tower at load: q8_0 (default: as stored)")
-      ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
-  cmd->add_option("-t,--threads", a->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("-c,--ctx-size", a->context, "Context length in tokens (default: model max, up to 32768)");
+  add_model_options(*cmd, a->model);
   cmd->add_option("--min-pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)");
   cmd->add_option("--max-pixels", a->max_pixels, "Largest image area after resizing (default: preprocessor_config.json)");
-  cmd->add_option("--temp", a->temp, "Sampling temperature (0 = greedy; default: generation_config.json)");
-  cmd->add_option("--top-k", a->top_k, "Top-k cut-off (0 = off)");
-  cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass");
-  cmd->add_option("--min-p", a->min_p, "Min-p cut-off relative to the top token");
-  cmd->add_option("--repeat-penalty", a->repeat_penalty, "Repetition penalty (1 = off)");
-  cmd->add_option("--presence-penalty", a->presence_penalty, "Presence penalty");
-  cmd->add_option("--frequency-penalty", a->frequency_penalty, "Frequency penalty");
-  cmd->add_option("--seed", a->seed, "Random seed for sampling");
+  add_sampling_options(*cmd, a->sampling);
   cmd->add_option("--stop", a->stop, "Stop string (repeatable; not printed)");
   cmd->add_flag("--json", a->json, "Print one JSON object (text, token counts, timings) instead of streaming");
   cmd->callback([a] {

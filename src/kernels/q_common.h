@@ -1,0 +1,68 @@
+// Internal to q_avx2.cpp and q_avx512.cpp: what their int8 matmul kernels share apart from the
+// vector code itself. Everything here has internal linkage (an unnamed namespace) and holds no
+// intrinsics, so each file compiles its own copy under its own target options and an AVX-512
+// build of a helper can never be the one an AVX2 path calls.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "kernels/quant.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QVL_X86_KERNELS 1
+#endif
+
+namespace qvl::kernels::detail {
+namespace {
+
+// Four int8 activations (one 4-column step) as one int32, to broadcast.
+inline int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Activation rows i0 .. i0 + MR - 1 of `a`: codes, block scales, int32 seeds and Q4_K sums.
+template <int MR>
+struct ActRows {
+  const int8_t* q[MR];
+  const float* d[MR];
+  const int32_t* init[MR];
+  const float* ds[MR];
+
+  ActRows(const QActs& a, int64_t i0, int64_t nb) {
+    for (int i = 0; i < MR; ++i) {
+      q[i] = a.q + (i0 + i) * a.k;
+      d[i] = a.d + (i0 + i) * nb;
+      init[i] = a.init + (i0 + i) * nb;
+      ds[i] = a.ds + (i0 + i) * nb;
+    }
+  }
+};
+
+// Activation rows taken per chunk: a multiple of mr (at least mr) whose int8 codes fill about
+// `cache_bytes`, so a chunk stays in cache while it sweeps the thread's row groups.
+inline int64_t chunk_rows(int64_t k, int64_t mr, int64_t cache_bytes) {
+  return std::max<int64_t>(mr, (cache_bytes / std::max<int64_t>(k, 1)) / mr * mr);
+}
+
+template <WeightFormat F>
+using FormatTag = std::integral_constant<WeightFormat, F>;
+
+// Calls kernel(FormatTag<F>{}) for the quantized format `format` (nothing for other formats).
+template <typename Kernel>
+inline void with_quantized_format(WeightFormat format, Kernel&& kernel) {
+  switch (format) {
+    case WeightFormat::kQ8_0: kernel(FormatTag<WeightFormat::kQ8_0>{}); break;
+    case WeightFormat::kQ4_0: kernel(FormatTag<WeightFormat::kQ4_0>{}); break;
+    case WeightFormat::kQ4_K: kernel(FormatTag<WeightFormat::kQ4_K>{}); break;
+    default: break;
+  }
+}
+
+}  // namespace
+}  // namespace qvl::kernels::detail
