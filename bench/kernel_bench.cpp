@@ -150,37 +150,54 @@ void bench_matmul(benchmark::State& state, const Shape& s, const Fmt& f, int64_t
   state.counters["MB"] = static_cast<double>(w.bytes) / 1e6;
 }
 
-void bench_attention(benchmark::State& state, int64_t q_len, int64_t heads, Isa isa) {
+// K/V stored as `kv` (kernels::KvType), rows of head_dim elements. dram: each iteration reads
+// the next of several K/V copies (together > 128 MB), as a real decode step does (every layer
+// and KV head has its own rows); otherwise one copy stays in the caches.
+void bench_attention(benchmark::State& state, int64_t q_len, int64_t heads, KvType kv, Isa isa, bool dram) {
   if (set_max_isa(isa) != isa) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
-  const int64_t kv = 4096, d = 128;
+  const int64_t kv_len = 4096, d = 128;
   const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 1);
-  const std::vector<float> k = randn(static_cast<size_t>(kv * d), 2), v = randn(static_cast<size_t>(kv * d), 3);
+  const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 2), v = randn(static_cast<size_t>(kv_len * d), 3);
+  const size_t bytes = kv_bytes(kv, kv_len * d);
+  const size_t copies = dram ? (size_t{128} << 20) / (2 * bytes) + 1 : 1;
+  std::vector<uint8_t> kb(bytes * copies), vb(bytes * copies);
+  for (size_t c = 0; c < copies; ++c) {
+    for (int64_t j = 0; j < kv_len; ++j) {
+      store_kv_row(k.data() + j * d, d, kv, kb.data() + c * bytes + kv_bytes(kv, j * d));
+      store_kv_row(v.data() + j * d, d, kv, vb.data() + c * bytes + kv_bytes(kv, j * d));
+    }
+  }
   std::vector<float> out(q.size());
   AttentionShape sh;
   sh.q_len = q_len;
-  sh.kv_len = kv;
+  sh.kv_len = kv_len;
   sh.head_dim = d;
   sh.q_stride = sh.out_stride = heads * d;
   sh.k_stride = sh.v_stride = d;
   sh.scale = 1.0f / std::sqrt(static_cast<float>(d));
   sh.causal = true;
-  sh.causal_offset = kv - q_len;
+  sh.causal_offset = kv_len - q_len;
   sh.q_heads = heads;
   sh.q_head_stride = sh.out_head_stride = d;
+  sh.kv_type = kv;
   double pairs = 0;  // visible (query, key) pairs
-  for (int64_t i = 0; i < q_len; ++i) pairs += static_cast<double>(kv - q_len + i + 1) * heads;
+  for (int64_t i = 0; i < q_len; ++i) pairs += static_cast<double>(kv_len - q_len + i + 1) * heads;
+  size_t next = 0;
   for (auto _ : state) {
-    attention(q.data(), k.data(), v.data(), out.data(), sh);
+    attention(q.data(), kb.data() + next * bytes, vb.data() + next * bytes, out.data(), sh);
     benchmark::DoNotOptimize(out.data());
+    next = next + 1 == copies ? 0 : next + 1;
   }
   set_max_isa(Isa::kAVX512);
   // 2 flops per multiply-add, q·k and p·v: 4 d per visible (query, key) pair.
   state.counters["FLOP/s"] = benchmark::Counter(4.0 * d * pairs, benchmark::Counter::kIsIterationInvariantRate);
-  // K and V bytes one call streams (from cache here; from DRAM in a long decode).
-  state.counters["KV_MB"] = 2.0 * kv * d * 4 / 1e6;
+  // K and V bytes one call streams.
+  state.counters["KV_MB"] = 2.0 * static_cast<double>(bytes) / 1e6;
+  state.counters["KV_GB/s"] =
+      benchmark::Counter(2.0 * static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class Fn>
@@ -273,16 +290,26 @@ struct Registrar {
       }
     }
     // Attention at kv_len 4096, head_dim 128: decode (1 head; a GQA group of 4 heads) and a
-    // 512-token causal prefill chunk.
+    // 512-token causal prefill chunk. K/V as f32, f16 (the KV cache default) and q8_0; the
+    // scalar baseline for f32 only. "_dram": decode streaming K/V from memory, as long-context
+    // decode does.
     struct A {
       const char* name;
       int64_t q_len, heads;
+      bool dram;
     };
-    for (const A a : {A{"decode_1head", 1, 1}, A{"decode_gqa4", 1, 4}, A{"prefill_512", 512, 1}}) {
-      for (Isa isa : {best, Isa::kScalar}) {
-        stats(benchmark::RegisterBenchmark((std::string("attention_kv4096/") + a.name + "/" + isa_str(isa)).c_str(),
-                                     [=](benchmark::State& st) { bench_attention(st, a.q_len, a.heads, isa); }))
-            ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    for (const A a : {A{"decode_1head", 1, 1, false}, A{"decode_gqa4", 1, 4, false}, A{"decode_gqa4_dram", 1, 4, true},
+                      A{"prefill_512", 512, 1, false}}) {
+      for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+        std::vector<Isa> isas = {best};
+        if (best != Isa::kScalar && kv == KvType::kF32 && !a.dram) isas.push_back(Isa::kScalar);
+        for (Isa isa : isas) {
+          const std::string name = std::string("attention_kv4096/") + a.name + "/" + std::string(kv_type_name(kv)) +
+                                   "/" + isa_str(isa);
+          stats(benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+            bench_attention(st, a.q_len, a.heads, kv, isa, a.dram);
+          }))->Unit(benchmark::kMicrosecond)->UseRealTime();
+        }
       }
     }
     for (Isa isa : {best, Isa::kScalar}) {

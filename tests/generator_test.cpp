@@ -20,11 +20,14 @@ namespace {
 
 using nlohmann::json;
 
-std::shared_ptr<Model> tiny(int64_t context = 4096, const std::string& weights = "") {
+// An fp32 KV cache by default: several tests compare runs that evaluate the same tokens in
+// different chunks at fp32-rounding tolerances, which f16 rounding of K/V would exceed.
+std::shared_ptr<Model> tiny(int64_t context = 4096, const std::string& weights = "", const std::string& kv = "f32") {
   ModelOptions o;
   o.threads = 2;
   o.context_length = context;
   o.weights_type = weights;
+  o.kv_cache_type = kv;
   return Model::load(test::tiny_model_dir(), o);
 }
 
@@ -169,6 +172,35 @@ TEST(Generator, ConcurrentGeneratorsShareOneModel) {
   EXPECT_EQ(got_b, expect_b);
 }
 
+TEST(Generator, KvCacheTypeOption) {
+  // 3 layers x 2 KV heads x head_dim 16, K and V.
+  EXPECT_EQ(tiny(4096, "", "f32")->info().kv_bytes_per_token, 2u * 3 * 2 * 16 * 4);
+  auto f16 = tiny(4096, "", "");
+  EXPECT_EQ(f16->info().kv_cache_type, "f16");  // the default
+  EXPECT_EQ(f16->info().kv_bytes_per_token, 2u * 3 * 2 * 16 * 2);
+  EXPECT_EQ(tiny(4096, "", "F16")->info().kv_cache_type, "f16");
+  try {
+    tiny(4096, "", "q4_0");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("'q4_0'"), std::string::npos) << e.what();
+  }
+  // A reused prefix with the f16 cache matches a fresh run: the same tokens give the same f16
+  // rows whichever chunk evaluates them, up to fp32 noise (chunked vs one-row matmuls) that can
+  // flip an occasional f16 rounding; such a flip has moved this fixture's logits by ~1.3e-4
+  // (measured here: 1.4e-6, no flip).
+  Processor processor(f16);
+  json messages = json::array({{{"role", "user"}, {"content", "Hello there, who are you?"}}});
+  Generator g(f16, greedy(4));
+  g.set_inputs(processor.process(messages.dump()));
+  const std::vector<int32_t> answer = generate(g);
+  messages.push_back({{"role", "assistant"}, {"content", Tokenizer(f16).decode(answer, true)}});
+  messages.push_back({{"role", "user"}, {"content", "And then?"}});
+  g.set_inputs(processor.process(messages.dump()));
+  EXPECT_LT(test::max_abs_diff(g.last_logits(), fresh_logits(f16, messages)), 1e-3);
+}
+
 TEST(Generator, SamplingIsReproducibleWithASeed) {
   auto model = tiny();
   Processor processor(model);
@@ -226,6 +258,7 @@ TEST(PlainQwen3, TextCheckpointMatchesTheVlModelOnText) {
 
   ModelOptions o;
   o.threads = 2;
+  o.kv_cache_type = "f32";  // as tiny()
   auto plain = Model::load(dir.string(), o);
   EXPECT_EQ(plain->info().model_type, "qwen3");
   EXPECT_FALSE(plain->info().has_vision);
@@ -295,7 +328,11 @@ TEST(QuantizedFile, GgufLoadsAndMatchesQuantizeAtLoad) {
     ModelOptions o;
     o.threads = 2;
     auto from_file = Model::load(path, o);
-    auto at_load = tiny(4096, std::string(type) == "bf16" ? "" : type);
+    // The file holds the vision tower at q8_0 whenever the text weights are quantized.
+    ModelOptions lo = o;
+    lo.weights_type = std::string(type) == "bf16" ? "" : type;
+    lo.vision_weights_type = std::string(type) == "bf16" ? "" : "q8_0";
+    auto at_load = Model::load(test::tiny_model_dir(), lo);
     EXPECT_EQ(from_file->info().weights_type, at_load->info().weights_type);
     EXPECT_EQ(from_file->info().weight_bytes, at_load->info().weight_bytes);
     auto run = [&](const std::shared_ptr<Model>& model) {

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdio>
-#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "qvl/qvl.hpp"
@@ -17,22 +16,6 @@ namespace qvl {
 namespace {
 
 using nlohmann::json;
-
-// KL(p_ref || p_q) over softmax of the logits, in nats.
-double kl_divergence(const std::vector<float>& ref, const std::vector<float>& q) {
-  auto log_softmax = [](const std::vector<float>& l) {
-    const double mx = *std::max_element(l.begin(), l.end());
-    double z = 0;
-    for (float v : l) z += std::exp(v - mx);
-    std::vector<double> out(l.size());
-    for (size_t i = 0; i < l.size(); ++i) out[i] = l[i] - mx - std::log(z);
-    return out;
-  };
-  const auto a = log_softmax(ref), b = log_softmax(q);
-  double kl = 0;
-  for (size_t i = 0; i < a.size(); ++i) kl += std::exp(a[i]) * (a[i] - b[i]);
-  return kl;
-}
 
 struct Figures {
   double max_kl = 0, mean_kl = 0;
@@ -44,15 +27,6 @@ struct Figures {
   int robust_misses = 0;                  // misses where the fp32 margin exceeded 4 x that step's rms error
 };
 
-size_t argmax(const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
-
-// Top-1 minus top-2 logit.
-double top_margin(const std::vector<float>& v) {
-  std::vector<float> top(2);
-  std::partial_sort_copy(v.begin(), v.end(), top.begin(), top.end(), std::greater<float>());
-  return top[0] - top[1];
-}
-
 double rms_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
@@ -63,6 +37,7 @@ std::shared_ptr<Model> fp32_model() {
   static std::shared_ptr<Model> model = [] {
     ModelOptions o;
     o.threads = 2;
+    o.kv_cache_type = "f32";
     return Model::load(test::tiny_model_dir(), o);
   }();
   return model;
@@ -73,6 +48,7 @@ Figures measure(const std::string& format) {
   o.threads = 2;
   o.weights_type = format;
   o.head_weights_type = format;
+  o.kv_cache_type = "f32";  // weight rounding alone (the f16 cache is measured in pipeline_test)
   auto model = Model::load(test::tiny_model_dir(), o);
   Processor processor(model), fp32_processor(fp32_model());
   Figures f;
@@ -88,10 +64,10 @@ Figures measure(const std::string& format) {
     Generator gen(model, p);
     gen.append_inputs(processor.process(messages, {}, true, test::golden_dir()));
     const auto& logits = gen.last_logits();
-    const double kl = kl_divergence(ref, logits);
+    const double kl = test::kl_divergence(ref, logits);
     f.max_kl = std::max(f.max_kl, kl);
     f.mean_kl += kl / 3;
-    f.top1_agree += argmax(ref) == argmax(logits);
+    f.top1_agree += test::argmax(ref) == test::argmax(logits);
     ++f.cases;
 
     // Teacher forcing: both models read the golden tokens, so every step is judged on the same
@@ -102,11 +78,11 @@ Figures measure(const std::string& format) {
     for (int32_t token : golden) {
       const auto& q = forced.last_logits();
       const auto& r = reference.last_logits();
-      const double margin = top_margin(r), err = rms_diff(q, r);
-      EXPECT_EQ(argmax(r), static_cast<size_t>(token));  // the fp32 path itself follows the golden tokens
+      const double margin = test::top_margin(r), err = rms_diff(q, r);
+      EXPECT_EQ(test::argmax(r), static_cast<size_t>(token));  // the fp32 path itself follows the golden tokens
       ++f.forced_total;
       f.mean_rms_err += err;
-      if (argmax(q) == static_cast<size_t>(token)) {
+      if (test::argmax(q) == static_cast<size_t>(token)) {
         ++f.forced_agree;
       } else {
         f.max_missed_margin = std::max(f.max_missed_margin, margin);

@@ -1,8 +1,15 @@
-// Helpers shared by the tests: paths to the bundled fixtures and raw float32 files.
+// Helpers shared by the tests: paths to the bundled fixtures, raw float32 files and checks of
+// the qvl::Error a call throws.
 #pragma once
 
+#include <functional>
+#include <cstdint>
+#include <initializer_list>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "qvl/error.hpp"
 
 namespace qvl::test {
 
@@ -16,8 +23,30 @@ std::vector<float> read_f32(const std::string& path);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 
+// A copy of the bundled tiny model in temp_dir()/name (the folder is returned) whose weights
+// `edit` may change in place first: weight(tensor) gives the elements of a BF16 tensor of its
+// model.safetensors (a missing or non-BF16 tensor throws).
+using Bf16Weights = std::function<std::span<uint16_t>(const std::string& tensor)>;
+std::string altered_tiny_model(const std::string& name, const std::function<void(const Bf16Weights& weight)>& edit);
+
 // max_i |a_i - b_i|; sizes must match.
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 float max_abs(const std::vector<float>& a);
+
+// Runs `fn`, which must throw a qvl::Error, and returns that error. Returning normally or throwing
+// anything else is a test failure (then the result is an Error of kind kInternal). `context`
+// starts the failure messages.
+Error error_of(const std::function<void()>& fn, const std::string& context = "");
+
+// Expects `fn` to throw a qvl::Error of `kind` whose message says something (more than 10
+// characters) and contains every fragment; returns the message ("" when no qvl::Error came).
+std::string expect_error(const std::function<void()>& fn, ErrorKind kind,
+                         std::initializer_list<std::string> fragments = {}, const std::string& context = "");
+
+// Logit statistics for accuracy tests.
+size_t argmax(const std::vector<float>& logits);
+double top_margin(const std::vector<float>& logits);  // top-1 minus top-2 logit
+// KL(softmax(ref) || softmax(got)) in nats.
+double kl_divergence(const std::vector<float>& ref, const std::vector<float>& got);
 
 }  // namespace qvl::test

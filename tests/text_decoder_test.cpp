@@ -1,5 +1,6 @@
 // The fp32 text decoder against the golden text-only case, fed the golden input ids
-// (independent of the tokenizer and chat template, which have their own tests).
+// (independent of the tokenizer and chat template, which have their own tests). The golden
+// comparison needs an exact fp32 KV cache; the cache's storage types are checked here too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -47,7 +48,8 @@ TEST_P(TextDecoderGolden, LogitsAndGreedyTokensMatch) {
   GoldenText g = load_case("a_text_only");
 
   const int64_t hd = config.text.hidden_size, n = static_cast<int64_t>(g.ids.size());
-  KvCache cache(config.text.num_hidden_layers, 64, config.text.num_key_value_heads, config.text.head_dim);
+  KvCache cache(config.text.num_hidden_layers, 64, config.text.num_key_value_heads, config.text.head_dim,
+                kernels::KvType::kF32);
   MropePositions pos = compute_mrope_positions(g.ids, {}, {151655, 151656}, 2, 0);
   std::vector<float> embeds(static_cast<size_t>(n * hd));
   for (int64_t i = 0; i < n; ++i) decoder.embed(g.ids[static_cast<size_t>(i)], &embeds[i * hd]);
@@ -91,6 +93,25 @@ TEST(TextDecoder, ContextOverflowIsAnError) {
     EXPECT_EQ(e.kind(), ErrorKind::kLimitExceeded);
     EXPECT_NE(std::string(e.what()).find("context"), std::string::npos);
   }
+}
+
+TEST(KvCache, StorageTypesSizesAndFallback) {
+  using kernels::KvType;
+  // 3 layers, 10 positions, 2 KV heads of 64: rows of 128 elements.
+  KvCache f32(3, 10, 2, 64, KvType::kF32), f16(3, 10, 2, 64), q8(3, 10, 2, 64, KvType::kQ8_0);
+  EXPECT_EQ(f16.type(), KvType::kF16);  // the default
+  EXPECT_EQ(f32.bytes(), 2u * 3 * 10 * 128 * 4);
+  EXPECT_EQ(f16.bytes(), 2u * 3 * 10 * 128 * 2);
+  EXPECT_EQ(q8.bytes(), 2u * 3 * 10 * 4 * 36);  // 4 blocks of 32 per row, 36 bytes each
+  EXPECT_EQ(q8.row_bytes(), 144u);
+  EXPECT_EQ(q8.head_offset(1), 72u);
+  EXPECT_EQ(f16.head_offset(1), 128u);
+  EXPECT_EQ(q8.keys(1, 3) - q8.keys(1, 0), 3 * 144);
+  // head_dim 16 holds no whole q8_0 block: the cache falls back to f16.
+  KvCache small(1, 4, 2, 16, KvType::kQ8_0);
+  EXPECT_EQ(small.type(), KvType::kF16);
+  EXPECT_EQ(small.bytes(), 2u * 4 * 32 * 2);
+  EXPECT_EQ(KvCache::effective_type(KvType::kQ8_0, 128), KvType::kQ8_0);
 }
 
 TEST(MropePositions, ImageGridFollowsReferenceRule) {

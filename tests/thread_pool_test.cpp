@@ -1,7 +1,8 @@
-// ThreadPool: static chunking, exceptions, concurrent callers, nested calls, both the spinning
+// ThreadPool: static and chunked schedules, exceptions, concurrent callers, nested calls, both the spinning
 // and the sleeping wake-up paths, and the cost of one fork/join.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -68,6 +69,60 @@ TEST(ThreadPool, StaticChunksCoverRangeOnGrainBoundaries) {
       }
     }
   }
+}
+
+TEST(ThreadPool, ChunkedScheduleCoversRangeOnceOnGrainBoundaries) {
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {int64_t{1}, int64_t{5}, int64_t{16}, int64_t{100}, int64_t{1001}}) {
+      for (int64_t grain : {int64_t{1}, int64_t{4}, int64_t{16}}) {
+        std::mutex mu;
+        std::vector<Chunk> got;
+        pool.parallel_for_chunked(
+            n,
+            [&](int64_t b, int64_t e, int t) {
+              std::lock_guard<std::mutex> lock(mu);
+              got.push_back({b, e, t});
+            },
+            grain);
+        std::sort(got.begin(), got.end());
+        int64_t next = 0;
+        for (const Chunk& c : got) {
+          EXPECT_EQ(c.begin, next) << "n=" << n << " grain=" << grain;
+          EXPECT_LT(c.begin, c.end);
+          EXPECT_TRUE(c.begin % grain == 0);
+          EXPECT_TRUE(c.end % grain == 0 || c.end == n);
+          EXPECT_GE(c.thread, 0);
+          EXPECT_LT(c.thread, threads);
+          next = c.end;
+        }
+        EXPECT_EQ(next, n);
+        const int64_t blocks = (n + grain - 1) / grain;
+        const int64_t expected = threads == 1 ? 1 : std::min<int64_t>(blocks, threads * ThreadPool::kChunksPerThread);
+        EXPECT_EQ(static_cast<int64_t>(got.size()), expected) << "n=" << n << " grain=" << grain;
+      }
+    }
+  }
+}
+
+// A thread that stalls in its first chunk (as if preempted) leaves the remaining chunks to the
+// other thread instead of holding a fixed half of the range.
+TEST(ThreadPool, ChunkedScheduleRoutesWorkAroundAStalledThread) {
+  ThreadPool pool(2);
+  std::atomic<int> stalled{-1};
+  std::atomic<int64_t> by_other{0};
+  pool.parallel_for_chunked(64, [&](int64_t b, int64_t e, int t) {
+    int expected = -1;
+    if (stalled.compare_exchange_strong(expected, t)) {
+      // Stay in this chunk until the other thread has done every other one (10 s at most).
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (by_other.load() < 64 - (e - b) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return;
+    }
+    if (t != stalled.load()) by_other += e - b;
+  });
+  EXPECT_EQ(by_other.load(), 64 - 64 / (2 * ThreadPool::kChunksPerThread));  // all but the stalled chunk
 }
 
 TEST(ThreadPool, RunOnAllRunsOncePerThread) {

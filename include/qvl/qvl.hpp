@@ -28,6 +28,10 @@ struct ModelOptions {
   // Vision tower blocks and mergers: "" keeps them as stored (the default: vision quality first);
   // "q8_0" quantizes at load (about 2x faster image encoding).
   std::string vision_weights_type;
+  // Element type of every generator's KV cache: "" or "f16" (the default: half the bytes of
+  // fp32, what long-context decode streams), "f32" (exact; the golden tests use it) or "q8_0"
+  // (blocks of 32 int8 + an fp32 scale, ~0.28 of fp32; needs head_dim % 32 == 0, else f16).
+  std::string kv_cache_type;
 };
 
 struct ModelInfo {
@@ -41,6 +45,7 @@ struct ModelInfo {
   uint64_t weight_bytes = 0;    // bytes of weights as loaded
   uint64_t decode_weight_bytes = 0;  // weight bytes one decode step reads (text layers + lm_head)
   uint64_t kv_bytes_per_token = 0;   // KV cache bytes per context position
+  std::string kv_cache_type;         // "f16", "f32" or "q8_0": what the KV cache holds
   std::string weights_type;          // "bf16", "q8", "q4", ... (how the text matrices are held)
   int threads = 1;
 };

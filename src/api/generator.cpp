@@ -23,7 +23,7 @@ Generator::Impl::Impl(std::shared_ptr<const Model> model_in, const GeneratorPara
       params(p),
       sampler(p),
       cache(m.config.text.num_hidden_layers, m.info.context_length, m.config.text.num_key_value_heads,
-            m.config.text.head_dim) {}
+            m.config.text.head_dim, m.kv_type) {}
 
 void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions,
                                const VisionOutput* vision) {
@@ -210,7 +210,11 @@ void Generator::generate_next_token() {
   if (g.params.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) g.stop_reason = "eos";
   else if (static_cast<int64_t>(g.sequence.size() - g.prompt_end) >= g.params.max_new_tokens) g.stop_reason = "length";
   else if (!g.params.stop.empty()) {
-    g.generated_text += g.m.tokenizer->decode({token}, true);
+    // The generated ids are decoded as a whole, not token by token, so that a stop string matches
+    // the text exactly even where it spans tokens or a character is split over several tokens.
+    const std::vector<int32_t> generated_ids(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end),
+                                             g.sequence.end());
+    g.generated_text = g.m.tokenizer->decode(generated_ids, true);
     for (const auto& s : g.params.stop)
       if (!s.empty() && g.generated_text.find(s) != std::string::npos) g.stop_reason = "stop";
   }

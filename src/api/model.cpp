@@ -2,6 +2,7 @@
 
 #include "core/check.h"
 #include "core/json_util.h"
+#include "model/text/kv_cache.h"
 #include "runtime/model_impl.h"
 
 namespace qvl {
@@ -61,6 +62,9 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
     }
     m.preprocessor = load_preprocessor_config(dir);
   }
+  // Checked before the (slow) weight loading so a typo fails fast.
+  const kernels::KvType kv_requested =
+      options.kv_cache_type.empty() ? kernels::KvType::kF16 : kernels::parse_kv_type(options.kv_cache_type);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   m.pool = std::make_unique<ThreadPool>(threads);
   TextWeightFormats formats;
@@ -101,8 +105,8 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   for (int64_t id : m.config.eos_token_ids) add_eos(id);
   auto bytes = [](const kernels::WeightMatrix& w) { return static_cast<uint64_t>(kernels::weight_storage_bytes(w)); };
   const TextWeights& tw = m.decoder->weights();
-  // Vision weights as stored + text matrices as held now (quantized or not) + small vectors.
-  info.weight_bytes = m.checkpoint->bytes_with_prefix("model.visual.") + bytes(tw.embed_tokens) +
+  // Vision and text matrices as held now (quantized or not) + the vision tower's small vectors.
+  info.weight_bytes = (m.vision ? m.vision->weight_bytes() : 0) + bytes(tw.embed_tokens) +
                       (tw.lm_head.data != tw.embed_tokens.data ? bytes(tw.lm_head) : 0);
   for (const auto& l : tw.layers)
     for (const auto* w : {&l.self_attn.q_proj, &l.self_attn.k_proj, &l.self_attn.v_proj, &l.self_attn.o_proj,
@@ -110,8 +114,10 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
       info.decode_weight_bytes += bytes(*w);
   info.weight_bytes += info.decode_weight_bytes;
   info.decode_weight_bytes += bytes(tw.lm_head);
-  info.kv_bytes_per_token = static_cast<uint64_t>(2 * m.config.text.num_hidden_layers * m.config.text.num_key_value_heads *
-                                                  m.config.text.head_dim * sizeof(float));
+  m.kv_type = KvCache::effective_type(kv_requested, m.config.text.head_dim);
+  info.kv_cache_type = std::string(kernels::kv_type_name(m.kv_type));
+  info.kv_bytes_per_token = static_cast<uint64_t>(2 * m.config.text.num_hidden_layers) *
+                            kernels::kv_bytes(m.kv_type, m.config.text.num_key_value_heads * m.config.text.head_dim);
   const kernels::WeightMatrix& probe = tw.layers.at(0).mlp.gate_proj;
   info.weights_type = probe.quantized() ? std::string(kernels::weight_format_name(probe.format))
                                         : std::string(dtype_name(probe.dtype));

@@ -74,6 +74,13 @@ void ThreadPool::execute(const Job& job, int index) noexcept {
   try {
     if (job.all) {
       (*job.all)(index);
+    } else if (job.chunks > 0) {
+      for (int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed); c < job.chunks;
+           c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) {
+        const int64_t b0 = job.blocks * c / job.chunks, b1 = job.blocks * (c + 1) / job.chunks;
+        const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
+        if (begin < end) (*job.range)(begin, end, index);
+      }
     } else if (index < job.threads) {
       const int64_t b0 = job.blocks * index / job.threads, b1 = job.blocks * (index + 1) / job.threads;
       const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
@@ -111,6 +118,7 @@ void ThreadPool::run(const Job& job) {
   std::lock_guard<std::mutex> call_lock(call_mu_);
   error_ = nullptr;
   job_ = job;
+  next_chunk_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   generation_.fetch_add(1);  // seq_cst: publishes job_ and orders against sleepers_
   if (sleepers_.load() > 0) {
@@ -146,7 +154,8 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   run(job);
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+void ThreadPool::range_region(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain,
+                              bool chunked) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   const int64_t blocks = (n + grain - 1) / grain;
@@ -161,7 +170,17 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   job.grain = grain;
   job.blocks = blocks;
   job.threads = threads;
+  if (chunked) job.chunks = std::min<int64_t>(blocks, int64_t{n_threads_} * kChunksPerThread);
   run(job);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+  range_region(n, fn, grain, /*chunked=*/false);
+}
+
+void ThreadPool::parallel_for_chunked(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                                      int64_t grain) {
+  range_region(n, fn, grain, /*chunked=*/true);
 }
 
 int default_thread_count() {

@@ -38,6 +38,15 @@ class ThreadPool {
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t grain = 1);
 
+  // Like parallel_for, but [0, n) is cut into about kChunksPerThread chunks per thread (on grain
+  // boundaries) that the threads take in order from a shared counter. A thread that the OS
+  // preempts (another process on the core) then delays the region by one chunk, not by a whole
+  // share. Which thread runs which chunk varies from call to call: use it where each element's
+  // result does not depend on the chunking (matrix rows, attention heads).
+  static constexpr int kChunksPerThread = 4;
+  void parallel_for_chunked(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+                            int64_t grain = 1);
+
   // Runs fn(thread_index) once on every thread. (Nested inside a region of the same pool:
   // runs fn(0..size()-1) one after another on the current thread.)
   void run_on_all(const std::function<void(int)>& fn);
@@ -48,7 +57,9 @@ class ThreadPool {
     const std::function<void(int64_t, int64_t, int)>* range = nullptr;
     int64_t n = 0, grain = 1, blocks = 0;
     int threads = 0;
+    int64_t chunks = 0;  // > 0: chunked schedule, chunk c covers blocks [blocks*c/chunks, blocks*(c+1)/chunks)
   };
+  void range_region(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain, bool chunked);
   void worker_loop(int index);
   void run(const Job& job);       // fork, take part as thread 0, join; rethrows
   void execute(const Job& job, int index) noexcept;
@@ -61,6 +72,7 @@ class ThreadPool {
   Job job_;  // written by the caller before generation_ is bumped
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<int> pending_{0};
+  alignas(64) std::atomic<int64_t> next_chunk_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};

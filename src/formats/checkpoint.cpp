@@ -174,11 +174,4 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
-uint64_t Checkpoint::bytes_with_prefix(const std::string& prefix) const {
-  uint64_t n = 0;
-  for (const auto& [name, view] : index_)
-    if (name.rfind(prefix, 0) == 0) n += view->nbytes;
-  return n;
-}
-
 }  // namespace qvl

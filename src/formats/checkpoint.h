@@ -43,7 +43,6 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
   size_t tensor_count() const { return index_.size(); }
   uint64_t total_bytes() const;
-  uint64_t bytes_with_prefix(const std::string& prefix) const;
 
  private:
   std::string dir_;

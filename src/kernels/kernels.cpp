@@ -122,7 +122,9 @@ void split(ThreadPool* pool, int64_t n, int64_t grain, int64_t work, const Fn& f
     return;
   }
   const Fn* f = &fn;  // a one-pointer capture keeps std::function from allocating
-  pool->parallel_for(n, [f](int64_t b, int64_t e, int) { (*f)(b, e); }, grain);
+  // Chunked: every output row is computed whole by one thread, so results do not depend on
+  // the split, and a thread preempted by another process costs one chunk, not half the rows.
+  pool->parallel_for_chunked(n, [f](int64_t b, int64_t e, int) { (*f)(b, e); }, grain);
 }
 
 void check_matmul_args(const float* x, int64_t m, const WeightMatrix& w, float* y) {
@@ -240,9 +242,60 @@ void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half
   detail::rope_rotate_half_simd(x, cos, sin, half);
 }
 
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+// ---- KV rows and attention ----------------------------------------------------------------
+
+std::string_view kv_type_name(KvType t) {
+  switch (t) {
+    case KvType::kF32: return "f32";
+    case KvType::kF16: return "f16";
+    case KvType::kQ8_0: return "q8_0";
+  }
+  return "?";
+}
+
+KvType parse_kv_type(std::string_view name) {
+  std::string s(name);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0})
+    if (s == kv_type_name(t)) return t;
+  fail(ErrorKind::kInvalidArgument, "unknown KV cache type '", name, "' (expected f16, f32 or q8_0)");
+}
+
+bool kv_type_fits(KvType t, int64_t head_dim) {
+  return head_dim > 0 && (t != KvType::kQ8_0 || head_dim % kKvBlock == 0);
+}
+
+size_t kv_bytes(KvType t, int64_t n) {
+  if (n < 0) fail(ErrorKind::kInvalidArgument, "kv_bytes: negative count ", n);
+  switch (t) {
+    case KvType::kF32: return static_cast<size_t>(n) * 4;
+    case KvType::kF16: return static_cast<size_t>(n) * 2;
+    case KvType::kQ8_0:
+      if (n % kKvBlock != 0)
+        fail(ErrorKind::kInvalidArgument, "q8_0 KV rows hold whole blocks of ", kKvBlock, " elements, not ", n);
+      return static_cast<size_t>(n / kKvBlock) * (4 + kKvBlock);
+  }
+  fail(ErrorKind::kInvalidArgument, "unknown KV type ", static_cast<int>(t));
+}
+
+void store_kv_row(const float* src, int64_t n, KvType t, void* dst) {
+  kv_bytes(t, n);  // validates n for the type
+  if (current() == Isa::kScalar) return ref::store_kv_row(src, n, t, dst);
+  detail::store_kv_row_simd(src, n, t, dst);
+}
+
+void load_kv_row(const void* src, int64_t n, KvType t, float* dst) {
+  kv_bytes(t, n);
+  ref::load_kv_row(src, n, t, dst);  // tests and tools only: attention converts in registers
+}
+
+void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   if (s.q_len < 0 || s.kv_len < 0 || s.head_dim < 0 || s.q_heads < 0)
     fail(ErrorKind::kInvalidArgument, "attention: negative size");
+  if (s.kv_type == KvType::kQ8_0 &&
+      (s.head_dim % kKvBlock != 0 || s.k_stride % kKvBlock != 0 || s.v_stride % kKvBlock != 0))
+    fail(ErrorKind::kInvalidArgument, "attention: q8_0 K/V need head_dim and row strides that are multiples of ",
+         kKvBlock, " (head_dim ", s.head_dim, ", strides ", s.k_stride, ", ", s.v_stride, ")");
   if (current() == Isa::kScalar) return ref::attention(q, k, v, out, s);
   detail::attention_simd(q, k, v, out, s);
 }

@@ -112,10 +112,40 @@ void add(float* x, const float* y, int64_t n);
 // "rotate_half" RoPE convention of Hugging Face models. x has 2*half elements.
 void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half);
 
+// How attention's K and V rows are stored (the text decoder's KV cache). Element offsets and
+// strides into such rows are counted in ELEMENTS; kv_bytes() turns them into bytes.
+//   kF32:  fp32.
+//   kF16:  IEEE half, rounded to nearest even on store; read back exactly as fp32.
+//   kQ8_0: blocks of 32 consecutive elements, 36 bytes each: the fp32 scale d, then 32 int8
+//          codes q in -127..127; element = d * q (one fp32 multiply, as the kernels read it).
+//          Stored with amax = max |x| over the block, d = amax / 127, q = round(x * 127 / amax)
+//          (nearest, ties to even; 0 when amax = 0), the rounding of the int8 activations.
+//          Rows hold whole blocks: every element count, offset and stride must be a multiple
+//          of 32 (so a KV head starts on a block when head_dim % 32 == 0). An fp32 scale
+//          (not fp16) keeps the kernel's inner loop free of conversions for 6 % more bytes.
+enum class KvType : uint8_t { kF32 = 0, kF16 = 1, kQ8_0 = 2 };
+constexpr int64_t kKvBlock = 32;  // elements per kQ8_0 block
+
+std::string_view kv_type_name(KvType t);  // "f32", "f16", "q8_0"
+// Parses "f32", "f16" or "q8_0" (case-insensitive); throws qvl::Error (kInvalidArgument) naming
+// the value otherwise.
+KvType parse_kv_type(std::string_view name);
+// Whether rows of head_dim elements per head can be stored as t (kQ8_0: head_dim % 32 == 0).
+bool kv_type_fits(KvType t, int64_t head_dim);
+// Bytes of n consecutive elements, i.e. the byte offset of element n from a row's start.
+// Throws qvl::Error (kInvalidArgument) for kQ8_0 when n % 32 != 0.
+size_t kv_bytes(KvType t, int64_t n);
+
+// Writes src[n] into dst as n elements of type t (the same bytes at every ISA level).
+void store_kv_row(const float* src, int64_t n, KvType t, void* dst);
+// Reads n elements of type t back as fp32 (exactly the values attention computes with).
+void load_kv_row(const void* src, int64_t n, KvType t, float* dst);
+
 // Scaled dot-product attention for one head, streaming over keys with an online softmax
-// (no [q_len, kv_len] buffer). q: [q_len, d] with row stride q_stride; k, v: [kv_len, d] with
-// row strides; out: [q_len, d] with row stride out_stride. If causal, query i attends to keys
-// 0..(causal_offset + i) inclusive.
+// (no [q_len, kv_len] buffer). q: [q_len, d] with row stride q_stride; k, v: [kv_len, d] rows
+// of kv_type elements starting at the given pointers (kF32: const float*), row strides
+// k_stride/v_stride in ELEMENTS; out: [q_len, d] with row stride out_stride. If causal, query i
+// attends to keys 0..(causal_offset + i) inclusive. K/V are converted to fp32 in registers.
 //
 // Grouped-query attention: with q_heads > 1 the call covers q_heads query heads that share
 // these k/v (head h's queries start at q + h * q_head_stride and its output at
@@ -129,8 +159,9 @@ struct AttentionShape {
   int64_t causal_offset = 0;
   int64_t q_heads = 1;  // query heads sharing k/v (GQA group); 1 = a single head
   int64_t q_head_stride = 0, out_head_stride = 0;
+  KvType kv_type = KvType::kF32;  // element type of k and v (kQ8_0: head_dim, strides % 32 == 0)
 };
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s);
+void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
 
 // ---- Instruction-set selection -------------------------------------------------------------
 // kSSE4 uses 128-bit SIMD for the float kernels (the int8 ones run the scalar code);

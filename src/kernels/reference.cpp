@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/check.h"
@@ -203,9 +204,65 @@ void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half
   }
 }
 
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+void store_kv_row(const float* src, int64_t n, KvType t, void* dst) {
+  switch (t) {
+    case KvType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case KvType::kF16: {
+      auto* out = static_cast<uint8_t*>(dst);
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(src[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      return;
+    }
+    case KvType::kQ8_0: {
+      QVL_ASSERT(n % kKvBlock == 0);
+      auto* blk = static_cast<uint8_t*>(dst);
+      for (int64_t b = 0; b < n; b += kKvBlock, blk += kv_bytes(KvType::kQ8_0, kKvBlock)) {
+        float amax = 0.0f;
+        for (int64_t c = 0; c < kKvBlock; ++c) amax = std::max(amax, std::fabs(src[b + c]));
+        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const float d = amax / 127.0f;
+        std::memcpy(blk, &d, 4);
+        for (int64_t c = 0; c < kKvBlock; ++c) {
+          const float r = std::min(127.0f, std::max(-127.0f, std::nearbyint(src[b + c] * id)));
+          blk[4 + c] = static_cast<uint8_t>(static_cast<int8_t>(r));
+        }
+      }
+      return;
+    }
+  }
+  QVL_ASSERT(false);
+}
+
+void load_kv_row(const void* src, int64_t n, KvType t, float* dst) {
+  switch (t) {
+    case KvType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+      return;
+    case KvType::kF16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = detail::f16_at(static_cast<const uint8_t*>(src), i);
+      return;
+    case KvType::kQ8_0: {
+      QVL_ASSERT(n % kKvBlock == 0);
+      const auto* blk = static_cast<const uint8_t*>(src);
+      for (int64_t b = 0; b < n; b += kKvBlock, blk += kv_bytes(KvType::kQ8_0, kKvBlock)) {
+        float d;
+        std::memcpy(&d, blk, 4);
+        for (int64_t c = 0; c < kKvBlock; ++c) dst[b + c] = static_cast<float>(static_cast<int8_t>(blk[4 + c])) * d;
+      }
+      return;
+    }
+  }
+  QVL_ASSERT(false);
+}
+
+void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   const int64_t d = s.head_dim;
-  std::vector<float> acc(static_cast<size_t>(d));
+  const size_t k_row_bytes = kv_bytes(s.kv_type, s.k_stride), v_row_bytes = kv_bytes(s.kv_type, s.v_stride);
+  std::vector<float> acc(static_cast<size_t>(d)), kj(static_cast<size_t>(d)), vj(static_cast<size_t>(d));
   for (int64_t h = 0; h < std::max<int64_t>(1, s.q_heads); ++h) {
     for (int64_t i = 0; i < s.q_len; ++i) {
       const float* qi = q + h * s.q_head_stride + i * s.q_stride;
@@ -213,7 +270,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
       float running_max = -INFINITY, denom = 0.0f;
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t j = 0; j <= last; ++j) {
-        const float* kj = k + j * s.k_stride;
+        ref::load_kv_row(static_cast<const uint8_t*>(k) + static_cast<size_t>(j) * k_row_bytes, d, s.kv_type, kj.data());
         float score = 0.0f;
         for (int64_t c = 0; c < d; ++c) score += qi[c] * kj[c];
         score *= s.scale;
@@ -225,7 +282,7 @@ void attention(const float* q, const float* k, const float* v, float* out, const
         }
         const float p = std::exp(score - running_max);
         denom += p;
-        const float* vj = v + j * s.v_stride;
+        ref::load_kv_row(static_cast<const uint8_t*>(v) + static_cast<size_t>(j) * v_row_bytes, d, s.kv_type, vj.data());
         for (int64_t c = 0; c < d; ++c) acc[c] += p * vj[c];
       }
       float* oi = out + h * s.out_head_stride + i * s.out_stride;

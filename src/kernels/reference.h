@@ -18,6 +18,8 @@ void gelu_tanh(float* x, int64_t n);
 void gelu_erf(float* x, int64_t n);
 void add(float* x, const float* y, int64_t n);
 void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half);
-void attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s);
+void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
+void store_kv_row(const float* src, int64_t n, KvType t, void* dst);
+void load_kv_row(const void* src, int64_t n, KvType t, float* dst);
 
 }  // namespace qvl::kernels::ref

@@ -34,6 +34,8 @@ void gelu_tanh_simd(float* x, int64_t n);
 void gelu_erf_simd(float* x, int64_t n);
 void add_simd(float* x, const float* y, int64_t n);
 void rope_rotate_half_simd(float* x, const float* cos, const float* sin, int64_t half);
-void attention_simd(const float* q, const float* k, const float* v, float* out, const AttentionShape& s);
+void attention_simd(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
+// Same bytes as ref::store_kv_row.
+void store_kv_row_simd(const float* src, int64_t n, KvType t, void* dst);
 
 }  // namespace qvl::kernels::detail

@@ -462,18 +462,104 @@ void RopeRotateHalf(float* x, const float* cos, const float* sin, int64_t half) 
   }
 }
 
+// ---- KV rows -----------------------------------------------------------------------------
+// kQ8_0 K/V (see KvType): a block is the fp32 scale, then 32 int8 codes. A vector of N <= 16
+// lanes at a multiple of N never straddles two blocks. d * q is one fp32 multiply, as in
+// ref::load_kv_row, so both read identical values.
+struct LoadQ8 {
+  static constexpr int64_t kBlockBytes = 4 + kKvBlock;
+  static HWY_INLINE VF load(DF df, const void* row, int64_t i) {
+    const uint8_t* blk = static_cast<const uint8_t*>(row) + (i / kKvBlock) * kBlockBytes;
+    float d;
+    std::memcpy(&d, blk, 4);
+    const hn::Rebind<int8_t, DF> d8;
+    const hn::Rebind<int32_t, DF> d32;
+    const auto codes = hn::LoadU(d8, reinterpret_cast<const int8_t*>(blk + 4 + i % kKvBlock));
+    return hn::Mul(hn::ConvertTo(df, hn::PromoteTo(d32, codes)), hn::Set(df, d));
+  }
+  static HWY_INLINE float scalar(const void* row, int64_t i) {
+    const uint8_t* blk = static_cast<const uint8_t*>(row) + (i / kKvBlock) * kBlockBytes;
+    float d;
+    std::memcpy(&d, blk, 4);
+    return static_cast<float>(static_cast<int8_t>(blk[4 + i % kKvBlock])) * d;
+  }
+};
+
+// Plain comparisons (not std::max/min) keep std template instantiations out of per-target code.
+HWY_INLINE float MaxF(float a, float b) { return a < b ? b : a; }
+HWY_INLINE float MinF(float a, float b) { return b < a ? b : a; }
+
+void StoreKvRow(const float* src, int64_t n, KvType t, void* dst) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  if (t == KvType::kF16) {
+    int64_t i = 0;
+#if HWY_TARGET <= HWY_AVX2
+    // F16C rounds to nearest even like f32_to_f16; Highway's software fallback on older
+    // targets truncates, so those take the scalar loop.
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    auto* out = static_cast<hwy::float16_t*>(dst);
+    for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(dh, hn::LoadU(df, src + i)), dh, out + i);
+#endif
+    auto* bytes = static_cast<uint8_t*>(dst);
+    for (; i < n; ++i) {
+      const uint16_t h = f32_to_f16(src[i]);
+      std::memcpy(bytes + 2 * i, &h, 2);
+    }
+    return;
+  }
+  if (t == KvType::kF32) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
+    return;
+  }
+  // kQ8_0, the same operations as ref::store_kv_row.
+  const hn::Rebind<int32_t, DF> d32;
+  const hn::Rebind<int8_t, DF> d8;
+  auto* blk = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < n; b += kKvBlock, blk += LoadQ8::kBlockBytes) {
+    const float* x = src + b;
+    float amax = 0.0f;
+    if (N <= kKvBlock && kKvBlock % N == 0) {
+      VF m = hn::Zero(df);
+      for (int64_t c = 0; c < kKvBlock; c += N) m = hn::Max(m, hn::Abs(hn::LoadU(df, x + c)));
+      amax = hn::GetLane(hn::MaxOfLanes(df, m));
+    } else {
+      for (int64_t c = 0; c < kKvBlock; ++c) amax = MaxF(amax, std::fabs(x[c]));
+    }
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float d = amax / 127.0f;
+    std::memcpy(blk, &d, 4);
+    int8_t* codes = reinterpret_cast<int8_t*>(blk + 4);
+    int64_t c = 0;
+    if (N <= kKvBlock && kKvBlock % N == 0) {
+      const VF vid = hn::Set(df, id), hi = hn::Set(df, 127.0f), lo = hn::Set(df, -127.0f);
+      for (; c < kKvBlock; c += N) {
+        const VF r = hn::Min(hi, hn::Max(lo, hn::Round(hn::Mul(hn::LoadU(df, x + c), vid))));
+        hn::StoreU(hn::DemoteTo(d8, hn::ConvertTo(d32, r)), d8, codes + c);
+      }
+    }
+    for (; c < kKvBlock; ++c)
+      codes[c] = static_cast<int8_t>(MinF(127.0f, MaxF(-127.0f, std::nearbyint(x[c] * id))));
+  }
+}
+
 // ---- attention -----------------------------------------------------------------------------
 // Queries are processed kQB at a time (several positions and/or several GQA heads), so every
 // K and V row is loaded once per block; keys go in tiles of kTK with one online-softmax update
-// per tile. Scratch per block: kQB × head_dim accumulators, no [q, kv] buffer.
+// per tile. Scratch per block: kQB × head_dim accumulators, no [q, kv] buffer. K/V rows are
+// read through a loader L (LoadF32, LoadF16, LoadQ8) that turns them into fp32 vectors.
 constexpr int kQB = 4;
 constexpr int64_t kTK = 16;
+
+HWY_INLINE const void* RowAt(const void* base, int64_t j, size_t row_bytes) {
+  return static_cast<const uint8_t*>(base) + static_cast<size_t>(j) * row_bytes;
+}
 
 // Scores of kQB queries against keys j0 .. j0+tk-1 into sc[q * kTK + jj]. Keys are taken four
 // at a time: their four partial-sum vectors per query are reduced together (interleave within
 // 128-bit blocks, then add the blocks), about a third of the work of four separate reductions.
-template <int QB>
-HWY_INLINE void ScoreTile(const float* qs, int64_t d, const float* k, int64_t k_stride, int64_t j0, int64_t tk,
+template <int QB, class L>
+HWY_INLINE void ScoreTile(const float* qs, int64_t d, const void* k, size_t k_row_bytes, int64_t j0, int64_t tk,
                           float* sc) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -485,16 +571,16 @@ HWY_INLINE void ScoreTile(const float* qs, int64_t d, const float* k, int64_t k_
     const hn::Full128<float> d4;
     HWY_ALIGN float buf[hn::MaxLanes(df) < 4 ? 4 : hn::MaxLanes(df)];
     for (; jj + 4 <= tk; jj += 4) {
-      const float* k0 = k + (j0 + jj) * k_stride;
-      const float* k1 = k0 + k_stride;
-      const float* k2 = k1 + k_stride;
-      const float* k3 = k2 + k_stride;
+      const void* k0 = RowAt(k, j0 + jj, k_row_bytes);
+      const void* k1 = RowAt(k0, 1, k_row_bytes);
+      const void* k2 = RowAt(k1, 1, k_row_bytes);
+      const void* k3 = RowAt(k2, 1, k_row_bytes);
       VF a[QB][4];
       for (int q = 0; q < QB; ++q)
         for (int t = 0; t < 4; ++t) a[q][t] = hn::Zero(df);
       for (int64_t c = 0; c < dv; c += N) {
-        const VF v0 = hn::LoadU(df, k0 + c), v1 = hn::LoadU(df, k1 + c);
-        const VF v2 = hn::LoadU(df, k2 + c), v3 = hn::LoadU(df, k3 + c);
+        const VF v0 = L::load(df, k0, c), v1 = L::load(df, k1, c);
+        const VF v2 = L::load(df, k2, c), v3 = L::load(df, k3, c);
         for (int q = 0; q < QB; ++q) {
           const VF qv = hn::LoadU(df, qs + q * d + c);
           a[q][0] = hn::MulAdd(qv, v0, a[q][0]);
@@ -518,33 +604,33 @@ HWY_INLINE void ScoreTile(const float* qs, int64_t d, const float* k, int64_t k_
         hn::StoreU(s4, d4, out);
         for (int64_t c = dv; c < d; ++c) {
           const float qc = qs[q * d + c];
-          out[0] += qc * k0[c];
-          out[1] += qc * k1[c];
-          out[2] += qc * k2[c];
-          out[3] += qc * k3[c];
+          out[0] += qc * L::scalar(k0, c);
+          out[1] += qc * L::scalar(k1, c);
+          out[2] += qc * L::scalar(k2, c);
+          out[3] += qc * L::scalar(k3, c);
         }
       }
     }
   }
 #endif
   for (; jj < tk; ++jj) {
-    const float* kj = k + (j0 + jj) * k_stride;
+    const void* kj = RowAt(k, j0 + jj, k_row_bytes);
     VF a[QB];
     for (int q = 0; q < QB; ++q) a[q] = hn::Zero(df);
     for (int64_t c = 0; c < dv; c += N) {
-      const VF kv = hn::LoadU(df, kj + c);
+      const VF kv = L::load(df, kj, c);
       for (int q = 0; q < QB; ++q) a[q] = hn::MulAdd(hn::LoadU(df, qs + q * d + c), kv, a[q]);
     }
     for (int q = 0; q < QB; ++q) {
       float s = hn::GetLane(hn::SumOfLanes(df, a[q]));
-      for (int64_t c = dv; c < d; ++c) s += qs[q * d + c] * kj[c];
+      for (int64_t c = dv; c < d; ++c) s += qs[q * d + c] * L::scalar(kj, c);
       sc[q * kTK + jj] = s;
     }
   }
 }
 
-template <int QB>
-HWY_INLINE void AccumulateV(float* acc, int64_t d, const float* v, int64_t v_stride, int64_t j0, int64_t tk,
+template <int QB, class L>
+HWY_INLINE void AccumulateV(float* acc, int64_t d, const void* v, size_t v_row_bytes, int64_t j0, int64_t tk,
                             const float* p) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
@@ -553,24 +639,25 @@ HWY_INLINE void AccumulateV(float* acc, int64_t d, const float* v, int64_t v_str
     VF a[QB];
     for (int q = 0; q < QB; ++q) a[q] = hn::LoadU(df, acc + q * d + c);
     for (int64_t jj = 0; jj < tk; ++jj) {
-      const VF vv = hn::LoadU(df, v + (j0 + jj) * v_stride + c);
+      const VF vv = L::load(df, RowAt(v, j0 + jj, v_row_bytes), c);
       for (int q = 0; q < QB; ++q) a[q] = hn::MulAdd(hn::Set(df, p[q * kTK + jj]), vv, a[q]);
     }
     for (int q = 0; q < QB; ++q) hn::StoreU(a[q], df, acc + q * d + c);
   }
   for (int64_t c = dv; c < d; ++c) {
     for (int64_t jj = 0; jj < tk; ++jj) {
-      const float vv = v[(j0 + jj) * v_stride + c];
+      const float vv = L::scalar(RowAt(v, j0 + jj, v_row_bytes), c);
       for (int q = 0; q < QB; ++q) acc[q * d + c] += p[q * kTK + jj] * vv;
     }
   }
 }
 
-template <int QB>
-HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, const int64_t* last, const float* k,
-                            const float* v, const AttentionShape& s, float* qs, float* acc, float* sc) {
+template <int QB, class L>
+HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, const int64_t* last, const void* k,
+                            const void* v, const AttentionShape& s, float* qs, float* acc, float* sc) {
   const DF df;
   const int64_t d = s.head_dim;
+  const size_t k_row_bytes = kv_bytes(s.kv_type, s.k_stride), v_row_bytes = kv_bytes(s.kv_type, s.v_stride);
   float mx[QB], l[QB];
   int64_t kend = 0;
   for (int q = 0; q < QB; ++q) {
@@ -583,7 +670,7 @@ HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, cons
   float* p = sc + QB * kTK;
   for (int64_t j0 = 0; j0 < kend; j0 += kTK) {
     const int64_t tk = std::min(kTK, kend - j0);
-    ScoreTile<QB>(qs, d, k, s.k_stride, j0, tk, sc);
+    ScoreTile<QB, L>(qs, d, k, k_row_bytes, j0, tk, sc);
     for (int q = 0; q < QB; ++q) {
       const int64_t valid = std::min(tk, last[q] - j0 + 1);  // keys j0 .. j0+valid-1 are visible
       float* sq = sc + q * kTK;
@@ -618,7 +705,7 @@ HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, cons
       }
       l[q] += psum;
     }
-    AccumulateV<QB>(acc, d, v, s.v_stride, j0, tk, p);
+    AccumulateV<QB, L>(acc, d, v, v_row_bytes, j0, tk, p);
   }
   for (int q = 0; q < QB; ++q) {
     const float inv = l[q] > 0.0f ? 1.0f / l[q] : 0.0f;
@@ -626,7 +713,8 @@ HWY_INLINE void AttendBlock(const float* const* qrows, float* const* orows, cons
   }
 }
 
-void Attention(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+template <class L>
+void AttentionT(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   const int64_t heads = std::max<int64_t>(1, s.q_heads), d = s.head_dim;
   const int64_t total = s.q_len * heads;
   if (total <= 0 || d <= 0) return;
@@ -647,11 +735,19 @@ void Attention(const float* q, const float* k, const float* v, float* out, const
       last[j] = s.causal ? std::min(s.kv_len - 1, s.causal_offset + i) : s.kv_len - 1;
     }
     switch (qb) {
-      case 4: AttendBlock<4>(qrows, orows, last, k, v, s, qs, acc, sc); break;
-      case 3: AttendBlock<3>(qrows, orows, last, k, v, s, qs, acc, sc); break;
-      case 2: AttendBlock<2>(qrows, orows, last, k, v, s, qs, acc, sc); break;
-      default: AttendBlock<1>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      case 4: AttendBlock<4, L>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      case 3: AttendBlock<3, L>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      case 2: AttendBlock<2, L>(qrows, orows, last, k, v, s, qs, acc, sc); break;
+      default: AttendBlock<1, L>(qrows, orows, last, k, v, s, qs, acc, sc); break;
     }
+  }
+}
+
+void Attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
+  switch (s.kv_type) {
+    case KvType::kF16: return AttentionT<LoadF16>(q, k, v, out, s);
+    case KvType::kQ8_0: return AttentionT<LoadQ8>(q, k, v, out, s);
+    default: return AttentionT<LoadF32>(q, k, v, out, s);
   }
 }
 
@@ -675,6 +771,7 @@ HWY_EXPORT(GeluErf);
 HWY_EXPORT(AddInPlace);
 HWY_EXPORT(RopeRotateHalf);
 HWY_EXPORT(Attention);
+HWY_EXPORT(StoreKvRow);
 
 void hwy_limit_targets(Isa isa) {
   hwy::SetSupportedTargetsForTest(0);  // back to what the CPU really supports
@@ -715,8 +812,11 @@ void add_simd(float* x, const float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(AddInP
 void rope_rotate_half_simd(float* x, const float* cos, const float* sin, int64_t half) {
   HWY_DYNAMIC_DISPATCH(RopeRotateHalf)(x, cos, sin, half);
 }
-void attention_simd(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+void attention_simd(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   HWY_DYNAMIC_DISPATCH(Attention)(q, k, v, out, s);
+}
+void store_kv_row_simd(const float* src, int64_t n, KvType t, void* dst) {
+  HWY_DYNAMIC_DISPATCH(StoreKvRow)(src, n, t, dst);
 }
 
 }  // namespace qvl::kernels::detail

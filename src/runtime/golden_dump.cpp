@@ -90,6 +90,7 @@ int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, con
   ModelOptions mo;
   mo.threads = options.threads;
   mo.context_length = 8192;
+  mo.kv_cache_type = options.kv_cache_type;
   auto model = Model::load(model_dir, mo);
 
   int failures = 0;

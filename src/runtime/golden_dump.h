@@ -11,6 +11,9 @@ namespace qvl {
 struct DumpOptions {
   int threads = 0;
   int64_t greedy_tokens = 16;
+  // Golden references are fp32 throughout, so a dump keeps an exact fp32 KV cache by default
+  // (ModelOptions::kv_cache_type values; "" = the library default, f16).
+  std::string kv_cache_type = "f32";
 };
 
 // Returns the number of cases that failed (each failure is logged and the run goes on).

@@ -31,6 +31,7 @@ struct Model::Impl {
   PreprocessorConfig preprocessor;
   VisionTokenIds vision_ids;
   std::unique_ptr<ThreadPool> pool;
+  kernels::KvType kv_type = kernels::KvType::kF16;  // of each generator's cache (already fitted to head_dim)
   ModelInfo info;
 
   const ChatTemplate& require_chat_template() const;

@@ -44,6 +44,10 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
       !options.head_type.empty() ? format_named(options.head_type)
                                  : (layers == kernels::WeightFormat::kDense ? kernels::WeightFormat::kDense
                                                                             : kernels::WeightFormat::kQ8_0);
+  const kernels::WeightFormat vision =
+      !options.vision_type.empty() ? format_named(options.vision_type)
+                                   : (layers == kernels::WeightFormat::kDense ? kernels::WeightFormat::kDense
+                                                                              : kernels::WeightFormat::kQ8_0);
   ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
 
   GgufWriter w;
@@ -54,6 +58,7 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
   w.set("general.name", fs::path(in_dir).filename().string());
   w.set("general.quantization_version", uint64_t{2});
   w.set("qvl.weights_type", options.type);
+  w.set("qvl.vision_weights_type", std::string(kernels::weight_format_name(vision)));
   w.set(arch + ".block_count", static_cast<uint64_t>(t.num_hidden_layers));
   w.set(arch + ".context_length", static_cast<uint64_t>(t.max_position_embeddings));
   w.set(arch + ".embedding_length", static_cast<uint64_t>(t.hidden_size));
@@ -84,6 +89,9 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
 
   const std::string p = text_tensor_prefix(config);
   static const std::regex kLayerMatrix(R"(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight)");
+  const std::string vp = "model.visual.";
+  static const std::regex kVisionMatrix(
+      R"((blocks\.\d+\.(attn\.(qkv|proj)|mlp\.linear_fc[12])|(merger|deepstack_merger_list\.\d+)\.linear_fc[12])\.weight)");
   std::vector<kernels::QuantizedMatrix> keep;  // buffers the writer points into
   keep.reserve(ckpt->tensor_count());
   const uint64_t total = ckpt->total_bytes();
@@ -95,6 +103,7 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
     kernels::WeightFormat f = kernels::WeightFormat::kDense;
     if (name.rfind(p, 0) == 0 && std::regex_match(name.substr(p.size()), kLayerMatrix)) f = layers;
     else if (name == p + "embed_tokens.weight" || name == "lm_head.weight") f = head;
+    else if (vl && name.rfind(vp, 0) == 0 && std::regex_match(name.substr(vp.size()), kVisionMatrix)) f = vision;
     if (f != kernels::WeightFormat::kDense && v.shape.size() == 2 && kernels::can_quantize(f, v.shape[0], v.shape[1])) {
       keep.push_back(kernels::quantize_matrix(kernels::WeightMatrix{v.dtype, v.shape[0], v.shape[1], v.data}, f, &pool));
       const auto& q = keep.back();

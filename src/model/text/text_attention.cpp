@@ -29,14 +29,14 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
       kernels::rms_norm(qh, w.q_norm.data(), d, eps, qh);
       kernels::rope_rotate_half(qh, cos.data(), sin.data(), half);
     }
-    float* kc = cache.keys(layer, start + i);
-    float* vc = cache.values(layer, start + i);
+    float* ki = k + i * kv_dim;
     for (int64_t h = 0; h < n_kv; ++h) {
-      float* kh = k + i * kv_dim + h * d;
-      kernels::rms_norm(kh, w.k_norm.data(), d, eps, kc + h * d);
-      kernels::rope_rotate_half(kc + h * d, cos.data(), sin.data(), half);
+      float* kh = ki + h * d;
+      kernels::rms_norm(kh, w.k_norm.data(), d, eps, kh);
+      kernels::rope_rotate_half(kh, cos.data(), sin.data(), half);
     }
-    std::copy(v + i * kv_dim, v + (i + 1) * kv_dim, vc);
+    kernels::store_kv_row(ki, kv_dim, cache.type(), cache.keys(layer, start + i));
+    kernels::store_kv_row(v + i * kv_dim, kv_dim, cache.type(), cache.values(layer, start + i));
   }
 
   const int64_t group = n_heads / n_kv;
@@ -45,7 +45,8 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
   s.kv_len = start + n;
   s.head_dim = d;
   s.q_stride = q_dim;
-  s.k_stride = s.v_stride = kv_dim;
+  s.k_stride = s.v_stride = kv_dim;  // elements
+  s.kv_type = cache.type();
   s.out_stride = q_dim;
   s.scale = 1.0f / std::sqrt(static_cast<float>(d));
   s.causal = true;
@@ -56,7 +57,8 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
   s.out_head_stride = d;
   auto kv_heads = [&](int64_t h0, int64_t h1, int) {
     for (int64_t kvh = h0; kvh < h1; ++kvh)
-      kernels::attention(q + kvh * group * d, cache.keys(layer, 0) + kvh * d, cache.values(layer, 0) + kvh * d,
+      kernels::attention(q + kvh * group * d, cache.keys(layer, 0) + cache.head_offset(kvh),
+                         cache.values(layer, 0) + cache.head_offset(kvh),
                          attn + kvh * group * d, s);
   };
   if (pool) pool->parallel_for(n_kv, kv_heads);

@@ -61,8 +61,4 @@ std::string text_tensor_prefix(const ModelConfig& config);
 // store an lm_head.weight copy; it is accepted (and must match embed_tokens' shape).
 TextWeights load_text_weights(const ModelConfig& config, Checkpoint& ckpt);
 
-// Helpers shared by the weight loaders of all components.
-WeightMatrix as_matrix(const TensorView& t);
-std::vector<float> as_f32(const TensorView& t);
-
 }  // namespace qvl

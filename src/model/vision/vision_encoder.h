@@ -43,6 +43,8 @@ class VisionEncoder {
 
   const VisionConfig& config() const { return cfg_; }
   const VisionWeights& weights() const { return weights_; }
+  // Bytes of the weights as held: matrices as stored or quantized, vectors as fp32.
+  uint64_t weight_bytes() const;
 
  private:
   VisionConfig cfg_;

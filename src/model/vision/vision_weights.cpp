@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "model/vision/vision_internal.h"
+#include "model/weight_view.h"
 
 namespace qvl {
 
@@ -18,11 +19,12 @@ struct TensorSlot {
   std::vector<int64_t> shape;
   kernels::WeightMatrix* matrix = nullptr;  // viewed as [shape[0], prod(shape[1:])]
   std::vector<float>* vector = nullptr;
+  bool packable = false;  // a qvl GGUF may hold it pre-quantized (the matmul weights)
 };
 
 void add_matrix(std::vector<TensorSlot>& table, std::string name, std::vector<int64_t> shape,
-                kernels::WeightMatrix* dst) {
-  table.push_back(TensorSlot{std::move(name), std::move(shape), dst, nullptr});
+                kernels::WeightMatrix* dst, bool packable = true) {
+  table.push_back(TensorSlot{std::move(name), std::move(shape), dst, nullptr, packable});
 }
 
 void add_vector(std::vector<TensorSlot>& table, std::string name, int64_t n, std::vector<float>* dst) {
@@ -93,9 +95,9 @@ VisionWeights load_vision_weights(const VisionConfig& c, Checkpoint& ckpt, const
   // The name table: every tensor of the vision tower, in checkpoint naming.
   std::vector<TensorSlot> table;
   add_matrix(table, "patch_embed.proj.weight", {d, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size},
-             &w.patch_embed.proj);
+             &w.patch_embed.proj, /*packable=*/false);
   add_vector(table, "patch_embed.proj.bias", d, &w.patch_embed.proj_bias);
-  add_matrix(table, "pos_embed.weight", {c.num_position_embeddings, d}, &w.pos_embed);
+  add_matrix(table, "pos_embed.weight", {c.num_position_embeddings, d}, &w.pos_embed, /*packable=*/false);
   for (int64_t i = 0; i < c.depth; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     VisionBlockWeights& b = w.blocks[static_cast<size_t>(i)];
@@ -122,13 +124,15 @@ VisionWeights load_vision_weights(const VisionConfig& c, Checkpoint& ckpt, const
 
   for (const TensorSlot& slot : table) {
     const TensorView& t = ckpt.get(prefix + slot.name, slot.shape);
-    if (slot.matrix != nullptr) {
+    if (slot.matrix != nullptr && slot.packable) {
+      *slot.matrix = as_matrix(t);
+    } else if (slot.matrix != nullptr) {
+      if (t.packed_format != 0) fail(ErrorKind::kInvalidFile, "tensor '", t.name, "' must not be quantized");
       int64_t cols = 1;
       for (size_t k = 1; k < slot.shape.size(); ++k) cols *= slot.shape[k];
       *slot.matrix = kernels::WeightMatrix{t.dtype, slot.shape[0], cols, t.data};
     } else {
-      slot.vector->resize(static_cast<size_t>(t.numel()));
-      convert_to_f32(t.dtype, t.data, slot.vector->data(), slot.vector->size());
+      *slot.vector = as_f32(t);
     }
   }
 

@@ -1,0 +1,32 @@
+#include "model/weight_view.h"
+
+#include <cstdint>
+
+#include "core/check.h"
+
+namespace qvl {
+
+kernels::WeightMatrix as_matrix(const TensorView& t) {
+  QVL_ASSERT(t.shape.size() == 2);
+  if (t.packed_format == 0) return kernels::WeightMatrix{t.dtype, t.shape[0], t.shape[1], t.data};
+  const auto format = static_cast<kernels::WeightFormat>(t.packed_format);
+  if (format != kernels::WeightFormat::kQ8_0 && format != kernels::WeightFormat::kQ4_0 &&
+      format != kernels::WeightFormat::kQ4_K)
+    fail(ErrorKind::kUnsupported, "tensor '", t.name, "' has an unknown packed format ", int(t.packed_format));
+  if (!kernels::can_quantize(format, t.shape[0], t.shape[1]) ||
+      kernels::weight_storage_bytes(format, DType::kU8, t.shape[0], t.shape[1]) != t.nbytes)
+    fail(ErrorKind::kInvalidFile, "packed tensor '", t.name, "' holds ", t.nbytes, " bytes, not what ",
+         kernels::weight_format_name(format), " ", t.shape_str(), " needs");
+  if (reinterpret_cast<uintptr_t>(t.data) % 32 != 0)
+    fail(ErrorKind::kInvalidFile, "packed tensor '", t.name, "' is not 32-byte aligned in the file");
+  return kernels::WeightMatrix{DType::kU8, t.shape[0], t.shape[1], t.data, format};
+}
+
+std::vector<float> as_f32(const TensorView& t) {
+  if (t.packed_format != 0) fail(ErrorKind::kInvalidFile, "tensor '", t.name, "' must not be quantized");
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  convert_to_f32(t.dtype, t.data, out.data(), out.size());
+  return out;
+}
+
+}  // namespace qvl
