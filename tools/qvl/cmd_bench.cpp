@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <string>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -53,11 +56,20 @@ double read_bandwidth_gb_s(int threads) {
   return best;
 }
 
+// Peak resident memory since the last reset_peak_rss(): Linux's VmHWM (getrusage's maxrss, which
+// cannot be reset, where /proc is missing).
 double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:  123 kB"
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return u.ru_maxrss / 1024.0;
 }
+
+// Resets VmHWM to the current RSS, so the bandwidth test's 1 GiB buffer (freed by then) does not
+// count as model memory.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 std::vector<int32_t> random_tokens(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -83,8 +95,32 @@ struct BenchArgs {
   int64_t pp = 512, tg = 128, depth = 4096, depth_tg = 32;
   std::vector<std::string> image_sizes = {"448x448", "1024x768"};
   int question_tokens = 20;
+  int repetitions = 3;  // of pp, tg and each image (the depth test runs once: its prefill is long)
   bool json = false, skip_depth = false;
 };
+
+// Mean and sample standard deviation of repeated measurements, as llama-bench reports them.
+struct Summary {
+  double mean = 0, sd = 0;
+  std::vector<double> runs;
+};
+Summary summarize(std::vector<double> runs) {
+  Summary s;
+  for (double r : runs) s.mean += r / static_cast<double>(runs.size());
+  if (runs.size() > 1) {
+    for (double r : runs) s.sd += (r - s.mean) * (r - s.mean);
+    s.sd = std::sqrt(s.sd / static_cast<double>(runs.size() - 1));
+  }
+  s.runs = std::move(runs);
+  return s;
+}
+
+// Writes key (the mean), key_sd and key_runs.
+void put(nlohmann::json& out, const std::string& key, const Summary& s) {
+  out[key] = s.mean;
+  out[key + "_sd"] = s.sd;
+  out[key + "_runs"] = s.runs;
+}
 
 // Decode tok/s of `tokens` steps after the prompt already in `gen`.
 double decode_rate(Generator& gen, int64_t tokens) {
@@ -109,15 +145,27 @@ int bench(const BenchArgs& a) {
   out["model"] = a.model_dir;
   out["threads"] = info.threads;
   out["weights_type"] = info.weights_type;
+  out["kv_cache_type"] = info.kv_cache_type;
+  out["repetitions"] = a.repetitions;
   out["model_bytes"] = info.weight_bytes;
   out["load_s"] = load_s;
 
-  {  // pp and tg
-    Generator gen(model, params);
-    auto t0 = Clock::now();
-    gen.append_tokens(random_tokens(static_cast<size_t>(a.pp), 1));
-    out["pp_tok_s"] = a.pp / since(t0);
-    out["tg_tok_s"] = decode_rate(gen, a.tg);
+  // The bandwidth of a shared machine drifts (other tenants): it is measured just before the
+  // decode tests and again at the end, and the higher figure sets the roofline (conservative).
+  const double load_peak_mb = peak_rss_mb();  // includes any quantize-at-load buffers
+  const double bw_before = read_bandwidth_gb_s(info.threads);
+  reset_peak_rss();
+  {  // pp and tg, each repetition on a fresh generator
+    std::vector<double> pp, tg;
+    for (int r = 0; r < a.repetitions; ++r) {
+      Generator gen(model, params);
+      auto t0 = Clock::now();
+      gen.append_tokens(random_tokens(static_cast<size_t>(a.pp), 1 + 10 * r));
+      pp.push_back(a.pp / since(t0));
+      tg.push_back(decode_rate(gen, a.tg));
+    }
+    put(out, "pp_tok_s", summarize(pp));
+    put(out, "tg_tok_s", summarize(tg));
   }
   if (!a.skip_depth) {
     Generator gen(model, params);
@@ -130,28 +178,41 @@ int bench(const BenchArgs& a) {
   if (info.has_vision) {
     Processor processor(model);
     nlohmann::json enc = nlohmann::json::object(), ttft = nlohmann::json::object();
+    const int32_t image_pad = Tokenizer(model).token_to_id("<|image_pad|>");
     const std::string question = "Describe this picture in detail, listing every object you can see and its color.";
     for (const auto& size : a.image_sizes) {
       int w = 0, h = 0;
       if (std::sscanf(size.c_str(), "%dx%d", &w, &h) != 2 || w <= 0 || h <= 0)
         throw Error(ErrorKind::kInvalidArgument, "image size '" + size + "' is not WxH");
-      auto t0 = Clock::now();
-      ProcessedInputs inputs = processor.process_prompt(question, {noise_image(w, h)});
-      Generator gen(model, params);
-      gen.append_inputs(inputs);
-      gen.generate_next_token();
-      ttft[size] = since(t0) * 1000;
-      enc[size] = gen.stats().vision_seconds * 1000;
-      out["image_tokens"][size] = std::count(inputs.input_ids.begin(), inputs.input_ids.end(),
-                                             Tokenizer(model).token_to_id("<|image_pad|>"));
+      std::vector<double> encode_ms, ttft_ms;
+      int64_t tokens = 0;
+      for (int r = 0; r < a.repetitions; ++r) {
+        auto t0 = Clock::now();
+        ProcessedInputs inputs = processor.process_prompt(question, {noise_image(w, h)});
+        Generator gen(model, params);
+        gen.append_inputs(inputs);
+        gen.generate_next_token();
+        ttft_ms.push_back(since(t0) * 1000);
+        encode_ms.push_back(gen.stats().vision_seconds * 1000);
+        tokens = std::count(inputs.input_ids.begin(), inputs.input_ids.end(), image_pad);
+      }
+      const Summary e = summarize(encode_ms), t = summarize(ttft_ms);
+      enc[size] = e.mean;
+      ttft[size] = t.mean;
+      out["image_encode_ms_sd"][size] = e.sd;
+      out["ttft_ms_sd_by_image"][size] = t.sd;
+      out["image_tokens"][size] = tokens;
     }
     out["image_encode_ms"] = enc;
     out["ttft_ms_by_image"] = ttft;
-    out["ttft_ms"] = ttft.empty() ? nlohmann::json() : ttft.begin().value();
+    // The headline TTFT is the first size asked for (448x448 by default); JSON objects sort keys.
+    out["ttft_ms"] = a.image_sizes.empty() ? nlohmann::json() : ttft[a.image_sizes.front()];
   }
-  out["peak_rss_mb"] = peak_rss_mb();
-  const double bw = read_bandwidth_gb_s(info.threads);
+  out["peak_rss_mb"] = std::max(load_peak_mb, peak_rss_mb());
+  const double bw_after = read_bandwidth_gb_s(info.threads);
+  const double bw = std::max(bw_before, bw_after);
   out["bandwidth_gb_s"] = bw;
+  out["bandwidth_gb_s_runs"] = {bw_before, bw_after};
   const double bytes_per_token = static_cast<double>(info.decode_weight_bytes);
   out["decode_bytes_per_token"] = bytes_per_token;
   out["roofline_tok_s"] = bw * 1e9 / bytes_per_token;
@@ -160,20 +221,23 @@ int bench(const BenchArgs& a) {
   if (a.json) {
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("model %s (%s, %.2f GB, %d threads), load %.2f s\n", a.model_dir.c_str(), info.weights_type.c_str(),
-                info.weight_bytes / 1e9, info.threads, load_s);
-    std::printf("pp%lld: %.1f tok/s   tg%lld: %.2f tok/s (%.0f%% of the %.1f tok/s roofline at %.1f GB/s)\n",
-                static_cast<long long>(a.pp), out["pp_tok_s"].get<double>(), static_cast<long long>(a.tg),
-                out["tg_tok_s"].get<double>(), 100 * out["roofline_fraction"].get<double>(),
-                out["roofline_tok_s"].get<double>(), bw);
+    std::printf("model %s (%s, %.2f GB, %d threads, %s KV cache), load %.2f s\n", a.model_dir.c_str(),
+                info.weights_type.c_str(), info.weight_bytes / 1e9, info.threads, info.kv_cache_type.c_str(), load_s);
+    std::printf("pp%lld: %.1f ± %.1f tok/s   tg%lld: %.2f ± %.2f tok/s (%.0f%% of the %.1f tok/s roofline at %.1f GB/s)"
+                "   [mean ± sd of %d runs]\n",
+                static_cast<long long>(a.pp), out["pp_tok_s"].get<double>(), out["pp_tok_s_sd"].get<double>(),
+                static_cast<long long>(a.tg), out["tg_tok_s"].get<double>(), out["tg_tok_s_sd"].get<double>(),
+                100 * out["roofline_fraction"].get<double>(), out["roofline_tok_s"].get<double>(), bw, a.repetitions);
     if (!a.skip_depth)
       std::printf("tg%lld at depth %lld: %.2f tok/s\n", static_cast<long long>(a.depth_tg),
                   static_cast<long long>(a.depth), out["tg_depth_tok_s"].get<double>());
     if (out.contains("image_encode_ms"))
-      for (auto& [size, ms] : out["image_encode_ms"].items())
-        std::printf("image %s (%lld tokens): encode %.0f ms, time to first token %.0f ms\n", size.c_str(),
-                    static_cast<long long>(out["image_tokens"][size].get<int64_t>()), ms.get<double>(),
-                    out["ttft_ms_by_image"][size].get<double>());
+      for (const std::string& size : a.image_sizes)
+        std::printf("image %s (%lld tokens): encode %.0f ± %.0f ms, time to first token %.0f ± %.0f ms\n",
+                    size.c_str(), static_cast<long long>(out["image_tokens"][size].get<int64_t>()),
+                    out["image_encode_ms"][size].get<double>(),
+                    out["image_encode_ms_sd"][size].get<double>(), out["ttft_ms_by_image"][size].get<double>(),
+                    out["ttft_ms_sd_by_image"][size].get<double>());
     std::printf("peak RSS %.0f MB\n", out["peak_rss_mb"].get<double>());
   }
   return 0;
@@ -190,6 +254,8 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("-n,--n-gen", a->tg, "Tokens for the decode test")->check(CLI::PositiveNumber);
   cmd->add_option("-d,--depth", a->depth, "Context depth for the decode-at-depth test")->check(CLI::PositiveNumber);
   cmd->add_option("--depth-gen", a->depth_tg, "Tokens decoded at depth")->check(CLI::PositiveNumber);
+  cmd->add_option("-r,--repetitions", a->repetitions, "Runs of the pp, tg and image tests (mean ± sd reported)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--skip-depth", a->skip_depth, "Skip the decode-at-depth test");
   cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable)");
   cmd->add_flag("--json", a->json, "Print one JSON object");

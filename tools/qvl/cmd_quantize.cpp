@@ -21,7 +21,10 @@ Runner add_quantize_command(CLI::App& app) {
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
   cmd->add_option("--head-type", a->options.head_type, "embed_tokens/lm_head: q8_0 (default), q4_k, q4_0 or bf16")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("-t,--threads", a->options.threads, "Threads (default: all cores)");
+  cmd->add_option("--vision-type", a->options.vision_type,
+                  "Vision tower matrices: q8_0 (default when --type quantizes), bf16 (as stored), q4_k or q4_0")
+      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("-t,--threads", a->options.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   return [a] {
     const auto t0 = std::chrono::steady_clock::now();
     int last = -1;

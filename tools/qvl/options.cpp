@@ -8,6 +8,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context) 
   cmd.add_option("--vision-quant", options.vision_weights_type,
                  "Quantize the vision tower at load: q8_0 (default: as stored)")
       ->check(CLI::IsMember({"q8_0", "q4_k", "q4_0", "bf16"}));
+  cmd.add_option("--kv-type", options.kv_cache_type, "KV cache element type: f16 (default), f32 or q8_0")
+      ->check(CLI::IsMember({"f16", "f32", "q8_0"}));
   cmd.add_option("-t,--threads", options.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   if (with_context)
     cmd.add_option("-c,--ctx-size", options.context_length,

@@ -11,7 +11,7 @@
 
 namespace qvl::cli {
 
-// --quant, --vision-quant, -t/--threads and (unless with_context is false) -c/--ctx-size, written
+// --quant, --vision-quant, --kv-type, -t/--threads and (unless with_context is false) -c/--ctx-size, written
 // straight into `options`, which must outlive parsing.
 void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context = true);
 
