@@ -863,6 +863,10 @@ TEST_P(IsaTest, AttentionMatchesSoftmaxReference) {
       {1, 1, 16, 1, false},   {1, 7, 16, 1, true},     {5, 5, 64, 1, true},    {17, 100, 72, 1, true},
       {17, 100, 72, 1, false}, {3, 40, 128, 4, true},  {1, 333, 128, 4, true}, {6, 50, 20, 2, false},
       {1, 4096, 128, 4, true}, {9, 4096, 128, 1, true}, {4, 4096, 64, 1, false},
+      // Long non-causal single-head calls take the blocked kernel (vision tower): query counts
+      // that leave partial micro-tiles, key counts that leave partial key tiles.
+      {8, 32, 16, 1, false},  {19, 1000, 32, 1, false}, {40, 300, 64, 1, false}, {128, 3072, 64, 1, false},
+      {9, 65, 48, 1, false},
   };
   uint32_t seed = 100;
   for (const AttnCase& c : cases) check_attention(c, seed += 10);

@@ -22,7 +22,7 @@
 namespace qvl::kernels::detail {
 // Thread-local scratch shared by all targets (plain buffers; grown, never shrunk).
 struct HwyScratch {
-  std::vector<float> a, b, c;
+  std::vector<float> a, b, c, d;
 };
 inline HwyScratch& hwy_scratch() {
   thread_local HwyScratch s;
@@ -743,11 +743,150 @@ void AttentionT(const float* q, const void* k, const void* v, float* out, const 
   }
 }
 
+
+// ---- Blocked attention for long non-causal f32 sequences (the vision tower) -----------------
+// The per-query kernel above reduces every q·k dot product horizontally, which caps it far
+// below the FMA peak when thousands of patches attend to each other. Here a tile of kBK keys
+// is transposed once ([d][kBK]) and reused by every query of the call, so scores are register
+// tiles of broadcast(q) × keys (no horizontal sums) and P·V is broadcast(p) × V rows.
+constexpr int64_t kBK = 64;  // keys per tile (a multiple of every vector width)
+constexpr int kBQ = 8;       // queries per score micro-tile
+
+// S[q][0..kBK) = qs[q] · Kt for kBQ queries; Kt is [d][kBK]. Two vectors of keys at a time.
+HWY_INLINE void ScoresBlocked(const float* qs, int64_t d, const float* kt, float* sc) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  for (int64_t j = 0; j < kBK; j += 2 * N) {
+    VF a0[kBQ], a1[kBQ];
+    for (int q = 0; q < kBQ; ++q) a0[q] = a1[q] = hn::Zero(df);
+    for (int64_t c = 0; c < d; ++c) {
+      const VF k0 = hn::Load(df, kt + c * kBK + j), k1 = hn::Load(df, kt + c * kBK + j + N);
+      for (int q = 0; q < kBQ; ++q) {
+        const VF qv = hn::Set(df, qs[q * d + c]);
+        a0[q] = hn::MulAdd(qv, k0, a0[q]);
+        a1[q] = hn::MulAdd(qv, k1, a1[q]);
+      }
+    }
+    for (int q = 0; q < kBQ; ++q) {
+      hn::Store(a0[q], df, sc + q * kBK + j);
+      hn::Store(a1[q], df, sc + q * kBK + j + N);
+    }
+  }
+}
+
+// acc[q][c0 .. c0 + NV*N) += sum_j p[q][j] * V[j][same] for 4 queries, tk keys.
+template <int NV>
+HWY_INLINE void PvChunk(float* acc, int64_t d, int64_t c0, const float* v, int64_t v_stride, int64_t tk,
+                        const float* p) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  VF a[4][NV];
+  for (int q = 0; q < 4; ++q)
+    for (int x = 0; x < NV; ++x) a[q][x] = hn::LoadU(df, acc + q * d + c0 + x * N);
+  for (int64_t j = 0; j < tk; ++j) {
+    VF vv[NV];
+    for (int x = 0; x < NV; ++x) vv[x] = hn::LoadU(df, v + j * v_stride + c0 + x * N);
+    for (int q = 0; q < 4; ++q) {
+      const VF pq = hn::Set(df, p[q * kBK + j]);
+      for (int x = 0; x < NV; ++x) a[q][x] = hn::MulAdd(pq, vv[x], a[q][x]);
+    }
+  }
+  for (int q = 0; q < 4; ++q)
+    for (int x = 0; x < NV; ++x) hn::StoreU(a[q][x], df, acc + q * d + c0 + x * N);
+}
+
+void AttentionBlockedF32(const float* q, const float* k, const float* v, float* out, const AttentionShape& s) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t d = s.head_dim, nq = s.q_len, nk = s.kv_len, nq_pad = (nq + kBQ - 1) / kBQ * kBQ;
+  HwyScratch& scr = hwy_scratch();
+  // Scaled queries and their running state, padded to whole micro-tiles (padding rows are zero).
+  float* qs = grow(scr.a, static_cast<size_t>(nq_pad * d + nq_pad * d + 2 * nq_pad));
+  float* acc = qs + nq_pad * d;
+  float* mx = acc + nq_pad * d;
+  float* l = mx + nq_pad;
+  float* kt = grow(scr.b, static_cast<size_t>(d * kBK + 64));
+  kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(kt) + 63) & ~uintptr_t{63});
+  float* sc = grow(scr.c, static_cast<size_t>(2 * kBQ * kBK + 64));
+  sc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(sc) + 63) & ~uintptr_t{63});
+  float* p = sc + kBQ * kBK;
+  for (int64_t i = 0; i < nq_pad; ++i) {
+    for (int64_t c = 0; c < d; ++c) {
+      qs[i * d + c] = i < nq ? q[i * s.q_stride + c] * s.scale : 0.0f;
+      acc[i * d + c] = 0.0f;
+    }
+    mx[i] = -HUGE_VALF;
+    l[i] = 0.0f;
+  }
+  for (int64_t j0 = 0; j0 < nk; j0 += kBK) {
+    const int64_t tk = std::min(kBK, nk - j0);
+    for (int64_t c = 0; c < d; ++c)
+      for (int64_t j = 0; j < kBK; ++j) kt[c * kBK + j] = j < tk ? k[(j0 + j) * s.k_stride + c] : 0.0f;
+    for (int64_t i0 = 0; i0 < nq_pad; i0 += kBQ) {
+      ScoresBlocked(qs + i0 * d, d, kt, sc);
+      for (int qi = 0; qi < kBQ; ++qi) {  // online softmax over this tile
+        float* sq = sc + qi * kBK;
+        float* pq = p + qi * kBK;
+        float tmax = sq[0];
+        if (tk == kBK) {
+          VF vmax = hn::Load(df, sq);
+          for (int64_t j = N; j < kBK; j += N) vmax = hn::Max(vmax, hn::Load(df, sq + j));
+          tmax = hn::GetLane(hn::MaxOfLanes(df, vmax));
+        } else {
+          for (int64_t j = 1; j < tk; ++j) tmax = std::max(tmax, sq[j]);
+        }
+        const int64_t i = i0 + qi;
+        const float m_new = std::max(mx[i], tmax);
+        const VF vm = hn::Set(df, m_new);
+        for (int64_t j = 0; j < kBK; j += N) hn::Store(hn::Exp(df, hn::Sub(hn::Load(df, sq + j), vm)), df, pq + j);
+        for (int64_t j = tk; j < kBK; ++j) pq[j] = 0.0f;  // keys past the end of the sequence
+        VF vsum = hn::Zero(df);
+        for (int64_t j = 0; j < kBK; j += N) vsum = hn::Add(vsum, hn::Load(df, pq + j));
+        const float corr = std::exp(mx[i] - m_new);  // 0 on the first tile
+        if (corr != 1.0f) {
+          const VF vc = hn::Set(df, corr);
+          for (int64_t c = 0; c < d; c += N) hn::StoreU(hn::Mul(hn::LoadU(df, acc + i * d + c), vc), df, acc + i * d + c);
+        }
+        l[i] = l[i] * corr + hn::GetLane(hn::SumOfLanes(df, vsum));
+        mx[i] = m_new;
+      }
+      for (int half = 0; half < kBQ; half += 4) {
+        float* acc4 = acc + (i0 + half) * d;
+        const float* p4 = p + half * kBK;
+        const float* vt = v + j0 * s.v_stride;
+        for (int64_t c0 = 0; c0 < d; c0 += 4 * N) {
+          switch (std::min<int64_t>(4, (d - c0) / N)) {
+            case 4: PvChunk<4>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
+            case 3: PvChunk<3>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
+            case 2: PvChunk<2>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
+            default: PvChunk<1>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
+          }
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < nq; ++i) {
+    const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+    for (int64_t c = 0; c < d; ++c) out[i * s.out_stride + c] = acc[i * d + c] * inv;
+  }
+}
+
+// Long non-causal single-head f32 calls whose head size fills whole vectors (the vision tower).
+HWY_INLINE bool UseBlocked(const AttentionShape& s) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+  return !s.causal && s.q_heads <= 1 && s.q_len >= kBQ && s.kv_len >= kBK / 2 && N >= 4 && s.head_dim % N == 0 &&
+         s.head_dim <= 512;
+}
+
 void Attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   switch (s.kv_type) {
     case KvType::kF16: return AttentionT<LoadF16>(q, k, v, out, s);
     case KvType::kQ8_0: return AttentionT<LoadQ8>(q, k, v, out, s);
-    default: return AttentionT<LoadF32>(q, k, v, out, s);
+    default:
+      if (UseBlocked(s))
+        return AttentionBlockedF32(static_cast<const float*>(q), static_cast<const float*>(k),
+                                   static_cast<const float*>(v), out, s);
+      return AttentionT<LoadF32>(q, k, v, out, s);
   }
 }
 
