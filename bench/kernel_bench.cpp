@@ -153,12 +153,19 @@ void bench_matmul(benchmark::State& state, const Shape& s, const Fmt& f, int64_t
 // K/V stored as `kv` (kernels::KvType), rows of head_dim elements. dram: each iteration reads
 // the next of several K/V copies (together > 128 MB), as a real decode step does (every layer
 // and KV head has its own rows); otherwise one copy stays in the caches.
-void bench_attention(benchmark::State& state, int64_t q_len, int64_t heads, KvType kv, Isa isa, bool dram) {
+struct AttnBench {
+  const char* name;
+  int64_t q_len, heads, kv_len, d;
+  bool causal, dram;
+};
+
+void bench_attention(benchmark::State& state, const AttnBench& a, KvType kv, Isa isa) {
   if (set_max_isa(isa) != isa) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
-  const int64_t kv_len = 4096, d = 128;
+  const int64_t q_len = a.q_len, heads = a.heads, kv_len = a.kv_len, d = a.d;
+  const bool dram = a.dram;
   const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 1);
   const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 2), v = randn(static_cast<size_t>(kv_len * d), 3);
   const size_t bytes = kv_bytes(kv, kv_len * d);
@@ -178,13 +185,13 @@ void bench_attention(benchmark::State& state, int64_t q_len, int64_t heads, KvTy
   sh.q_stride = sh.out_stride = heads * d;
   sh.k_stride = sh.v_stride = d;
   sh.scale = 1.0f / std::sqrt(static_cast<float>(d));
-  sh.causal = true;
-  sh.causal_offset = kv_len - q_len;
+  sh.causal = a.causal;
+  sh.causal_offset = a.causal ? kv_len - q_len : 0;
   sh.q_heads = heads;
   sh.q_head_stride = sh.out_head_stride = d;
   sh.kv_type = kv;
   double pairs = 0;  // visible (query, key) pairs
-  for (int64_t i = 0; i < q_len; ++i) pairs += static_cast<double>(kv_len - q_len + i + 1) * heads;
+  for (int64_t i = 0; i < q_len; ++i) pairs += static_cast<double>(a.causal ? kv_len - q_len + i + 1 : kv_len) * heads;
   size_t next = 0;
   for (auto _ : state) {
     attention(q.data(), kb.data() + next * bytes, vb.data() + next * bytes, out.data(), sh);
@@ -292,22 +299,23 @@ struct Registrar {
     // Attention at kv_len 4096, head_dim 128: decode (1 head; a GQA group of 4 heads) and a
     // 512-token causal prefill chunk. K/V as f32, f16 (the KV cache default) and q8_0; the
     // scalar baseline for f32 only. "_dram": decode streaming K/V from memory, as long-context
-    // decode does.
-    struct A {
-      const char* name;
-      int64_t q_len, heads;
-      bool dram;
-    };
-    for (const A a : {A{"decode_1head", 1, 1, false}, A{"decode_gqa4", 1, 4, false}, A{"decode_gqa4_dram", 1, 4, true},
-                      A{"prefill_512", 512, 1, false}}) {
+    // decode does. "vision_3072": one call of the vision tower at 1024x768 (a block of 128
+    // queries of one head over 3072 patches, head_dim 64, not causal; the blocked kernel).
+    for (const AttnBench a : {AttnBench{"kv4096/decode_1head", 1, 1, 4096, 128, true, false},
+                              AttnBench{"kv4096/decode_gqa4", 1, 4, 4096, 128, true, false},
+                              AttnBench{"kv4096/decode_gqa4_dram", 1, 4, 4096, 128, true, true},
+                              AttnBench{"kv4096/prefill_512", 512, 1, 4096, 128, true, false},
+                              AttnBench{"vision_3072/q128_d64", 128, 1, 3072, 64, false, false}}) {
+      const bool vision = !a.causal;
       for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+        if (vision && kv != KvType::kF32) continue;  // the vision tower's K/V are f32 activations
         std::vector<Isa> isas = {best};
         if (best != Isa::kScalar && kv == KvType::kF32 && !a.dram) isas.push_back(Isa::kScalar);
         for (Isa isa : isas) {
-          const std::string name = std::string("attention_kv4096/") + a.name + "/" + std::string(kv_type_name(kv)) +
-                                   "/" + isa_str(isa);
+          const std::string name = std::string("attention_") + a.name + "/" + std::string(kv_type_name(kv)) + "/" +
+                                   isa_str(isa);
           stats(benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
-            bench_attention(st, a.q_len, a.heads, kv, isa, a.dram);
+            bench_attention(st, a, kv, isa);
           }))->Unit(benchmark::kMicrosecond)->UseRealTime();
         }
       }
