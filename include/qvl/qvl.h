@@ -40,6 +40,20 @@ typedef struct qvl_generator_params {
 const char* qvl_last_error(void);
 
 qvl_status qvl_model_load(const char* dir, int threads, int64_t context_length, qvl_model** out);
+
+/* Load options (qvl::ModelOptions). NULL or "" strings keep the default: weights as stored,
+ * q8_0 head when the layers are quantized, vision as stored, f16 KV cache. */
+typedef struct qvl_model_options {
+  int threads;                     /* 0 = every core */
+  int64_t context_length;          /* 0 = min(config max, 32768) */
+  const char* weights_type;        /* "q4_k", "q4_0", "q8_0" or "bf16" */
+  const char* head_weights_type;   /* embed_tokens / lm_head, same names */
+  const char* vision_weights_type; /* "q8_0" or "bf16" */
+  const char* kv_cache_type;       /* "f16", "f32" or "q8_0" */
+} qvl_model_options;
+/* Every field zero / NULL. */
+qvl_model_options qvl_model_options_default(void);
+qvl_status qvl_model_load_with_options(const char* dir, const qvl_model_options* options, qvl_model** out);
 void qvl_model_free(qvl_model* model);
 
 /* Defaults from the checkpoint's generation_config.json. */

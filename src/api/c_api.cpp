@@ -81,6 +81,26 @@ qvl_status qvl_model_load(const char* dir, int threads, int64_t context_length, 
   });
 }
 
+qvl_model_options qvl_model_options_default(void) { return qvl_model_options{}; }
+
+qvl_status qvl_model_load_with_options(const char* dir, const qvl_model_options* options, qvl_model** out) {
+  if (!dir) return null_argument("dir");
+  if (!options) return null_argument("options");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    auto text = [](const char* s) { return std::string(s ? s : ""); };
+    qvl::ModelOptions o;
+    o.threads = options->threads;
+    o.context_length = options->context_length;
+    o.weights_type = text(options->weights_type);
+    o.head_weights_type = text(options->head_weights_type);
+    o.vision_weights_type = text(options->vision_weights_type);
+    o.kv_cache_type = text(options->kv_cache_type);
+    *out = new qvl_model{qvl::Model::load(dir, o)};
+  });
+}
+
 void qvl_model_free(qvl_model* model) { delete model; }
 
 qvl_status qvl_generator_params_default(const qvl_model* model, qvl_generator_params* out) {
