@@ -55,6 +55,7 @@ inline void tile(const TileArgs& t) {
   const ActRows<MR> x(a, t.i0, nb);
 
   for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (MR == 1) prefetch_codes_ahead<F>(t.grp, b);
     __m256i is[MR][2];
     if constexpr (F == WeightFormat::kQ8_0) {
       for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();

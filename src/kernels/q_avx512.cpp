@@ -61,6 +61,8 @@ inline void tile(const TileArgs& t) {
   // so its sums are split over kP partial accumulators (added once per block).
   constexpr int kP = MR == 1 ? 4 : 1;
   for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (MR == 1)
+      for (int g = 0; g < NG; ++g) prefetch_codes_ahead<F>(t.grp[g], b);
     __m512i part[MR][NG][kP];
     for (int i = 0; i < MR; ++i) {
       const __m512i init = _mm512_set1_epi32(x.init[i][b]);

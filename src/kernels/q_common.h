@@ -1,10 +1,12 @@
 // Internal to q_avx2.cpp and q_avx512.cpp: what their int8 matmul kernels share apart from the
-// vector code itself. Everything here has internal linkage (an unnamed namespace) and holds no
-// intrinsics, so each file compiles its own copy under its own target options and an AVX-512
-// build of a helper can never be the one an AVX2 path calls.
+// vector code itself. Everything here has internal linkage (an unnamed namespace) and uses no
+// instruction beyond baseline x86-64 (the only intrinsic is a prefetch), so each file compiles its
+// own copy under its own target options and an AVX-512 build of a helper can never be the one an
+// AVX2 path calls.
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -18,6 +20,30 @@
 
 namespace qvl::kernels::detail {
 namespace {
+
+// Bytes of weight codes per 32-column block of one row group.
+template <WeightFormat F>
+constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0 ? 512 : 256;
+
+// Decode (one activation row) streams every weight from DRAM once; prefetching the codes this
+// far ahead keeps more cache-line misses in flight per core than the hardware prefetcher alone
+// (4-bit matvec from DRAM: 21 -> 27 GB/s on one AVX-512 core, 32 -> 38-41 GB/s with AVX2 on two).
+// q8_0 measured no gain.
+template <WeightFormat F>
+constexpr size_t kDecodePrefetchBytes = F == WeightFormat::kQ8_0 ? 0 : 2048;
+
+template <WeightFormat F>
+inline void prefetch_codes_ahead(const uint8_t* group, int64_t block) {
+#if QVL_X86_KERNELS
+  if constexpr (kDecodePrefetchBytes<F> > 0) {
+    const char* ahead = reinterpret_cast<const char*>(group) + static_cast<size_t>(block) * kCodeBytes<F> +
+                        kDecodePrefetchBytes<F>;
+    for (size_t line = 0; line < kCodeBytes<F>; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+  }
+#else
+  (void)group, (void)block;
+#endif
+}
 
 // Four int8 activations (one 4-column step) as one int32, to broadcast.
 inline int32_t load_i32(const int8_t* p) {
