@@ -68,13 +68,7 @@ TEST(StopStrings, StopStringSpanningTwoTokensOfTheGreedyOutput) {
   const std::vector<int32_t> prompt = tokenizer.encode("Write a short poem about the sea.");
   const Generated greedy = generate(model, prompt, 64);
   ASSERT_EQ(greedy.stop_reason, "length");
-  // The random model may emit ids past the tokenizer's vocabulary (the embedding is padded) and a
-  // stop-string check decodes every generated token, so the search stays before the first one.
-  size_t usable = 0;
-  try {
-    for (; usable < greedy.ids.size(); ++usable) tokenizer.decode({greedy.ids[usable]});
-  } catch (const Error&) {
-  }
+  const size_t usable = greedy.ids.size();
   const auto text = [&](size_t n) {
     return tokenizer.decode(std::vector<int32_t>(greedy.ids.begin(), greedy.ids.begin() + n), true);
   };

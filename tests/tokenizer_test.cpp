@@ -119,13 +119,18 @@ TEST(Tokenizer, InvalidUtf8IsRejectedWithOffset) {
     expect_error([&] { tok.encode(text); }, ErrorKind::kInvalidArgument, {"UTF-8", fragment});
 }
 
-TEST(Tokenizer, UnknownIdsAreErrors) {
+// Ids past the vocabulary (the model's padded embedding rows) decode to nothing, as in Hugging
+// Face tokenizers; negative ids and lookups of unknown ids are errors.
+TEST(Tokenizer, UnknownIds) {
   const BpeTokenizer& tok = qwen();
   expect_error([&] { tok.decode({1, -1}); }, ErrorKind::kInvalidArgument, {"-1"});
-  expect_error([&] { tok.decode({151669}); }, ErrorKind::kInvalidArgument, {"151669"});
+  EXPECT_EQ(tok.decode({151669}), "");
+  EXPECT_EQ(tok.decode({tok.token_to_id("Hello"), 151935, tok.token_to_id("!")}), "Hello!");
   expect_error([&] { tok.id_to_token(200000); }, ErrorKind::kInvalidArgument, {"200000"});
   BpeTokenizer::StreamDecoder stream(tok);
   expect_error([&] { stream.put(-5); }, ErrorKind::kInvalidArgument, {"-5"});
+  EXPECT_EQ(stream.put(151700), "");
+  EXPECT_EQ(stream.put(tok.token_to_id("Hello")), "Hello");
 }
 
 // Ids of the single-byte tokens, so tests can produce any byte sequence on decode.

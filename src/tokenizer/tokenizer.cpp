@@ -157,11 +157,18 @@ const BpeTokenizer::TokenInfo& BpeTokenizer::require_token(int32_t id, const cha
   return tokens_[id];
 }
 
+const BpeTokenizer::TokenInfo* BpeTokenizer::decodable_token(int32_t id, const char* caller) const {
+  if (id < 0) fail(ErrorKind::kInvalidArgument, caller, ": token id ", id, " is negative");
+  // Like Hugging Face tokenizers: an id with no token (e.g. a row of a padded embedding table,
+  // which a model can still sample) decodes to nothing.
+  return id < vocab_size() && tokens_[id].exists ? &tokens_[id] : nullptr;
+}
+
 std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   std::string bytes;
   for (int32_t id : ids) {
-    const TokenInfo& token = require_token(id, "decode");
-    if (!(skip_special_tokens && token.special)) bytes += token.bytes;
+    const TokenInfo* token = decodable_token(id, "decode");
+    if (token && !(skip_special_tokens && token->special)) bytes += token->bytes;
   }
   if (utf8::first_invalid_offset(bytes) == std::string::npos) return bytes;
   std::string text;
@@ -184,9 +191,9 @@ BpeTokenizer::StreamDecoder::StreamDecoder(const BpeTokenizer& tokenizer, bool s
     : tokenizer_(&tokenizer), skip_special_tokens_(skip_special_tokens) {}
 
 std::string BpeTokenizer::StreamDecoder::put(int32_t id) {
-  const TokenInfo& token = tokenizer_->require_token(id, "StreamDecoder::put");
-  if (skip_special_tokens_ && token.special) return {};
-  pending_bytes_ += token.bytes;
+  const TokenInfo* token = tokenizer_->decodable_token(id, "StreamDecoder::put");
+  if (!token || (skip_special_tokens_ && token->special)) return {};
+  pending_bytes_ += token->bytes;
   std::string text;
   // Ill-formed bytes are final (U+FFFD now, as decode would); only a truncated tail waits.
   pending_bytes_.erase(0, utf8::append_lossy_complete(pending_bytes_, text));

@@ -26,7 +26,9 @@ class BpeTokenizer {
   // Added tokens appearing literally in `text` become single tokens; no BOS/EOS is added.
   // Invalid UTF-8 is kInvalidArgument naming the byte offset. Thread-safe.
   std::vector<int32_t> encode(std::string_view text) const;
-  // Ill-formed UTF-8 in the joined token bytes becomes U+FFFD. Unknown ids are kInvalidArgument.
+  // Ill-formed UTF-8 in the joined token bytes becomes U+FFFD. An id without a token decodes to
+  // nothing (as in Hugging Face tokenizers: models pad their embedding tables past the
+  // vocabulary and can sample those rows); a negative id is kInvalidArgument.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false) const;
 
   int32_t token_to_id(std::string_view token) const;  // -1 if unknown (added tokens included)
@@ -58,6 +60,8 @@ class BpeTokenizer {
 
   explicit BpeTokenizer(BpeModel model);
   const TokenInfo& require_token(int32_t id, const char* caller) const;
+  // nullptr for an id >= 0 without a token; fails on a negative id.
+  const TokenInfo* decodable_token(int32_t id, const char* caller) const;
   void encode_plain(std::string_view text, std::vector<int32_t>& ids) const;
 
   BpeModel model_;
