@@ -76,29 +76,24 @@ const char* kConversation = R"([
   {"role": "assistant", "content": "4"},
   {"role": "user", "content": "And 3+3?"}])";
 
+// The conversation as the template renders it, before the generation prompt.
+const std::string kConversationText =
+    "<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n"
+    "<|im_start|>user\n"
+    "What is 2+2?<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "4<|im_end|>\n"
+    "<|im_start|>user\n"
+    "And 3+3?<|im_end|>\n";
+
 TEST(Qwen3VlTemplate, SystemAndMultiTurn) {
   EXPECT_EQ(qwen3_vl().render_ordered(OJson::parse(kConversation), true),
-            "<|im_start|>system\n"
-            "You are a helpful assistant.<|im_end|>\n"
-            "<|im_start|>user\n"
-            "What is 2+2?<|im_end|>\n"
-            "<|im_start|>assistant\n"
-            "4<|im_end|>\n"
-            "<|im_start|>user\n"
-            "And 3+3?<|im_end|>\n"
-            "<|im_start|>assistant\n");
+            kConversationText + "<|im_start|>assistant\n");
 }
 
 TEST(Qwen3VlTemplate, WithoutGenerationPrompt) {
-  EXPECT_EQ(qwen3_vl().render_ordered(OJson::parse(kConversation), false),
-            "<|im_start|>system\n"
-            "You are a helpful assistant.<|im_end|>\n"
-            "<|im_start|>user\n"
-            "What is 2+2?<|im_end|>\n"
-            "<|im_start|>assistant\n"
-            "4<|im_end|>\n"
-            "<|im_start|>user\n"
-            "And 3+3?<|im_end|>\n");
+  EXPECT_EQ(qwen3_vl().render_ordered(OJson::parse(kConversation), false), kConversationText);
 }
 
 const char* kTools = R"({"tools": [

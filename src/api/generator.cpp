@@ -137,7 +137,6 @@ void Generator::append_inputs(const ProcessedInputs& inputs) {
   g.last_vision = std::move(vision);
   g.prompt_end = g.sequence.size();
   g.stop_reason.clear();
-  g.generated_text.clear();
 }
 
 void Generator::set_inputs(const ProcessedInputs& conversation) {
@@ -198,8 +197,9 @@ void Generator::generate_next_token() {
     return;
   }
   std::vector<float> work = g.logits;
-  const std::vector<int32_t> generated(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end), g.sequence.end());
+  std::vector<int32_t> generated(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end), g.sequence.end());
   const int32_t token = g.sampler.sample(work, g.sequence, generated);
+  generated.push_back(token);
   const int64_t pos = g.next_position();
   g.sequence.push_back(token);
   g.next_position_after.push_back(pos + 1);
@@ -212,11 +212,9 @@ void Generator::generate_next_token() {
   else if (!g.params.stop.empty()) {
     // The generated ids are decoded as a whole, not token by token, so that a stop string matches
     // the text exactly even where it spans tokens or a character is split over several tokens.
-    const std::vector<int32_t> generated_ids(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end),
-                                             g.sequence.end());
-    g.generated_text = g.m.tokenizer->decode(generated_ids, true);
+    const std::string text = g.m.tokenizer->decode(generated, true);
     for (const auto& s : g.params.stop)
-      if (!s.empty() && g.generated_text.find(s) != std::string::npos) g.stop_reason = "stop";
+      if (!s.empty() && text.find(s) != std::string::npos) g.stop_reason = "stop";
   }
 }
 
@@ -250,7 +248,6 @@ void Generator::rewind_to(size_t length) {
   }
   g.prompt_end = std::min(g.prompt_end, g.sequence.size());
   g.stop_reason.clear();
-  g.generated_text.clear();
 }
 
 const std::vector<float>& Generator::last_logits() const { return impl_->logits; }

@@ -11,17 +11,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using OrderedJson = nlohmann::ordered_json;
-
-// Parsed keeping key order: tojson in templates (tool schemas) must print keys as given.
-OrderedJson parse_ordered(const std::string& text, const std::string& what) {
-  try {
-    return OrderedJson::parse(text);
-  } catch (const OrderedJson::exception& e) {  // also out_of_range (1e400)
-    fail(ErrorKind::kInvalidArgument, what, ": malformed JSON (", e.what(), ")");
-  }
-}
-
 template <class J>
 bool is_image_item(const J& item) {
   if (!item.is_object()) return false;
@@ -103,7 +92,7 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
                                    bool add_generation_prompt, const std::string& base_dir,
                                    const std::string& extra_json) const {
   const Model::Impl& m = model_->impl();
-  OrderedJson messages = parse_ordered(messages_json, "messages");
+  OrderedJson messages = parse_json_ordered(messages_json, "messages");
   if (!messages.is_array() || messages.empty())
     fail(ErrorKind::kInvalidArgument, "messages must be a non-empty JSON array");
 
@@ -126,7 +115,7 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
 
   ProcessedInputs out;
   out.prompt_text = m.require_chat_template().render_ordered(messages, add_generation_prompt,
-                                                              parse_ordered(extra_json, "chat template variables"));
+                                                              parse_json_ordered(extra_json, "chat template variables"));
   std::vector<int32_t> ids = m.tokenizer->encode(out.prompt_text);
 
   PreprocessorConfig pre = m.preprocessor;

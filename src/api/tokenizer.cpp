@@ -28,15 +28,9 @@ int32_t Tokenizer::token_to_id(std::string_view token) const { return model_->im
 
 std::string Tokenizer::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
                                            const std::string& extra_json) const {
-  auto parse = [](const std::string& text, const char* what) {
-    try {
-      return nlohmann::ordered_json::parse(text);  // key order matters to tojson (tool schemas)
-    } catch (const nlohmann::ordered_json::exception& e) {  // also out_of_range (1e400)
-      fail(ErrorKind::kInvalidArgument, what, ": malformed JSON (", e.what(), ")");
-    }
-  };
-  return model_->impl().require_chat_template().render_ordered(parse(messages_json, "messages"), add_generation_prompt,
-                                                               parse(extra_json, "chat template variables"));
+  return model_->impl().require_chat_template().render_ordered(
+      parse_json_ordered(messages_json, "messages"), add_generation_prompt,
+      parse_json_ordered(extra_json, "chat template variables"));
 }
 
 TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const {

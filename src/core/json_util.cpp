@@ -12,7 +12,7 @@ namespace {
 // Real checkpoint JSON nests fewer than 10 levels.
 constexpr int kMaxJsonDepth = 512;
 
-void check_json_depth(const std::string& text, const std::string& what) {
+void check_json_depth(const std::string& text, const std::string& what, ErrorKind kind) {
   int depth = 0;
   bool in_string = false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -24,22 +24,31 @@ void check_json_depth(const std::string& text, const std::string& what) {
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxJsonDepth)
-        fail(ErrorKind::kInvalidFile, what, ": JSON nests deeper than ", kMaxJsonDepth, " levels (at byte ", i, ")");
+        fail(kind, what, ": JSON nests deeper than ", kMaxJsonDepth, " levels (at byte ", i, ")");
     } else if (c == ']' || c == '}') {
       --depth;
     }
   }
 }
 
+template <class J>
+J parse_checked(const std::string& text, const std::string& what, ErrorKind kind) {
+  check_json_depth(text, what, kind);
+  try {
+    return J::parse(text);
+  } catch (const typename J::exception& e) {  // parse_error, or out_of_range for a number like 1e400
+    fail(kind, what, ": malformed JSON (", e.what(), ")");
+  }
+}
+
 }  // namespace
 
 Json parse_json(const std::string& text, const std::string& what) {
-  check_json_depth(text, what);
-  try {
-    return Json::parse(text);
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
-    fail(ErrorKind::kInvalidFile, what, ": malformed JSON (", e.what(), ")");
-  }
+  return parse_checked<Json>(text, what, ErrorKind::kInvalidFile);
+}
+
+OrderedJson parse_json_ordered(const std::string& text, const std::string& what) {
+  return parse_checked<OrderedJson>(text, what, ErrorKind::kInvalidArgument);
 }
 
 Json load_json_file(const std::string& path, size_t max_bytes) {

@@ -7,10 +7,14 @@
 namespace qvl {
 
 using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;  // keeps key order (tojson in chat templates)
 
 // Parses a JSON file; malformed text is reported with the file name and parser position.
 Json load_json_file(const std::string& path, size_t max_bytes = size_t(64) << 20);
 Json parse_json(const std::string& text, const std::string& what);
+// Caller-supplied JSON (chat messages, template variables) with key order kept; malformed or
+// too deeply nested text is kInvalidArgument.
+OrderedJson parse_json_ordered(const std::string& text, const std::string& what);
 
 // Typed accessors: `what` names the document (e.g. "config.json") in the error.
 const Json& json_require(const Json& obj, const char* key, const std::string& what);

@@ -29,7 +29,6 @@ struct Generator::Impl {
   VisionOutput last_vision;                   // vision output of the last appended inputs
   GeneratorStats stats;
   std::string stop_reason;
-  std::string generated_text;                 // for stop strings
 
   int64_t next_position() const { return next_position_after.empty() ? 0 : next_position_after.back(); }
   // Runs rows through the decoder: embeddings from ids (vision rows taken from `vision`).
