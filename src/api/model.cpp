@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/json_util.h"
 #include "model/text/kv_cache.h"
+#include "model/weight_view.h"
 #include "runtime/model_impl.h"
 
 namespace qvl {
@@ -68,17 +69,11 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   m.pool = std::make_unique<ThreadPool>(threads);
   TextWeightFormats formats;
-  auto format_of = [](const std::string& name) {
-    return name.empty() || name == "bf16" || name == "dense" ? kernels::WeightFormat::kDense
-                                                             : kernels::parse_weight_format(name);
-  };
-  formats.layers = format_of(options.weights_type);
-  formats.head = !options.head_weights_type.empty() ? format_of(options.head_weights_type)
-                 : formats.layers != kernels::WeightFormat::kDense ? kernels::WeightFormat::kQ8_0
-                                                                   : kernels::WeightFormat::kDense;
+  formats.layers = weight_format_option(options.weights_type);
+  formats.head = eight_bit_companion_format(options.head_weights_type, formats.layers);
   m.decoder = std::make_unique<TextDecoder>(m.config, *m.checkpoint, formats, m.pool.get());
   if (m.config.vision)
-    m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint, format_of(options.vision_weights_type),
+    m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint, weight_format_option(options.vision_weights_type),
                                                m.pool.get());
   m.checkpoint->check_all_used();
 

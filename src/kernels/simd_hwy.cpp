@@ -22,7 +22,7 @@
 namespace qvl::kernels::detail {
 // Thread-local scratch shared by all targets (plain buffers; grown, never shrunk).
 struct HwyScratch {
-  std::vector<float> a, b, c, d;
+  std::vector<float> a, b, c;
 };
 inline HwyScratch& hwy_scratch() {
   thread_local HwyScratch s;
@@ -31,6 +31,11 @@ inline HwyScratch& hwy_scratch() {
 inline float* grow(std::vector<float>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
+}
+// grow() whose result is 64-byte aligned (for aligned vector loads).
+inline float* grow_aligned(std::vector<float>& v, size_t n) {
+  const auto p = reinterpret_cast<uintptr_t>(grow(v, n + 16));
+  return reinterpret_cast<float*>((p + 63) & ~uintptr_t{63});
 }
 }  // namespace qvl::kernels::detail
 #endif
@@ -805,10 +810,8 @@ void AttentionBlockedF32(const float* q, const float* k, const float* v, float* 
   float* acc = qs + nq_pad * d;
   float* mx = acc + nq_pad * d;
   float* l = mx + nq_pad;
-  float* kt = grow(scr.b, static_cast<size_t>(d * kBK + 64));
-  kt = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(kt) + 63) & ~uintptr_t{63});
-  float* sc = grow(scr.c, static_cast<size_t>(2 * kBQ * kBK + 64));
-  sc = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(sc) + 63) & ~uintptr_t{63});
+  float* kt = grow_aligned(scr.b, static_cast<size_t>(d * kBK));
+  float* sc = grow_aligned(scr.c, static_cast<size_t>(2 * kBQ * kBK));
   float* p = sc + kBQ * kBK;
   for (int64_t i = 0; i < nq_pad; ++i) {
     for (int64_t c = 0; c < d; ++c) {

@@ -29,4 +29,14 @@ std::vector<float> as_f32(const TensorView& t) {
   return out;
 }
 
+kernels::WeightFormat weight_format_option(const std::string& name) {
+  return name.empty() || name == "bf16" || name == "dense" ? kernels::WeightFormat::kDense
+                                                           : kernels::parse_weight_format(name);
+}
+
+kernels::WeightFormat eight_bit_companion_format(const std::string& name, kernels::WeightFormat layers) {
+  if (!name.empty()) return weight_format_option(name);
+  return layers == kernels::WeightFormat::kDense ? kernels::WeightFormat::kDense : kernels::WeightFormat::kQ8_0;
+}
+
 }  // namespace qvl

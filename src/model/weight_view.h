@@ -2,6 +2,7 @@
 // model component (text decoder, vision tower).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "formats/checkpoint.h"
@@ -15,5 +16,13 @@ kernels::WeightMatrix as_matrix(const TensorView& t);
 
 // A tensor converted to fp32 (norm weights, biases); packed tensors are refused.
 std::vector<float> as_f32(const TensorView& t);
+
+// A weight-type option as users give it: "", "bf16" or "dense" keep the matrices as stored;
+// "q8_0", "q4_0" or "q4_k" name a quantized format (anything else is kInvalidArgument).
+kernels::WeightFormat weight_format_option(const std::string& name);
+// The policy for matrices kept at 8 bits beside quantized text layers (embed_tokens/lm_head;
+// the vision tower in a quantized file): the option when given, else q8_0 when `layers` is
+// quantized, else as stored.
+kernels::WeightFormat eight_bit_companion_format(const std::string& name, kernels::WeightFormat layers);
 
 }  // namespace qvl

@@ -11,6 +11,7 @@
 #include "formats/model_config.h"
 #include "kernels/kernels.h"
 #include "model/text/text_weights.h"
+#include "model/weight_view.h"
 #include "tokenizer/chat_template.h"
 
 namespace qvl {
@@ -18,10 +19,6 @@ namespace qvl {
 namespace fs = std::filesystem;
 
 namespace {
-
-kernels::WeightFormat format_named(const std::string& name) {
-  return name == "bf16" || name == "dense" ? kernels::WeightFormat::kDense : kernels::parse_weight_format(name);
-}
 
 GgmlType ggml_type_of(DType t, const std::string& name) {
   switch (t) {
@@ -39,15 +36,9 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
   if (!fs::is_directory(in_dir)) fail(ErrorKind::kNotFound, "'", in_dir, "' is not a checkpoint folder");
   const ModelConfig config = load_model_config(in_dir);
   auto ckpt = Checkpoint::open(in_dir);
-  const kernels::WeightFormat layers = format_named(options.type);
-  const kernels::WeightFormat head =
-      !options.head_type.empty() ? format_named(options.head_type)
-                                 : (layers == kernels::WeightFormat::kDense ? kernels::WeightFormat::kDense
-                                                                            : kernels::WeightFormat::kQ8_0);
-  const kernels::WeightFormat vision =
-      !options.vision_type.empty() ? format_named(options.vision_type)
-                                   : (layers == kernels::WeightFormat::kDense ? kernels::WeightFormat::kDense
-                                                                              : kernels::WeightFormat::kQ8_0);
+  const kernels::WeightFormat layers = weight_format_option(options.type);
+  const kernels::WeightFormat head = eight_bit_companion_format(options.head_type, layers);
+  const kernels::WeightFormat vision = eight_bit_companion_format(options.vision_type, layers);
   ThreadPool pool(options.threads > 0 ? options.threads : default_thread_count());
 
   GgufWriter w;

@@ -19,7 +19,7 @@ VisionEncoder::VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt, kernels:
   };
   for (auto& b : weights_.blocks)
     for (kernels::WeightMatrix* m : {&b.attn_qkv, &b.attn_proj, &b.mlp_fc1, &b.mlp_fc2}) convert(*m);
-  for (auto* merger : {&weights_.merger}) convert(merger->fc1), convert(merger->fc2);
+  convert(weights_.merger.fc1), convert(weights_.merger.fc2);
   for (auto& merger : weights_.deepstack_merger_list) convert(merger.fc1), convert(merger.fc2);
 }
 
