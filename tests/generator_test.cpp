@@ -179,13 +179,7 @@ TEST(Generator, KvCacheTypeOption) {
   EXPECT_EQ(f16->info().kv_cache_type, "f16");  // the default
   EXPECT_EQ(f16->info().kv_bytes_per_token, 2u * 3 * 2 * 16 * 2);
   EXPECT_EQ(tiny(4096, "", "F16")->info().kv_cache_type, "f16");
-  try {
-    tiny(4096, "", "q4_0");
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("'q4_0'"), std::string::npos) << e.what();
-  }
+  test::expect_error([] { tiny(4096, "", "q4_0"); }, ErrorKind::kInvalidArgument, {"'q4_0'"});
   // A reused prefix with the f16 cache matches a fresh run: the same tokens give the same f16
   // rows whichever chunk evaluates them, up to fp32 noise (chunked vs one-row matmuls) that can
   // flip an occasional f16 rounding; such a flip has moved this fixture's logits by ~1.3e-4
@@ -353,12 +347,7 @@ TEST(QuantizedFile, GgufLoadsAndMatchesQuantizeAtLoad) {
   w.add_tensor("x", GgmlType::kF32, {32}, x, sizeof(x));
   const std::string bare = test::temp_dir() + "/bare.gguf";
   w.write(bare);
-  try {
-    Model::load(bare);
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("qvl.config_json"), std::string::npos) << e.what();
-  }
+  test::expect_error([&] { Model::load(bare); }, ErrorKind::kInvalidFile, {"qvl.config_json"});
 }
 
 }  // namespace
