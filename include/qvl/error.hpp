@@ -15,6 +15,7 @@ enum class ErrorKind {
   kLimitExceeded = 5,    // input exceeds a configured resource limit (pixels, context, bytes)
   kIo = 6,               // the operating system failed us (open, mmap, read)
   kInternal = 7,         // a bug in qvl
+  kCancelled = 8,        // the caller stopped the work (a progress callback returned false)
 };
 
 const char* error_kind_name(ErrorKind kind);

@@ -39,7 +39,8 @@ struct ModelInfo {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
-  int64_t context_length = 0;
+  int64_t context_length = 0;      // KV cache positions each generator holds
+  int64_t max_context_length = 0;  // the checkpoint's max_position_embeddings
   bool has_vision = false;
   std::vector<int32_t> eos_token_ids;
   uint64_t weight_bytes = 0;    // bytes of weights as loaded
@@ -105,11 +106,17 @@ struct ProcessedInputs {
   std::vector<std::array<int64_t, 3>> image_grid_thw;   // per image, in patches
   std::vector<float> pixel_values;                      // [pixel_rows, pixel_cols]
   int64_t pixel_rows = 0, pixel_cols = 0;
+  // Things in the messages that were accepted but ignored (an unknown role or content item type),
+  // one sentence each, for the caller to show.
+  std::vector<std::string> warnings;
 };
 
 struct ProcessorOptions {
   std::optional<int64_t> min_pixels;  // override preprocessor_config.json's size.shortest_edge
   std::optional<int64_t> max_pixels;  // override size.longest_edge
+  // When set, image paths named inside messages must resolve (after `..` and symlinks) to files
+  // inside this directory, else kInvalidArgument; empty (the default): any readable path.
+  std::string media_root;
 };
 
 class Processor {
@@ -156,6 +163,18 @@ struct GeneratorStats {
   double vision_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
+// Progress of long work inside a Generator call, reported between units of work: vision-tower
+// blocks while encoding images, tokens while prefilling a prompt.
+struct Progress {
+  enum class Stage { kImageEncode, kPrefill };
+  Stage stage;
+  int64_t done = 0;   // units finished
+  int64_t total = 0;  // units in this stage of this call
+};
+// Return false to cancel: the call throws Error(kCancelled) and the sequence is left as it was
+// before the call.
+using ProgressCallback = std::function<bool(const Progress&)>;
+
 // One sequence: its own KV cache over a shared Model.
 class Generator {
  public:
@@ -177,6 +196,10 @@ class Generator {
   const std::vector<float>& last_logits() const;        // logits that chose next_token()
   const GeneratorStats& stats() const;
   std::string stop_reason() const;                      // "eos", "stop", "length" or ""
+  // True when generation stopped ("length") because the context is full rather than at
+  // max_new_tokens.
+  bool context_full() const;
+  void set_progress_callback(ProgressCallback callback);  // empty = no reports
 
   struct Impl;
   Impl& impl() { return *impl_; }
