@@ -26,10 +26,13 @@ run: build
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-# Dump the bundled golden cases and compare them with the reference checker (needs python3-numpy).
+# Dump the bundled golden cases and compare them with the reference checker carried in tools/
+# (python3-numpy comes with `make deps`).
 golden: build
+	rm -rf $(BUILD)/golden_dump
 	$(BUILD)/tools/qvl dump tests/data/golden $(BUILD)/golden_dump
-	/usr/bin/python3 ../shared/tools/check_golden.py tests/data/golden $(BUILD)/golden_dump
+	@/usr/bin/python3 -c "import numpy" 2>/dev/null || { echo "make golden: the checker needs python3-numpy (apt-get install python3-numpy, or make deps)" >&2; exit 1; }
+	/usr/bin/python3 tools/check_golden.py tests/data/golden $(BUILD)/golden_dump
 
 clean:
 	rm -rf $(BUILD)

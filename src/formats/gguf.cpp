@@ -1,6 +1,7 @@
 #include "formats/gguf.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -227,7 +228,7 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
 
 void GgufWriter::write(const std::string& path) const {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail(ErrorKind::kIo, "cannot create '", path, "'");
+  if (!out) fail(ErrorKind::kIo, "cannot create '", path, "': ", std::strerror(errno));
   auto put = [&](const auto& v) { out.write(reinterpret_cast<const char*>(&v), sizeof(v)); };
   auto put_string = [&](const std::string& s) {
     put(static_cast<uint64_t>(s.size()));
@@ -281,7 +282,8 @@ void GgufWriter::write(const std::string& path) const {
     out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
     pad();
   }
-  if (!out) fail(ErrorKind::kIo, "write failed on '", path, "'");
+  out.close();  // the last buffered bytes fail here when the disk is full
+  if (!out) fail(ErrorKind::kIo, "write failed on '", path, "': ", std::strerror(errno));
 }
 
 }  // namespace qvl

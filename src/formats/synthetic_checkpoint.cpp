@@ -1,12 +1,15 @@
 #include "formats/synthetic_checkpoint.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "core/check.h"
 #include "core/dtype.h"
 #include "core/json_util.h"
+#include "core/staged_output.h"
 #include "formats/model_config.h"
 
 namespace qvl {
@@ -145,26 +148,16 @@ std::string synthetic_config_json(const std::string& preset) { return config_of(
 
 void write_synthetic_checkpoint(const std::string& preset, const std::string& out_dir, const std::string& tokenizer_dir,
                                 uint64_t seed, const std::function<void(uint64_t, uint64_t)>& progress) {
+  // Every input is checked before anything is written; the files go to a staging folder that
+  // becomes out_dir only when complete.
   const std::string config_text = synthetic_config_json(preset);
   const ModelConfig config = parse_model_config(config_text, preset + " config");
-  fs::create_directories(out_dir);
-  auto write_text = [&](const std::string& name, const std::string& text) {
-    std::ofstream out(fs::path(out_dir) / name, std::ios::trunc);
-    out << text << "\n";
-    if (!out) fail(ErrorKind::kIo, "cannot write '", (fs::path(out_dir) / name).string(), "'");
-  };
-  write_text("config.json", config_text);
-  write_text("generation_config.json",
-             R"({"bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true, "eos_token_id": [151645, 151643], "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.0, "temperature": 0.7})");
-  write_text("preprocessor_config.json",
-             R"({"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})");
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.json"}) {
+  const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.json"};
+  for (const char* f : kTokenizerFiles) {
     const fs::path src = fs::path(tokenizer_dir) / f;
-    if (!fs::exists(src)) fail(ErrorKind::kNotFound, "'", src.string(), "' is needed to build a synthetic checkpoint");
-    fs::copy_file(src, fs::path(out_dir) / f, fs::copy_options::overwrite_existing);
+    if (!fs::is_regular_file(src))
+      fail(ErrorKind::kNotFound, "'", src.string(), "' is needed to build a synthetic checkpoint (--tokenizer-from)");
   }
-
-  // Stream the safetensors file: header first, then each tensor generated in chunks.
   const auto specs = tensor_specs(config);
   Json header = Json::object();
   uint64_t offset = 0;
@@ -174,11 +167,32 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
     header[s.name] = {{"dtype", "BF16"}, {"shape", s.shape}, {"data_offsets", {offset, offset + 2 * n}}};
     offset += 2 * n;
   }
+  StagedOutput output(out_dir, StagedOutput::Kind::kDirectory);
+  output.require_free_space(offset + (64u << 20));  // + the tokenizer and header
+  const fs::path dir(output.path());
+
+  auto write_text = [&](const std::string& name, const std::string& text) {
+    std::ofstream out(dir / name, std::ios::trunc);
+    out << text << "\n";
+    if (!out) fail(ErrorKind::kIo, "cannot write '", (dir / name).string(), "': ", std::strerror(errno));
+  };
+  write_text("config.json", config_text);
+  write_text("generation_config.json",
+             R"({"bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true, "eos_token_id": [151645, 151643], "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.0, "temperature": 0.7})");
+  write_text("preprocessor_config.json",
+             R"({"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})");
+  for (const char* f : kTokenizerFiles) {
+    std::error_code ec;
+    fs::copy_file(fs::path(tokenizer_dir) / f, dir / f, fs::copy_options::overwrite_existing, ec);
+    if (ec) fail(ErrorKind::kIo, "cannot copy '", (fs::path(tokenizer_dir) / f).string(), "': ", ec.message());
+  }
+
+  // Stream the safetensors file: header first, then each tensor generated in chunks.
   std::string text = header.dump();
   while (text.size() % 8 != 0) text += ' ';
-  const fs::path path = fs::path(out_dir) / "model.safetensors";
+  const fs::path path = dir / "model.safetensors";
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail(ErrorKind::kIo, "cannot create '", path.string(), "'");
+  if (!out) fail(ErrorKind::kIo, "cannot create '", path.string(), "': ", std::strerror(errno));
   const uint64_t len = text.size();
   out.write(reinterpret_cast<const char*>(&len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
@@ -195,12 +209,15 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
         chunk[k] = f32_to_bf16(s.is_norm_weight ? 1.0f + s.scale * u : s.scale * u);
       }
       out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(m * 2));
+      if (!out) fail(ErrorKind::kIo, "write failed on '", path.string(), "': ", std::strerror(errno));
       i += m;
       done += m * 2;
       if (progress) progress(done, offset);
     }
   }
-  if (!out) fail(ErrorKind::kIo, "write failed on '", path.string(), "'");
+  out.close();
+  if (!out) fail(ErrorKind::kIo, "write failed on '", path.string(), "': ", std::strerror(errno));
+  output.commit();
 }
 
 }  // namespace qvl

@@ -19,6 +19,8 @@ std::string synthetic_config_json(const std::string& preset);
 // Writes config.json, generation_config.json, preprocessor_config.json, model.safetensors
 // (bf16, random values of a realistic scale) into out_dir, and copies the tokenizer and chat
 // template files from tokenizer_dir. progress(done_bytes, total_bytes) is called as tensors are written.
+// out_dir must be absent or empty; it appears only once complete (a failed run leaves nothing),
+// and the inputs and the free space are checked before anything is written.
 void write_synthetic_checkpoint(const std::string& preset, const std::string& out_dir, const std::string& tokenizer_dir,
                                 uint64_t seed, const std::function<void(uint64_t, uint64_t)>& progress = {});
 

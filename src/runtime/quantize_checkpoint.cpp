@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/mapped_file.h"
+#include "core/staged_output.h"
 #include "core/thread_pool.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf.h"
@@ -34,6 +35,11 @@ GgmlType ggml_type_of(DType t, const std::string& name) {
 void quantize_checkpoint(const std::string& in_dir, const std::string& out_path, const QuantizeOptions& options,
                          const std::function<void(uint64_t, uint64_t)>& progress) {
   if (!fs::is_directory(in_dir)) fail(ErrorKind::kNotFound, "'", in_dir, "' is not a checkpoint folder");
+  // Refuse an output that is one of the inputs, and find an unwritable output, before minutes of work.
+  std::vector<std::string> inputs;
+  for (const auto& entry : fs::directory_iterator(in_dir))
+    if (entry.is_regular_file()) inputs.push_back(entry.path().string());
+  StagedOutput output(out_path, StagedOutput::Kind::kFile, inputs);
   const ModelConfig config = load_model_config(in_dir);
   auto ckpt = Checkpoint::open(in_dir);
   const kernels::WeightFormat layers = weight_format_option(options.type);
@@ -108,7 +114,8 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
     }
     if (progress) progress(done, total);
   }
-  w.write(out_path);
+  w.write(output.path());
+  output.commit();
 }
 
 }  // namespace qvl

@@ -1,30 +1,71 @@
 // qvl synth: write a random-weight checkpoint with the exact shapes of a real model.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "commands.h"
 #include "formats/synthetic_checkpoint.h"
+#include "qvl/error.hpp"
 
 namespace qvl::cli {
+
+namespace {
+
+// The bundled tiny model's tokenizer (the real Qwen3 one): the source tree the binary was built
+// from, else share/qvl beside an installed binary. Independent of the current directory.
+std::string bundled_tokenizer_dir() {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates = {QVL_BUNDLED_TOKENIZER_DIR};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "share/qvl/tiny-qwen3-vl");
+  for (const auto& dir : candidates)
+    if (fs::is_regular_file(dir / "tokenizer.json", ec)) return dir.string();
+  throw Error(ErrorKind::kNotFound, "the bundled tokenizer was not found (looked in '" + candidates.front().string() +
+                                        "'); give a folder with tokenizer.json via --tokenizer-from");
+}
+
+}  // namespace
 
 Runner add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a random-weight checkpoint with real shapes (for benchmarks)");
   struct Args {
-    std::string preset = "qwen3-vl-4b", out, tokenizer_dir = "tests/data/tiny-qwen3-vl";
+    std::string preset, out, tokenizer_dir;
     uint64_t seed = 1;
   };
   auto a = std::make_shared<Args>();
-  cmd->add_option("--preset", a->preset, "qwen3-vl-2b, qwen3-vl-4b, qwen3-vl-8b or qwen3-vl-tiny");
-  cmd->add_option("out_dir", a->out, "Output folder (Hugging Face layout)")->required();
-  cmd->add_option("--tokenizer-from", a->tokenizer_dir, "Folder with tokenizer.json, tokenizer_config.json, chat_template.json");
-  cmd->add_option("--seed", a->seed, "Random seed");
+  std::string presets;
+  for (const auto& p : synthetic_presets()) presets += (presets.empty() ? "" : ", ") + p;
+  cmd->add_option("--preset", a->preset,
+                  "Required: " + presets + " (bf16 sizes: 2b 4.3 GB, 4b 8.9 GB, 8b 17.5 GB, tiny a few MB)")
+      ->required()
+      ->check(CLI::IsMember(synthetic_presets()));
+  cmd->add_option("out_dir", a->out, "Output folder (Hugging Face layout); must be absent or empty")->required();
+  cmd->add_option("--tokenizer-from", a->tokenizer_dir,
+                  "Folder with tokenizer.json, tokenizer_config.json, chat_template.json (default: the bundled "
+                  "tiny model's, i.e. the real Qwen3 tokenizer)");
+  cmd->add_option("--seed", a->seed, "Random seed of the weights (default: 1)");
   return [a] {
+    const std::string tokenizer_dir = a->tokenizer_dir.empty() ? bundled_tokenizer_dir() : a->tokenizer_dir;
+    const bool tty = ::isatty(STDERR_FILENO) != 0;
     int last = -1;
-    write_synthetic_checkpoint(a->preset, a->out, a->tokenizer_dir, a->seed, [&](uint64_t done, uint64_t total) {
-      const int pct = static_cast<int>(100 * done / std::max<uint64_t>(1, total));
-      if (pct != last) std::fprintf(stderr, "\rwriting %s: %3d%% of %.2f GB", a->preset.c_str(), pct, total / 1e9), last = pct;
-    });
-    std::fprintf(stderr, "\n");
+    bool open_line = false;
+    try {
+      write_synthetic_checkpoint(a->preset, a->out, tokenizer_dir, a->seed, [&](uint64_t done, uint64_t total) {
+        const int pct = static_cast<int>(100 * done / std::max<uint64_t>(1, total));
+        if (pct == last || (!tty && pct < last + 10 && pct != 100)) return;
+        last = pct;
+        std::fprintf(stderr, tty ? "\rwriting %s: %3d%% of %.2f GB" : "writing %s: %3d%% of %.2f GB\n",
+                     a->preset.c_str(), pct, total / 1e9);
+        open_line = tty;
+      });
+    } catch (...) {
+      if (open_line) std::fputc('\n', stderr);
+      throw;
+    }
+    std::fprintf(stderr, "%swrote %s (%s)\n", open_line ? "\n" : "", a->out.c_str(), a->preset.c_str());
     return 0;
   };
 }
