@@ -24,30 +24,60 @@ void TextDecoder::embed(int32_t token, float* out) const {
 void TextDecoder::forward(const float* embeds, int64_t n, const Position3* positions,
                           const DeepstackInjection* deepstack, KvCache& cache, const DecoderOutputs& outputs,
                           ThreadPool* pool) const {
-  const TextConfig& c = config_;
-  const int64_t hd = c.hidden_size, start = cache.size();
   if (n <= 0) fail(ErrorKind::kInvalidArgument, "forward pass needs at least one token");
-  if (start + n > cache.capacity())
-    fail(ErrorKind::kLimitExceeded, "sequence of ", start + n, " tokens exceeds the context size of ",
+  if (cache.size() + n > cache.capacity())
+    fail(ErrorKind::kLimitExceeded, "sequence of ", cache.size() + n, " tokens exceeds the context size of ",
          cache.capacity(), " tokens");
-  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
-  const size_t attn_scratch = static_cast<size_t>(n * (2 * q_dim + 2 * kv_dim));
-  const size_t mlp_scratch = static_cast<size_t>(2 * n * c.intermediate_size);
-  std::vector<float> hidden(embeds, embeds + n * hd), normed(static_cast<size_t>(n * hd)),
-      branch(static_cast<size_t>(n * hd)), scratch(std::max(attn_scratch, mlp_scratch));
+  const DecoderSequence sequence{&cache, 0, n, outputs.last_hidden, outputs.last_logits};
+  DecoderWorkspace workspace;
+  forward_batch(embeds, n, positions, {&sequence, 1}, deepstack, workspace, pool);
+}
+
+namespace {
+
+template <typename T>
+T* grown(std::vector<T>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+}  // namespace
+
+void TextDecoder::forward_batch(const float* embeds, int64_t n, const Position3* positions,
+                                std::span<const DecoderSequence> sequences, const DeepstackInjection* deepstack,
+                                DecoderWorkspace& ws, ThreadPool* pool) const {
+  const TextConfig& c = config_;
+  const int64_t hd = c.hidden_size;
+  if (n <= 0) fail(ErrorKind::kInvalidArgument, "forward pass needs at least one token");
+  ws.segments.clear();
+  int64_t covered = 0;
+  for (const DecoderSequence& s : sequences) {
+    QVL_ASSERT(s.cache != nullptr && s.rows > 0 && s.first_row == covered);
+    if (s.cache->size() + s.rows > s.cache->capacity())
+      fail(ErrorKind::kLimitExceeded, "sequence of ", s.cache->size() + s.rows, " tokens exceeds the context size of ",
+           s.cache->capacity(), " tokens");
+    ws.segments.push_back({s.cache, s.first_row, s.rows});
+    covered += s.rows;
+  }
+  QVL_ASSERT(covered == n);
+
+  float* hidden = grown(ws.hidden, n * hd);
+  float* normed = grown(ws.normed, n * hd);
+  float* branch = grown(ws.branch, n * hd);
+  float* scratch = grown(ws.scratch, std::max(text_attention_scratch(c, n), 2 * n * c.intermediate_size));
+  std::copy(embeds, embeds + n * hd, hidden);
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const TextLayerWeights& lw = weights_.layers[static_cast<size_t>(l)];
     for (int64_t i = 0; i < n; ++i)
       kernels::rms_norm(&hidden[i * hd], lw.input_layernorm.data(), hd, eps, &normed[i * hd]);
-    text_attention_forward(lw.self_attn, c, rotary_, normed.data(), n, positions, cache, l, start, branch.data(),
-                           scratch.data(), pool);
-    kernels::add(hidden.data(), branch.data(), n * hd);
+    text_attention_forward(lw.self_attn, c, rotary_, normed, n, positions, ws.segments, l, branch, scratch, pool);
+    kernels::add(hidden, branch, n * hd);
     for (int64_t i = 0; i < n; ++i)
       kernels::rms_norm(&hidden[i * hd], lw.post_attention_layernorm.data(), hd, eps, &normed[i * hd]);
-    text_mlp_forward(lw.mlp, normed.data(), n, branch.data(), scratch.data(), pool);
-    kernels::add(hidden.data(), branch.data(), n * hd);
+    text_mlp_forward(lw.mlp, normed, n, branch, scratch, pool);
+    kernels::add(hidden, branch, n * hd);
 
     if (deepstack != nullptr && l < static_cast<int64_t>(deepstack->per_layer.size())) {
       const float* feature = deepstack->per_layer[static_cast<size_t>(l)];
@@ -55,13 +85,33 @@ void TextDecoder::forward(const float* embeds, int64_t n, const Position3* posit
         kernels::add(&hidden[deepstack->rows[r] * hd], feature + static_cast<int64_t>(r) * hd, hd);
     }
   }
-  cache.set_size(start + n);
+  for (const DecoderSequence& s : sequences) s.cache->set_size(s.cache->size() + s.rows);
 
-  if (outputs.last_hidden == nullptr && outputs.last_logits == nullptr) return;
-  std::vector<float> last(static_cast<size_t>(hd));
-  kernels::rms_norm(&hidden[(n - 1) * hd], weights_.norm.data(), hd, eps, last.data());
-  if (outputs.last_hidden) std::copy(last.begin(), last.end(), outputs.last_hidden);
-  if (outputs.last_logits) kernels::matmul(last.data(), 1, weights_.lm_head, nullptr, outputs.last_logits, pool);
+  // Final norm of each sequence's last row; the lm_head runs once over all that want logits.
+  ws.want_head.clear();
+  for (const DecoderSequence& s : sequences)
+    if (s.last_hidden != nullptr || s.last_logits != nullptr) ws.want_head.push_back(&s);
+  const int64_t m = static_cast<int64_t>(ws.want_head.size());
+  if (m == 0) return;
+  float* head_in = grown(ws.head_in, m * hd);
+  for (int64_t j = 0; j < m; ++j) {
+    const DecoderSequence& s = *ws.want_head[static_cast<size_t>(j)];
+    kernels::rms_norm(&hidden[(s.first_row + s.rows - 1) * hd], weights_.norm.data(), hd, eps, &head_in[j * hd]);
+    if (s.last_hidden) std::copy(&head_in[j * hd], &head_in[(j + 1) * hd], s.last_hidden);
+  }
+  const int64_t vocab = weights_.lm_head.rows;
+  bool any_logits = false;
+  for (const DecoderSequence* s : ws.want_head) any_logits = any_logits || s->last_logits != nullptr;
+  if (!any_logits) return;
+  if (m == 1) {
+    kernels::matmul(head_in, 1, weights_.lm_head, nullptr, ws.want_head[0]->last_logits, pool);
+    return;
+  }
+  float* head_out = grown(ws.head_out, m * vocab);
+  kernels::matmul(head_in, m, weights_.lm_head, nullptr, head_out, pool);
+  for (int64_t j = 0; j < m; ++j)
+    if (float* logits = ws.want_head[static_cast<size_t>(j)]->last_logits)
+      std::copy(&head_out[j * vocab], &head_out[(j + 1) * vocab], logits);
 }
 
 }  // namespace qvl
