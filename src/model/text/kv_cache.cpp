@@ -1,5 +1,7 @@
 #include "model/text/kv_cache.h"
 
+#include <cstring>
+
 #include "core/check.h"
 
 namespace qvl {
@@ -24,6 +26,17 @@ KvCache::KvCache(int64_t n_layers, int64_t capacity, int64_t n_kv_heads, int64_t
 
 void KvCache::set_size(int64_t n) {
   QVL_ASSERT(n >= 0 && n <= capacity_);
+  size_ = n;
+}
+
+void KvCache::copy_prefix_from(const KvCache& other, int64_t n) {
+  QVL_ASSERT(other.type_ == type_ && other.row_bytes_ == row_bytes_ && other.k_.size() == k_.size());
+  QVL_ASSERT(n >= 0 && n <= other.size_ && n <= capacity_);
+  const size_t bytes = static_cast<size_t>(n) * row_bytes_;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    std::memcpy(k_[l].get(), other.k_[l].get(), bytes);
+    std::memcpy(v_[l].get(), other.v_[l].get(), bytes);
+  }
   size_ = n;
 }
 

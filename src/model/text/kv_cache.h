@@ -28,10 +28,14 @@ class KvCache {
   size_t row_bytes() const { return row_bytes_; }
   size_t head_offset(int64_t head) const { return head_bytes_ * static_cast<size_t>(head); }  // bytes
   void set_size(int64_t n);                  // after a forward pass, or to truncate (rewind)
+  // Copies positions [0, n) of every layer from `other` (same shape and type) and sets size to n:
+  // a prompt that starts like another sequence's reuses its rows instead of recomputing them.
+  void copy_prefix_from(const KvCache& other, int64_t n);
 
   // Row `pos` of a layer, in the cache's element type.
   uint8_t* keys(int64_t layer, int64_t pos) { return k_[static_cast<size_t>(layer)].get() + pos * row_bytes_; }
   uint8_t* values(int64_t layer, int64_t pos) { return v_[static_cast<size_t>(layer)].get() + pos * row_bytes_; }
+  int64_t layers() const { return static_cast<int64_t>(k_.size()); }
   size_t bytes() const;
 
  private:
