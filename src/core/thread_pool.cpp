@@ -140,7 +140,7 @@ void ThreadPool::run(const Job& job) {
   }
 }
 
-void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
+void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
   if (n_threads_ == 1) {
     fn(0);
     return;
@@ -154,7 +154,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) {
   run(job);
 }
 
-void ThreadPool::range_region(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain,
+void ThreadPool::range_region(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn, int64_t grain,
                               bool chunked) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
@@ -174,11 +174,11 @@ void ThreadPool::range_region(int64_t n, const std::function<void(int64_t, int64
   run(job);
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
+void ThreadPool::parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn, int64_t grain) {
   range_region(n, fn, grain, /*chunked=*/false);
 }
 
-void ThreadPool::parallel_for_chunked(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+void ThreadPool::parallel_for_chunked(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn,
                                       int64_t grain) {
   range_region(n, fn, grain, /*chunked=*/true);
 }

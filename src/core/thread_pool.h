@@ -5,17 +5,19 @@
 // Fork/join is built for many small regions (a decode step issues hundreds): the caller
 // publishes the job by bumping an atomic generation counter; idle workers spin on it for a
 // short while (QVL_POOL_SPIN_US, default 200 µs) before sleeping on a condition variable, and
-// the caller spins the same way while waiting for the last worker. No allocation per region.
+// the caller spins the same way while waiting for the last worker. No allocation per region:
+// the callables are taken by reference (FunctionRef), whatever they capture.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace qvl {
 
@@ -35,7 +37,7 @@ class ThreadPool {
   // b(t) = grain * floor(blocks * t / threads), blocks = ceil(n / grain),
   // threads = min(size(), blocks): the same split every time for the same (n, grain).
   // Called from inside a region of the same pool it runs inline (fn(0, n, current index)).
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn,
                     int64_t grain = 1);
 
   // Like parallel_for, but [0, n) is cut into about kChunksPerThread chunks per thread (on grain
@@ -44,22 +46,22 @@ class ThreadPool {
   // share. Which thread runs which chunk varies from call to call: use it where each element's
   // result does not depend on the chunking (matrix rows, attention heads).
   static constexpr int kChunksPerThread = 4;
-  void parallel_for_chunked(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
+  void parallel_for_chunked(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn,
                             int64_t grain = 1);
 
   // Runs fn(thread_index) once on every thread. (Nested inside a region of the same pool:
   // runs fn(0..size()-1) one after another on the current thread.)
-  void run_on_all(const std::function<void(int)>& fn);
+  void run_on_all(FunctionRef<void(int)> fn);
 
  private:
   struct Job {
-    const std::function<void(int)>* all = nullptr;
-    const std::function<void(int64_t, int64_t, int)>* range = nullptr;
+    const FunctionRef<void(int)>* all = nullptr;
+    const FunctionRef<void(int64_t, int64_t, int)>* range = nullptr;
     int64_t n = 0, grain = 1, blocks = 0;
     int threads = 0;
     int64_t chunks = 0;  // > 0: chunked schedule, chunk c covers blocks [blocks*c/chunks, blocks*(c+1)/chunks)
   };
-  void range_region(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain, bool chunked);
+  void range_region(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn, int64_t grain, bool chunked);
   void worker_loop(int index);
   void run(const Job& job);       // fork, take part as thread 0, join; rethrows
   void execute(const Job& job, int index) noexcept;

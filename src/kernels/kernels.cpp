@@ -121,7 +121,7 @@ void split(ThreadPool* pool, int64_t n, int64_t grain, int64_t work, const Fn& f
     fn(0, n);
     return;
   }
-  const Fn* f = &fn;  // a one-pointer capture keeps std::function from allocating
+  const Fn* f = &fn;
   // Chunked: every output row is computed whole by one thread, so results do not depend on
   // the split, and a thread preempted by another process costs one chunk, not half the rows.
   pool->parallel_for_chunked(n, [f](int64_t b, int64_t e, int) { (*f)(b, e); }, grain);

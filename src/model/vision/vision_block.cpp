@@ -27,7 +27,7 @@ void apply_activation(Activation act, float* x, int64_t n) {
     kernels::gelu_erf(x, n);
 }
 
-void parallel_rows(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void parallel_rows(ThreadPool* pool, int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain) {
   if (n <= 0) return;
   if (pool == nullptr || pool->size() <= 1 || n <= grain) {
     fn(0, n);
@@ -56,7 +56,7 @@ void layer_norm_rows(const float* x, const std::vector<float>& weight, const std
 }
 
 // Elementwise work split in cache-friendly chunks.
-void parallel_elems(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_elems(ThreadPool* pool, int64_t n, FunctionRef<void(int64_t, int64_t)> fn) {
   parallel_rows(pool, n, fn, 4096);
 }
 

@@ -4,10 +4,10 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "model/vision/vision_encoder.h"
 #include "model/vision/vision_weights.h"
 
@@ -27,7 +27,7 @@ void apply_activation(Activation act, float* x, int64_t n);
 int64_t pos_grid_side(int64_t n);
 
 // Calls fn(begin, end) over [0, n) on the pool (inline when pool is null).
-void parallel_rows(ThreadPool* pool, int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
+void parallel_rows(ThreadPool* pool, int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain = 1);
 
 // ---- patch_embed.cpp ----
 // out[rows, D] = pixels[rows, C*T*P*P] · projᵀ + bias (Conv3d with stride == kernel).
