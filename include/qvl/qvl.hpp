@@ -19,9 +19,12 @@ namespace qvl {
 
 struct ModelOptions {
   int threads = 0;              // worker threads; 0 = every core available to the process
-  int64_t context_length = 0;   // KV cache positions per generator; 0 = min(config max, 32768)
+  // KV cache positions per generator; 0 = min(config max, 32768). Negative or above the model's
+  // max_position_embeddings is kInvalidArgument.
+  int64_t context_length = 0;
   // Text decoder weights: "" keeps them as stored (bf16/f16/f32); "q8_0", "q4_0" or "q4_k"
-  // quantizes at load. head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
+  // quantizes at load. For a file whose text weights are already quantized (`qvl quantize`),
+  // only "" or that same type is accepted (kInvalidArgument otherwise). head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
   // when the layers are quantized, else as stored).
   std::string weights_type;
   std::string head_weights_type;
@@ -46,8 +49,11 @@ struct ModelInfo {
   uint64_t weight_bytes = 0;    // bytes of weights as loaded
   uint64_t decode_weight_bytes = 0;  // weight bytes one decode step reads (text layers + lm_head)
   uint64_t kv_bytes_per_token = 0;   // KV cache bytes per context position
-  std::string kv_cache_type;         // "f16", "f32" or "q8_0": what the KV cache holds
-  std::string weights_type;          // "bf16", "q8", "q4", ... (how the text matrices are held)
+  // What the KV cache really holds: "f16", "f32" or "q8_0" ("f16" when q8_0 was asked for a
+  // head_dim that is not a multiple of 32), so callers can say when a request was not honoured.
+  std::string kv_cache_type;
+  // How the text matrices are held, in lower case: "bf16", "f16", "f32", "q8_0", "q4_0" or "q4_k".
+  std::string weights_type;
   int threads = 1;
 };
 
@@ -64,6 +70,7 @@ class Model {
 
  private:
   Model();
+  static std::shared_ptr<Model> load_checked(const std::string& dir, const ModelOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -114,8 +121,10 @@ struct ProcessedInputs {
 struct ProcessorOptions {
   std::optional<int64_t> min_pixels;  // override preprocessor_config.json's size.shortest_edge
   std::optional<int64_t> max_pixels;  // override size.longest_edge
-  // When set, image paths named inside messages must resolve (after `..` and symlinks) to files
-  // inside this directory, else kInvalidArgument; empty (the default): any readable path.
+  // When set, image paths named inside messages (relative ones taken from base_dir as always)
+  // must resolve (after `..` and symlinks) to files inside this directory, else kInvalidArgument
+  // naming the path and the root; a server taking messages from clients should set it. Empty
+  // (the default): any readable path, absolute or relative to base_dir, `..` included.
   std::string media_root;
 };
 
@@ -124,7 +133,8 @@ class Processor {
   explicit Processor(std::shared_ptr<const Model> model, const ProcessorOptions& options = {});
   // Renders the chat template over messages. Image items in messages take their pixels from
   // `images` in order; an image item without a matching entry is loaded from its "image"
-  // path (relative paths resolve against base_dir).
+  // path (relative paths resolve against base_dir; see ProcessorOptions::media_root).
+  // Invalid UTF-8 in any text is kInvalidArgument naming the byte and its offset.
   ProcessedInputs process(const std::string& messages_json, const std::vector<Image>& images = {},
                           bool add_generation_prompt = true, const std::string& base_dir = ".",
                           const std::string& extra_json = "{}") const;

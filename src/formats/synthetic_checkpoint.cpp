@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "core/check.h"
+#include "core/fs_util.h"
 #include "core/dtype.h"
 #include "core/json_util.h"
 #include "formats/model_config.h"
@@ -147,7 +148,7 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
                                 uint64_t seed, const std::function<void(uint64_t, uint64_t)>& progress) {
   const std::string config_text = synthetic_config_json(preset);
   const ModelConfig config = parse_model_config(config_text, preset + " config");
-  fs::create_directories(out_dir);
+  create_directories_or_fail(out_dir);
   auto write_text = [&](const std::string& name, const std::string& text) {
     std::ofstream out(fs::path(out_dir) / name, std::ios::trunc);
     out << text << "\n";
@@ -161,7 +162,7 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "chat_template.json"}) {
     const fs::path src = fs::path(tokenizer_dir) / f;
     if (!fs::exists(src)) fail(ErrorKind::kNotFound, "'", src.string(), "' is needed to build a synthetic checkpoint");
-    fs::copy_file(src, fs::path(out_dir) / f, fs::copy_options::overwrite_existing);
+    copy_file_or_fail(src.string(), (fs::path(out_dir) / f).string());
   }
 
   // Stream the safetensors file: header first, then each tensor generated in chunks.
