@@ -147,8 +147,10 @@ class Processor {
   ProcessorOptions options_;
 };
 
+// Checked when a Generator is built and by set_params: a value out of range (NaN included) is
+// kInvalidArgument naming the parameter.
 struct GeneratorParams {
-  int64_t max_new_tokens = 256;
+  int64_t max_new_tokens = 256;  // >= 1
   bool do_sample = false;        // false: greedy (ties → lowest id)
   float temperature = 1.0f;
   int64_t top_k = 0;             // 0 = off
@@ -173,8 +175,11 @@ struct GeneratorStats {
   double vision_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
-// Progress of long work inside a Generator call, reported between units of work: vision-tower
-// blocks while encoding images, tokens while prefilling a prompt.
+// Progress of long work inside a Generator call (append_inputs, append_tokens, set_inputs),
+// reported between units of work: vision-tower blocks while encoding images (every image of the
+// call goes through each block together, so total = the tower's depth), then prompt tokens
+// while prefilling (per chunk of 256). Each stage reports done = 0 first and done = total last;
+// decoding single tokens reports nothing.
 struct Progress {
   enum class Stage { kImageEncode, kPrefill };
   Stage stage;
@@ -182,10 +187,12 @@ struct Progress {
   int64_t total = 0;  // units in this stage of this call
 };
 // Return false to cancel: the call throws Error(kCancelled) and the sequence is left as it was
-// before the call.
+// before the call (cache, tokens, positions, logits, stats), so the next call works. Called on the
+// thread that made the call; it must not call into the same Generator.
 using ProgressCallback = std::function<bool(const Progress&)>;
 
-// One sequence: its own KV cache over a shared Model.
+// One sequence: its own KV cache over a shared Model. A call that fails (an input that does not
+// fit, a cancel) leaves the sequence as it was.
 class Generator {
  public:
   Generator(std::shared_ptr<const Model> model, const GeneratorParams& params);
@@ -198,6 +205,8 @@ class Generator {
   // keeping the cached prefix it shares with the current sequence: only the new suffix (and
   // only images inside it) is evaluated.
   void set_inputs(const ProcessedInputs& conversation);
+  // Chooses the next token. Every call yields one (next_token()), including the last: when the
+  // cache has no slot left to evaluate it in, generation ends there ("length", context_full()).
   void generate_next_token();
   bool is_done() const;
   int32_t next_token() const;                           // the token chosen by the last step

@@ -25,6 +25,10 @@ struct qvl_stream {
 
 namespace {
 
+// Status codes are the ErrorKind values.
+static_assert(static_cast<int>(qvl::ErrorKind::kInternal) == QVL_ERR_INTERNAL);
+static_assert(static_cast<int>(qvl::ErrorKind::kCancelled) == QVL_ERR_CANCELLED);
+
 thread_local std::string g_last_error;
 
 template <typename Fn>

@@ -136,8 +136,8 @@ Processor::Processor(std::shared_ptr<const Model> model, const ProcessorOptions&
            ec ? ": " + ec.message() : std::string());
     options_.media_root = root.string();  // canonical, so that image paths compare against it directly
   }
-  if (options_.min_pixels && *options_.min_pixels <= 0) fail(ErrorKind::kInvalidArgument, "min_pixels must be positive");
-  if (options_.max_pixels && *options_.max_pixels <= 0) fail(ErrorKind::kInvalidArgument, "max_pixels must be positive");
+  if (options_.min_pixels && *options_.min_pixels <= 0) fail(ErrorKind::kInvalidArgument, "min_pixels must be positive (got ", *options_.min_pixels, ")");
+  if (options_.max_pixels && *options_.max_pixels <= 0) fail(ErrorKind::kInvalidArgument, "max_pixels must be positive (got ", *options_.max_pixels, ")");
   if (options_.min_pixels && options_.max_pixels && *options_.min_pixels > *options_.max_pixels)
     fail(ErrorKind::kInvalidArgument, "min_pixels (", *options_.min_pixels, ") exceeds max_pixels (", *options_.max_pixels, ")");
 }
