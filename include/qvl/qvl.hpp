@@ -43,7 +43,7 @@ struct ModelInfo {
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
   int64_t context_length = 0;      // KV cache positions each generator holds
-  int64_t max_context_length = 0;  // the checkpoint's max_position_embeddings
+  int64_t max_context_length = 0;  // the checkpoint's max_position_embeddings (32768 when absent)
   bool has_vision = false;
   std::vector<int32_t> eos_token_ids;
   uint64_t weight_bytes = 0;    // bytes of weights as loaded
