@@ -21,6 +21,7 @@ typedef enum qvl_status {
   QVL_ERR_LIMIT_EXCEEDED = 5,
   QVL_ERR_IO = 6,
   QVL_ERR_INTERNAL = 7,
+  QVL_ERR_CANCELLED = 8, /* a progress callback returned 0; the generator is as before the call */
 } qvl_status;
 
 typedef struct qvl_model qvl_model;
@@ -76,6 +77,17 @@ qvl_status qvl_generator_append_tokens(qvl_generator* generator, const int32_t* 
 qvl_status qvl_generator_generate_next_token(qvl_generator* generator);
 int qvl_generator_is_done(const qvl_generator* generator);
 int32_t qvl_generator_next_token(const qvl_generator* generator);
+/* Why generation stopped: "eos", "stop", "length" or "" (still going); a static string. */
+const char* qvl_generator_stop_reason(const qvl_generator* generator);
+/* 1 when generation stopped ("length") because the context is full, not at max_new_tokens. The
+ * last token (qvl_generator_next_token) is still valid then. */
+int qvl_generator_context_full(const qvl_generator* generator);
+
+/* Progress of long work in qvl_generator_append_inputs / _append_tokens: stage 0 = vision-tower
+ * blocks while encoding images, 1 = prompt tokens while prefilling. Return 0 to cancel: the call
+ * then fails with QVL_ERR_CANCELLED and leaves the generator as it was. NULL removes it. */
+typedef int (*qvl_progress_fn)(int stage, int64_t done, int64_t total, void* user_data);
+qvl_status qvl_generator_set_progress(qvl_generator* generator, qvl_progress_fn fn, void* user_data);
 
 /* Streaming detokenizer: returns the newly completed UTF-8 text for a token (may be ""). */
 qvl_status qvl_stream_create(const qvl_model* model, qvl_stream** out);

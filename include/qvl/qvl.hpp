@@ -19,9 +19,12 @@ namespace qvl {
 
 struct ModelOptions {
   int threads = 0;              // worker threads; 0 = every core available to the process
-  int64_t context_length = 0;   // KV cache positions per generator; 0 = min(config max, 32768)
+  // KV cache positions per generator; 0 = min(config max, 32768). Negative or above the model's
+  // max_position_embeddings is kInvalidArgument.
+  int64_t context_length = 0;
   // Text decoder weights: "" keeps them as stored (bf16/f16/f32); "q8_0", "q4_0" or "q4_k"
-  // quantizes at load. head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
+  // quantizes at load. For a file whose text weights are already quantized (`qvl quantize`),
+  // only "" or that same type is accepted (kInvalidArgument otherwise). head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
   // when the layers are quantized, else as stored).
   std::string weights_type;
   std::string head_weights_type;
@@ -40,14 +43,17 @@ struct ModelInfo {
   int64_t hidden_size = 0;
   int64_t num_layers = 0;
   int64_t context_length = 0;      // KV cache positions each generator holds
-  int64_t max_context_length = 0;  // the checkpoint's max_position_embeddings
+  int64_t max_context_length = 0;  // the checkpoint's max_position_embeddings (32768 when absent)
   bool has_vision = false;
   std::vector<int32_t> eos_token_ids;
   uint64_t weight_bytes = 0;    // bytes of weights as loaded
   uint64_t decode_weight_bytes = 0;  // weight bytes one decode step reads (text layers + lm_head)
   uint64_t kv_bytes_per_token = 0;   // KV cache bytes per context position
-  std::string kv_cache_type;         // "f16", "f32" or "q8_0": what the KV cache holds
-  std::string weights_type;          // "bf16", "q8", "q4", ... (how the text matrices are held)
+  // What the KV cache really holds: "f16", "f32" or "q8_0" ("f16" when q8_0 was asked for a
+  // head_dim that is not a multiple of 32), so callers can say when a request was not honoured.
+  std::string kv_cache_type;
+  // How the text matrices are held, in lower case: "bf16", "f16", "f32", "q8_0", "q4_0" or "q4_k".
+  std::string weights_type;
   int threads = 1;
 };
 
@@ -64,6 +70,7 @@ class Model {
 
  private:
   Model();
+  static std::shared_ptr<Model> load_checked(const std::string& dir, const ModelOptions& options);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -114,8 +121,10 @@ struct ProcessedInputs {
 struct ProcessorOptions {
   std::optional<int64_t> min_pixels;  // override preprocessor_config.json's size.shortest_edge
   std::optional<int64_t> max_pixels;  // override size.longest_edge
-  // When set, image paths named inside messages must resolve (after `..` and symlinks) to files
-  // inside this directory, else kInvalidArgument; empty (the default): any readable path.
+  // When set, image paths named inside messages (relative ones taken from base_dir as always)
+  // must resolve (after `..` and symlinks) to files inside this directory, else kInvalidArgument
+  // naming the path and the root; a server taking messages from clients should set it. Empty
+  // (the default): any readable path, absolute or relative to base_dir, `..` included.
   std::string media_root;
 };
 
@@ -124,7 +133,8 @@ class Processor {
   explicit Processor(std::shared_ptr<const Model> model, const ProcessorOptions& options = {});
   // Renders the chat template over messages. Image items in messages take their pixels from
   // `images` in order; an image item without a matching entry is loaded from its "image"
-  // path (relative paths resolve against base_dir).
+  // path (relative paths resolve against base_dir; see ProcessorOptions::media_root).
+  // Invalid UTF-8 in any text is kInvalidArgument naming the byte and its offset.
   ProcessedInputs process(const std::string& messages_json, const std::vector<Image>& images = {},
                           bool add_generation_prompt = true, const std::string& base_dir = ".",
                           const std::string& extra_json = "{}") const;
@@ -137,8 +147,10 @@ class Processor {
   ProcessorOptions options_;
 };
 
+// Checked when a Generator is built and by set_params: a value out of range (NaN included) is
+// kInvalidArgument naming the parameter.
 struct GeneratorParams {
-  int64_t max_new_tokens = 256;
+  int64_t max_new_tokens = 256;  // >= 1
   bool do_sample = false;        // false: greedy (ties → lowest id)
   float temperature = 1.0f;
   int64_t top_k = 0;             // 0 = off
@@ -163,8 +175,11 @@ struct GeneratorStats {
   double vision_seconds = 0, prefill_seconds = 0, decode_seconds = 0;
 };
 
-// Progress of long work inside a Generator call, reported between units of work: vision-tower
-// blocks while encoding images, tokens while prefilling a prompt.
+// Progress of long work inside a Generator call (append_inputs, append_tokens, set_inputs),
+// reported between units of work: vision-tower blocks while encoding images (every image of the
+// call goes through each block together, so total = the tower's depth), then prompt tokens
+// while prefilling (per chunk of 256). Each stage reports done = 0 first and done = total last;
+// decoding single tokens reports nothing.
 struct Progress {
   enum class Stage { kImageEncode, kPrefill };
   Stage stage;
@@ -172,10 +187,12 @@ struct Progress {
   int64_t total = 0;  // units in this stage of this call
 };
 // Return false to cancel: the call throws Error(kCancelled) and the sequence is left as it was
-// before the call.
+// before the call (cache, tokens, positions, logits, stats), so the next call works. Called on the
+// thread that made the call; it must not call into the same Generator.
 using ProgressCallback = std::function<bool(const Progress&)>;
 
-// One sequence: its own KV cache over a shared Model.
+// One sequence: its own KV cache over a shared Model. A call that fails (an input that does not
+// fit, a cancel) leaves the sequence as it was.
 class Generator {
  public:
   Generator(std::shared_ptr<const Model> model, const GeneratorParams& params);
@@ -188,6 +205,8 @@ class Generator {
   // keeping the cached prefix it shares with the current sequence: only the new suffix (and
   // only images inside it) is evaluated.
   void set_inputs(const ProcessedInputs& conversation);
+  // Chooses the next token. Every call yields one (next_token()), including the last: when the
+  // cache has no slot left to evaluate it in, generation ends there ("length", context_full()).
   void generate_next_token();
   bool is_done() const;
   int32_t next_token() const;                           // the token chosen by the last step

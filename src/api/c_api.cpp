@@ -1,5 +1,7 @@
 // The C API: each function catches every exception at the boundary and turns it into a
-// status code plus a thread-local message.
+// status code plus a thread-local message. The C++ API already reports every failure as a
+// qvl::Error with a message meant for users; anything else is a bug, reported without the
+// internals of whatever threw it.
 #include "qvl/qvl.h"
 
 #include <new>
@@ -23,6 +25,10 @@ struct qvl_stream {
 
 namespace {
 
+// Status codes are the ErrorKind values.
+static_assert(static_cast<int>(qvl::ErrorKind::kInternal) == QVL_ERR_INTERNAL);
+static_assert(static_cast<int>(qvl::ErrorKind::kCancelled) == QVL_ERR_CANCELLED);
+
 thread_local std::string g_last_error;
 
 template <typename Fn>
@@ -37,8 +43,8 @@ qvl_status guarded(Fn&& fn) {
   } catch (const std::bad_alloc&) {
     g_last_error = "out of memory";
     return QVL_ERR_LIMIT_EXCEEDED;
-  } catch (const std::exception& e) {
-    g_last_error = e.what();
+  } catch (...) {
+    g_last_error = "internal error in qvl (an unexpected exception; please report it)";
     return QVL_ERR_INTERNAL;
   }
 }
@@ -181,12 +187,31 @@ int qvl_generator_is_done(const qvl_generator* generator) {
 
 int32_t qvl_generator_next_token(const qvl_generator* generator) {
   if (!generator) return -1;
-  try {
-    return generator->generator->next_token();
-  } catch (const std::exception& e) {
-    g_last_error = e.what();
-    return -1;
-  }
+  int32_t token = -1;
+  if (guarded([&] { token = generator->generator->next_token(); }) != QVL_OK) return -1;
+  return token;
+}
+
+const char* qvl_generator_stop_reason(const qvl_generator* generator) {
+  if (!generator) return "";
+  const std::string reason = generator->generator->stop_reason();
+  for (const char* known : {"eos", "stop", "length"})
+    if (reason == known) return known;
+  return "";
+}
+
+int qvl_generator_context_full(const qvl_generator* generator) {
+  return generator != nullptr && generator->generator->context_full();
+}
+
+qvl_status qvl_generator_set_progress(qvl_generator* generator, qvl_progress_fn fn, void* user_data) {
+  if (!generator) return null_argument("generator");
+  return guarded([&] {
+    if (!fn) return generator->generator->set_progress_callback({});
+    generator->generator->set_progress_callback([fn, user_data](const qvl::Progress& p) {
+      return fn(p.stage == qvl::Progress::Stage::kImageEncode ? 0 : 1, p.done, p.total, user_data) != 0;
+    });
+  });
 }
 
 qvl_status qvl_stream_create(const qvl_model* model, qvl_stream** out) {

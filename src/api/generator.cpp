@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "api/api_boundary.h"
 #include "core/check.h"
 #include "runtime/generator_impl.h"
 
@@ -26,7 +27,7 @@ Generator::Impl::Impl(std::shared_ptr<const Model> model_in, const GeneratorPara
             m.config.text.head_dim, m.kv_type) {}
 
 void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions,
-                               const VisionOutput* vision) {
+                               const VisionOutput* vision, bool report_prefill) {
   const int64_t n = static_cast<int64_t>(ids.size()), hd = m.config.text.hidden_size;
   if (cache.size() + n > cache.capacity())
     fail(ErrorKind::kLimitExceeded, "the sequence would hold ", cache.size() + n, " tokens, more than the context of ",
@@ -35,6 +36,7 @@ void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vecto
   logits.resize(static_cast<size_t>(m.config.text.vocab_size));
   last_hidden.resize(static_cast<size_t>(hd));
   int64_t vision_row = 0;
+  if (report_prefill) report(Progress::Stage::kPrefill, 0, n);
   for (int64_t c0 = 0; c0 < n; c0 += kPrefillChunk) {
     const int64_t c1 = std::min(n, c0 + kPrefillChunk), len = c1 - c0;
     std::vector<float> embeds(static_cast<size_t>(len * hd));
@@ -57,6 +59,7 @@ void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vecto
     m.decoder->forward(embeds.data(), len, positions.data() + c0, deepstack.rows.empty() ? nullptr : &deepstack, cache,
                        last_chunk ? DecoderOutputs{last_hidden.data(), logits.data()} : DecoderOutputs{},
                        m.pool.get());
+    if (report_prefill) report(Progress::Stage::kPrefill, c1, n);
   }
   for (float v : logits)
     if (!std::isfinite(v))
@@ -74,17 +77,70 @@ void Generator::Impl::flush_pending() {
   has_pending = false;
 }
 
+void Generator::Impl::report(Progress::Stage stage, int64_t done, int64_t total) const {
+  if (!progress || progress(Progress{stage, done, total})) return;
+  const bool image = stage == Progress::Stage::kImageEncode;
+  fail(ErrorKind::kCancelled, "cancelled by the progress callback while ", image ? "encoding images" : "prefilling",
+       " (", done, " of ", total, image ? " vision blocks" : " tokens", " done); the sequence is unchanged");
+}
+
+Generator::Impl::Snapshot Generator::Impl::snapshot(int64_t first_saved_row) {
+  Snapshot s{sequence, next_position_after, has_pending, context_full, prompt_end, logits, last_hidden, stats,
+             stop_reason, cache.size(), std::min(first_saved_row, cache.size()), {}, {}};
+  const size_t bytes = static_cast<size_t>(s.cache_size - s.first_saved_row) * cache.row_bytes();
+  if (bytes == 0) return s;
+  for (int64_t layer = 0; layer < m.config.text.num_hidden_layers; ++layer) {
+    const uint8_t* k = cache.keys(layer, s.first_saved_row);
+    const uint8_t* v = cache.values(layer, s.first_saved_row);
+    s.keys.emplace_back(k, k + bytes);
+    s.values.emplace_back(v, v + bytes);
+  }
+  return s;
+}
+
+void Generator::Impl::restore(Snapshot& s) {
+  sequence = std::move(s.sequence);
+  next_position_after = std::move(s.next_position_after);
+  has_pending = s.has_pending;
+  context_full = s.context_full;
+  prompt_end = s.prompt_end;
+  logits = std::move(s.logits);
+  last_hidden = std::move(s.last_hidden);
+  stats = s.stats;
+  stop_reason = std::move(s.stop_reason);
+  for (size_t layer = 0; layer < s.keys.size(); ++layer) {
+    std::copy(s.keys[layer].begin(), s.keys[layer].end(), cache.keys(static_cast<int64_t>(layer), s.first_saved_row));
+    std::copy(s.values[layer].begin(), s.values[layer].end(), cache.values(static_cast<int64_t>(layer), s.first_saved_row));
+  }
+  cache.set_size(s.cache_size);
+}
+
+namespace {
+
+void check_token_ids(const Model::Impl& m, const std::vector<int32_t>& ids) {
+  if (ids.empty()) fail(ErrorKind::kInvalidArgument, "no tokens to append");
+  for (int32_t id : ids)
+    if (id < 0 || id >= m.config.text.vocab_size)
+      fail(ErrorKind::kInvalidArgument, "token id ", id, " is outside the vocabulary (0..", m.config.text.vocab_size - 1, ")");
+}
+
+}  // namespace
+
 Generator::Generator(std::shared_ptr<const Model> model, const GeneratorParams& params) {
   if (!model) fail(ErrorKind::kInvalidArgument, "Generator needs a loaded model");
-  impl_ = std::make_unique<Impl>(std::move(model), params);
+  impl_ = translate_exceptions("creating a generator", [&] { return std::make_unique<Impl>(std::move(model), params); });
 }
 
 Generator::~Generator() = default;
 
 void Generator::set_params(const GeneratorParams& params) {
-  impl_->sampler = Sampler(params);
-  impl_->params = params;
+  translate_exceptions("setting generator parameters", [&] {
+    impl_->sampler = Sampler(params);  // validates them before anything changes
+    impl_->params = params;
+  });
 }
+
+void Generator::set_progress_callback(ProgressCallback callback) { impl_->progress = std::move(callback); }
 
 void Generator::append_tokens(const std::vector<int32_t>& ids) {
   ProcessedInputs inputs;
@@ -94,65 +150,81 @@ void Generator::append_tokens(const std::vector<int32_t>& ids) {
 
 void Generator::append_inputs(const ProcessedInputs& inputs) {
   Impl& g = *impl_;
-  const Model::Impl& m = g.m;
-  if (inputs.input_ids.empty()) fail(ErrorKind::kInvalidArgument, "no tokens to append");
-  for (int32_t id : inputs.input_ids)
-    if (id < 0 || id >= m.config.text.vocab_size)
-      fail(ErrorKind::kInvalidArgument, "token id ", id, " is outside the vocabulary (0..", m.config.text.vocab_size - 1, ")");
-  const int64_t needed = static_cast<int64_t>(g.sequence.size() + inputs.input_ids.size());
-  if (needed > g.cache.capacity())
-    fail(ErrorKind::kLimitExceeded, "the prompt needs ", needed, " tokens but the context holds ", g.cache.capacity(),
-         " (raise the context length)");
-  g.flush_pending();
+  translate_exceptions("appending inputs", [&] {
+    // Appending writes only past the cached rows: no row needs saving.
+    g.all_or_nothing(g.cache.size(), [&] { g.append(inputs); });
+  });
+}
 
+void Generator::Impl::append(const ProcessedInputs& inputs) {
+  check_token_ids(m, inputs.input_ids);
+  const int64_t needed = static_cast<int64_t>(sequence.size() + inputs.input_ids.size());
+  if (needed > cache.capacity())
+    fail(ErrorKind::kLimitExceeded, "the prompt needs ", needed, " tokens but the context holds ", cache.capacity(),
+         " (raise the context length)");
+
+  // Images first: encoding them changes nothing here, so a cancel there needs no undoing.
   VisionOutput vision;
   if (!inputs.image_grid_thw.empty()) {
     if (!m.vision) fail(ErrorKind::kUnsupported, "this model has no vision encoder");
     std::vector<GridTHW> grids;
     for (const auto& g3 : inputs.image_grid_thw) grids.push_back({g3[0], g3[1], g3[2]});
+    const int64_t depth = m.config.vision->depth;
+    report(Progress::Stage::kImageEncode, 0, depth);
     auto t0 = Clock::now();
-    vision = m.vision->encode(inputs.pixel_values.data(), inputs.pixel_rows, grids, m.pool.get());
-    g.stats.vision_seconds += seconds_since(t0);
-    g.stats.images += static_cast<int64_t>(grids.size());
+    vision = m.vision->encode(inputs.pixel_values.data(), inputs.pixel_rows, grids, m.pool.get(),
+                              [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
+    stats.vision_seconds += seconds_since(t0);
+    stats.images += static_cast<int64_t>(grids.size());
   }
   const int64_t pads = std::count(inputs.input_ids.begin(), inputs.input_ids.end(), m.vision_ids.image_pad);
   if (pads != vision.tokens)
     fail(ErrorKind::kInvalidArgument, "the input holds ", pads, " image placeholder tokens but the images give ",
          vision.tokens);
+  flush_pending();
   MropePositions pos = compute_mrope_positions(inputs.input_ids, inputs.image_grid_thw, m.vision_ids,
                                                m.config.vision ? m.config.vision->spatial_merge_size : 2,
-                                               g.next_position());
+                                               next_position());
   auto t0 = Clock::now();
-  g.evaluate(inputs.input_ids, pos.positions, &vision);
-  g.stats.prefill_seconds += seconds_since(t0);
-  g.stats.prompt_tokens += static_cast<int64_t>(inputs.input_ids.size());
+  evaluate(inputs.input_ids, pos.positions, &vision, /*report_prefill=*/true);
+  stats.prefill_seconds += seconds_since(t0);
+  stats.prompt_tokens += static_cast<int64_t>(inputs.input_ids.size());
 
   // Record the position that follows each token (text: +1; an image: its max + 1).
   for (size_t i = 0; i < inputs.input_ids.size(); ++i) {
     const int64_t after = i + 1 < inputs.input_ids.size() ? pos.positions[i + 1][0] : pos.next_position;
-    g.sequence.push_back(inputs.input_ids[i]);
-    g.next_position_after.push_back(after);
+    sequence.push_back(inputs.input_ids[i]);
+    next_position_after.push_back(after);
   }
-  g.last_prompt_positions = std::move(pos.positions);
-  g.last_vision = std::move(vision);
-  g.prompt_end = g.sequence.size();
-  g.stop_reason.clear();
+  last_prompt_positions = std::move(pos.positions);
+  last_vision = std::move(vision);
+  prompt_end = sequence.size();
+  clear_stop();
 }
 
 void Generator::set_inputs(const ProcessedInputs& conversation) {
   Impl& g = *impl_;
+  translate_exceptions("setting the conversation", [&] {
+    const auto& ids = conversation.input_ids;
+    const int32_t pad = g.m.vision_ids.image_pad;
+    size_t common = 0;
+    while (common < ids.size() && common < g.sequence.size() && ids[common] == g.sequence[common]) ++common;
+    if (common == ids.size() && common > 0) --common;  // re-run the last token to get fresh logits
+    // The kept prefix must not end inside or right after an image: its last token is re-run alone.
+    while (common > 0 && ids[common - 1] == pad) --common;
+    // Cache rows from the last kept token on are rewritten: a failed call puts them back.
+    g.all_or_nothing(common > 0 ? static_cast<int64_t>(common) - 1 : 0, [&] { g.replace_suffix(conversation, common); });
+  });
+}
+
+void Generator::Impl::replace_suffix(const ProcessedInputs& conversation, size_t common) {
   const auto& ids = conversation.input_ids;
-  const int32_t pad = g.m.vision_ids.image_pad;
-  size_t common = 0;
-  while (common < ids.size() && common < g.sequence.size() && ids[common] == g.sequence[common]) ++common;
-  if (common == ids.size() && common > 0) --common;  // re-run the last token to get fresh logits
-  // The kept prefix must not end inside or right after an image: its last token is re-run alone.
-  while (common > 0 && ids[common - 1] == pad) --common;
+  const int32_t pad = m.vision_ids.image_pad;
   // The suffix keeps the images whose pads lie in it.
   ProcessedInputs suffix;
   suffix.input_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(common), ids.end());
   suffix.pixel_cols = conversation.pixel_cols;
-  const int64_t merge = g.m.config.vision ? g.m.config.vision->spatial_merge_size : 2;
+  const int64_t merge = m.config.vision ? m.config.vision->spatial_merge_size : 2;
   size_t image = 0;
   int64_t row = 0;
   for (size_t i = 0; i < ids.size();) {
@@ -176,46 +248,59 @@ void Generator::set_inputs(const ProcessedInputs& conversation) {
   }
   if (row != conversation.pixel_rows)
     fail(ErrorKind::kInvalidArgument, "the inputs' pixel rows (", conversation.pixel_rows, ") do not match their images (", row, ")");
-  rewind_to(common);
+  rewind(common);
   if (common > 0) {
-    // rewind_to left the last kept token pending; evaluate it with the suffix in one pass.
-    suffix.input_ids.insert(suffix.input_ids.begin(), g.sequence.back());
-    g.sequence.pop_back();
-    g.next_position_after.pop_back();
-    g.has_pending = false;
+    // rewind left the last kept token pending; evaluate it with the suffix in one pass.
+    suffix.input_ids.insert(suffix.input_ids.begin(), sequence.back());
+    sequence.pop_back();
+    next_position_after.pop_back();
+    has_pending = false;
   }
-  append_inputs(suffix);
+  append(suffix);
 }
 
 void Generator::generate_next_token() {
   Impl& g = *impl_;
   if (g.sequence.empty()) fail(ErrorKind::kInvalidArgument, "append a prompt before generating");
-  if (is_done()) fail(ErrorKind::kInvalidArgument, "generation is done (", g.stop_reason, ")");
-  g.flush_pending();
-  if (g.cache.size() >= g.cache.capacity()) {
-    g.stop_reason = "length";
-    return;
-  }
-  std::vector<float> work = g.logits;
-  std::vector<int32_t> generated(g.sequence.begin() + static_cast<std::ptrdiff_t>(g.prompt_end), g.sequence.end());
-  const int32_t token = g.sampler.sample(work, g.sequence, generated);
-  generated.push_back(token);
-  const int64_t pos = g.next_position();
-  g.sequence.push_back(token);
-  g.next_position_after.push_back(pos + 1);
-  g.has_pending = true;
-  ++g.stats.generated_tokens;
+  if (is_done())
+    fail(ErrorKind::kInvalidArgument, "generation is done (", g.stop_reason, g.context_full ? ": the context is full" : "",
+         ")");
+  // No snapshot here (a copy of the logits per token would cost): sampling does not fail, and a
+  // decode step that does (non-finite logits) means the weights are unusable anyway.
+  translate_exceptions("generating a token", [&] { g.generate(); });
+}
 
-  const auto& eos = g.m.info.eos_token_ids;
-  if (g.params.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) g.stop_reason = "eos";
-  else if (static_cast<int64_t>(g.sequence.size() - g.prompt_end) >= g.params.max_new_tokens) g.stop_reason = "length";
-  else if (!g.params.stop.empty()) {
-    // The generated ids are decoded as a whole, not token by token, so that a stop string matches
-    // the text exactly even where it spans tokens or a character is split over several tokens.
-    const std::string text = g.m.tokenizer->decode(generated, true);
-    for (const auto& s : g.params.stop)
-      if (!s.empty() && text.find(s) != std::string::npos) g.stop_reason = "stop";
+void Generator::Impl::generate() {
+  flush_pending();
+  std::vector<float> work = logits;
+  std::vector<int32_t> generated(sequence.begin() + static_cast<std::ptrdiff_t>(prompt_end), sequence.end());
+  const int32_t token = sampler.sample(work, sequence, generated);
+  generated.push_back(token);
+  const int64_t pos = next_position();
+  sequence.push_back(token);
+  next_position_after.push_back(pos + 1);
+  has_pending = true;
+  ++stats.generated_tokens;
+
+  const auto& eos = m.info.eos_token_ids;
+  if (params.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) stop_reason = "eos";
+  else if (static_cast<int64_t>(sequence.size() - prompt_end) >= params.max_new_tokens) stop_reason = "length";
+  else if (matches_stop_string(generated)) stop_reason = "stop";
+  else if (cache.size() >= cache.capacity()) {
+    // The token is emitted, but there is no cache slot left to evaluate it in for another step.
+    stop_reason = "length";
+    context_full = true;
   }
+}
+
+bool Generator::Impl::matches_stop_string(const std::vector<int32_t>& generated) const {
+  if (params.stop.empty()) return false;
+  // The generated ids are decoded as a whole, not token by token, so that a stop string matches
+  // the text exactly even where it spans tokens or a character is split over several tokens.
+  const std::string text = m.tokenizer->decode(generated, true);
+  for (const auto& s : params.stop)
+    if (!s.empty() && text.find(s) != std::string::npos) return true;
+  return false;
 }
 
 bool Generator::is_done() const { return !impl_->stop_reason.empty(); }
@@ -227,31 +312,33 @@ int32_t Generator::next_token() const {
 
 const std::vector<int32_t>& Generator::sequence() const { return impl_->sequence; }
 
-void Generator::rewind_to(size_t length) {
-  Impl& g = *impl_;
-  if (length > g.sequence.size())
-    fail(ErrorKind::kInvalidArgument, "cannot rewind to ", length, " tokens: the sequence has ", g.sequence.size());
+void Generator::rewind_to(size_t length) { impl_->rewind(length); }
+
+void Generator::Impl::rewind(size_t length) {
+  if (length > sequence.size())
+    fail(ErrorKind::kInvalidArgument, "cannot rewind to ", length, " tokens: the sequence has ", sequence.size());
   if (length == 0) {
-    g.sequence.clear();
-    g.next_position_after.clear();
-    g.cache.set_size(0);
-    g.has_pending = false;
+    sequence.clear();
+    next_position_after.clear();
+    cache.set_size(0);
+    has_pending = false;
   } else {
     // Keep length-1 tokens in the cache and re-evaluate the last kept one on the next step,
     // so the logits that follow it are fresh.
-    if (g.sequence[length - 1] == g.m.vision_ids.image_pad)
+    if (sequence[length - 1] == m.vision_ids.image_pad)
       fail(ErrorKind::kInvalidArgument, "cannot rewind into the middle of an image");
-    g.sequence.resize(length);
-    g.next_position_after.resize(length);
-    g.cache.set_size(std::min<int64_t>(g.cache.size(), static_cast<int64_t>(length) - 1));
-    g.has_pending = true;
+    sequence.resize(length);
+    next_position_after.resize(length);
+    cache.set_size(std::min<int64_t>(cache.size(), static_cast<int64_t>(length) - 1));
+    has_pending = true;
   }
-  g.prompt_end = std::min(g.prompt_end, g.sequence.size());
-  g.stop_reason.clear();
+  prompt_end = std::min(prompt_end, sequence.size());
+  clear_stop();
 }
 
 const std::vector<float>& Generator::last_logits() const { return impl_->logits; }
 const GeneratorStats& Generator::stats() const { return impl_->stats; }
 std::string Generator::stop_reason() const { return impl_->stop_reason; }
+bool Generator::context_full() const { return impl_->context_full; }
 
 }  // namespace qvl

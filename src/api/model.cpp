@@ -1,8 +1,12 @@
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
+#include "api/api_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "model/text/kv_cache.h"
+#include "model/text/text_weights.h"
 #include "model/weight_view.h"
 #include "runtime/model_impl.h"
 
@@ -31,9 +35,35 @@ const std::string& require_metadata(const Checkpoint& ckpt, const std::string& k
   return *v;
 }
 
+// Element type names as the library prints them: lower case ("bf16"), like the quantized formats.
+std::string lower_case(std::string_view name) {
+  std::string out(name);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// A qvl GGUF whose text layers are already quantized cannot take another weights_type.
+void check_stored_text_format(const Model::Impl& m, const std::string& weights_type) {
+  if (weights_type.empty()) return;
+  const TensorView* probe = m.checkpoint->view(text_tensor_prefix(m.config) + "layers.0.mlp.gate_proj.weight");
+  if (probe == nullptr) return;  // the decoder's loader names the missing tensor
+  const kernels::WeightMatrix stored = as_matrix(*probe);
+  if (!stored.quantized() || weight_format_option(weights_type) == stored.format) return;
+  const std::string stored_name(kernels::weight_format_name(stored.format));
+  fail(ErrorKind::kInvalidArgument, "weights type '", weights_type, "' cannot be applied: the text weights in '", m.dir,
+       "' are already quantized as ", stored_name, " (give no weights type, or ", stored_name, ")");
+}
+
 }  // namespace
 
 std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& options) {
+  return translate_exceptions(
+      "loading the model from '" + dir + "'", [&] { return load_checked(dir, options); }, ErrorKind::kInvalidFile);
+}
+
+std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOptions& options) {
+  if (options.context_length < 0)
+    fail(ErrorKind::kInvalidArgument, "context length must be positive (got ", options.context_length, ")");
   std::shared_ptr<Model> model(new Model());
   Impl& m = *model->impl_;
   m.dir = dir;
@@ -64,6 +94,12 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
     m.preprocessor = load_preprocessor_config(dir);
   }
   // Checked before the (slow) weight loading so a typo fails fast.
+  const int64_t max_context =
+      m.config.text.max_position_embeddings > 0 ? m.config.text.max_position_embeddings : 32768;
+  if (options.context_length > max_context)
+    fail(ErrorKind::kInvalidArgument, "context length ", options.context_length, " exceeds the model's maximum of ",
+         max_context);
+  check_stored_text_format(m, options.weights_type);
   const kernels::KvType kv_requested =
       options.kv_cache_type.empty() ? kernels::KvType::kF16 : kernels::parse_kv_type(options.kv_cache_type);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
@@ -87,10 +123,8 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   info.vocab_size = m.config.text.vocab_size;
   info.hidden_size = m.config.text.hidden_size;
   info.num_layers = m.config.text.num_hidden_layers;
-  const int64_t max_ctx = m.config.text.max_position_embeddings > 0 ? m.config.text.max_position_embeddings : 32768;
-  info.context_length = options.context_length > 0 ? std::min(options.context_length, max_ctx)
-                                                   : std::min<int64_t>(max_ctx, 32768);
-  if (options.context_length < 0) fail(ErrorKind::kInvalidArgument, "context length must be positive");
+  info.max_context_length = max_context;
+  info.context_length = options.context_length > 0 ? options.context_length : std::min<int64_t>(max_context, 32768);
   info.has_vision = m.vision != nullptr;
   auto add_eos = [&](int64_t id) {
     if (std::find(info.eos_token_ids.begin(), info.eos_token_ids.end(), id) == info.eos_token_ids.end())
@@ -115,7 +149,7 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
                             kernels::kv_bytes(m.kv_type, m.config.text.num_key_value_heads * m.config.text.head_dim);
   const kernels::WeightMatrix& probe = tw.layers.at(0).mlp.gate_proj;
   info.weights_type = probe.quantized() ? std::string(kernels::weight_format_name(probe.format))
-                                        : std::string(dtype_name(probe.dtype));
+                                        : lower_case(dtype_name(probe.dtype));
   info.threads = threads;
   return model;
 }

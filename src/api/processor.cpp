@@ -1,6 +1,8 @@
 // Processor: chat messages + images → token ids with expanded image pads + pixel values.
+#include <algorithm>
 #include <filesystem>
 
+#include "api/api_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "runtime/model_impl.h"
@@ -51,9 +53,23 @@ std::string decode_base64(std::string_view in) {
   return out;
 }
 
+// `path` after `..` and symlinks, which must lie inside `root` (already canonical) when one is set.
+fs::path confine_to_root(const fs::path& path, const fs::path& root) {
+  if (root.empty()) return path;
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  const fs::path resolved = ec ? fs::path() : fs::weakly_canonical(absolute, ec);
+  if (ec) fail(ErrorKind::kIo, "cannot resolve image path '", path.string(), "': ", ec.message());
+  const auto [root_end, unused] = std::mismatch(root.begin(), root.end(), resolved.begin(), resolved.end());
+  if (root_end != root.end())
+    fail(ErrorKind::kInvalidArgument, "image path '", path.string(), "' resolves to '", resolved.string(),
+         "', outside the media root '", root.string(), "'");
+  return resolved;
+}
+
 // Loads the image an item refers to: a path, file:// URL or base64 data URL.
 template <class J>
-Image load_item_image(const J& item, const std::string& base_dir) {
+Image load_item_image(const J& item, const std::string& base_dir, const fs::path& media_root) {
   std::string ref;
   if (item.contains("image") && item["image"].is_string()) ref = item["image"].template get<std::string>();
   else if (item.contains("image_url")) {
@@ -74,7 +90,37 @@ Image load_item_image(const J& item, const std::string& base_dir) {
     fail(ErrorKind::kUnsupported, "image '", ref, "': only local files and data URLs are supported");
   fs::path p(ref);
   if (p.is_relative()) p = fs::path(base_dir) / p;
-  return load_image_file(p.string());
+  return load_image_file(confine_to_root(p, media_root).string());
+}
+
+bool is_known_role(const std::string& role) {
+  return role == "system" || role == "user" || role == "assistant" || role == "tool";
+}
+
+bool is_known_item_type(const std::string& type) {
+  return type == "text" || type == "image" || type == "image_url" || type == "video";
+}
+
+// One sentence per message role or content item type the chat template is not known to handle.
+template <class J>
+std::vector<std::string> unknown_parts(const J& messages) {
+  std::vector<std::string> warnings;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const auto& msg = messages[i];
+    if (!msg.is_object()) continue;
+    if (msg.contains("role") && msg["role"].is_string() && !is_known_role(msg["role"].template get<std::string>()))
+      warnings.push_back(cat("messages[", i, "] has the unknown role '", msg["role"].template get<std::string>(),
+                             "' (known: system, user, assistant, tool); the chat template may mishandle it"));
+    if (!msg.contains("content") || !msg["content"].is_array()) continue;
+    for (size_t k = 0; k < msg["content"].size(); ++k) {
+      const auto& item = msg["content"][k];
+      if (item.is_object() && item.contains("type") && item["type"].is_string() &&
+          !is_known_item_type(item["type"].template get<std::string>()))
+        warnings.push_back(cat("messages[", i, "].content[", k, "] has the unknown type '",
+                               item["type"].template get<std::string>(), "' (known: text, image, image_url); it is ignored"));
+    }
+  }
+  return warnings;
 }
 
 }  // namespace
@@ -82,16 +128,25 @@ Image load_item_image(const J& item, const std::string& base_dir) {
 Processor::Processor(std::shared_ptr<const Model> model, const ProcessorOptions& options)
     : model_(std::move(model)), options_(options) {
   if (!model_) fail(ErrorKind::kInvalidArgument, "Processor needs a loaded model");
-  if (options_.min_pixels && *options_.min_pixels <= 0) fail(ErrorKind::kInvalidArgument, "min_pixels must be positive");
-  if (options_.max_pixels && *options_.max_pixels <= 0) fail(ErrorKind::kInvalidArgument, "max_pixels must be positive");
+  if (!options_.media_root.empty()) {
+    std::error_code ec;
+    const fs::path root = fs::canonical(options_.media_root, ec);
+    if (ec || !fs::is_directory(root, ec))
+      fail(ErrorKind::kInvalidArgument, "the media root '", options_.media_root, "' is not a directory",
+           ec ? ": " + ec.message() : std::string());
+    options_.media_root = root.string();  // canonical, so that image paths compare against it directly
+  }
+  if (options_.min_pixels && *options_.min_pixels <= 0) fail(ErrorKind::kInvalidArgument, "min_pixels must be positive (got ", *options_.min_pixels, ")");
+  if (options_.max_pixels && *options_.max_pixels <= 0) fail(ErrorKind::kInvalidArgument, "max_pixels must be positive (got ", *options_.max_pixels, ")");
   if (options_.min_pixels && options_.max_pixels && *options_.min_pixels > *options_.max_pixels)
     fail(ErrorKind::kInvalidArgument, "min_pixels (", *options_.min_pixels, ") exceeds max_pixels (", *options_.max_pixels, ")");
 }
 
-ProcessedInputs Processor::process(const std::string& messages_json, const std::vector<Image>& images,
-                                   bool add_generation_prompt, const std::string& base_dir,
-                                   const std::string& extra_json) const {
-  const Model::Impl& m = model_->impl();
+namespace {
+
+ProcessedInputs process_messages(const Model::Impl& m, const ProcessorOptions& options, const std::string& messages_json,
+                                 const std::vector<Image>& images, bool add_generation_prompt,
+                                 const std::string& base_dir, const std::string& extra_json) {
   OrderedJson messages = parse_json_ordered(messages_json, "messages");
   if (!messages.is_array() || messages.empty())
     fail(ErrorKind::kInvalidArgument, "messages must be a non-empty JSON array");
@@ -104,7 +159,7 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
     for (const auto& item : msg["content"]) {
       if (is_video_item(item)) fail(ErrorKind::kUnsupported, "video input is not supported yet");
       if (!is_image_item(item)) continue;
-      if (image_items >= images.size()) loaded.push_back(load_item_image(item, base_dir));
+      if (image_items >= images.size()) loaded.push_back(load_item_image(item, base_dir, options.media_root));
       ++image_items;
     }
   }
@@ -114,13 +169,14 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
     fail(ErrorKind::kUnsupported, "the model in '", m.dir, "' has no vision encoder; it cannot take images");
 
   ProcessedInputs out;
+  out.warnings = unknown_parts(messages);
   out.prompt_text = m.require_chat_template().render_ordered(messages, add_generation_prompt,
                                                               parse_json_ordered(extra_json, "chat template variables"));
   std::vector<int32_t> ids = m.tokenizer->encode(out.prompt_text);
 
   PreprocessorConfig pre = m.preprocessor;
-  if (options_.min_pixels) pre.min_pixels = *options_.min_pixels;
-  if (options_.max_pixels) pre.max_pixels = *options_.max_pixels;
+  if (options.min_pixels) pre.min_pixels = *options.min_pixels;
+  if (options.max_pixels) pre.max_pixels = *options.max_pixels;
   const int64_t merge2 = pre.merge_size * pre.merge_size;
   std::vector<int64_t> pad_counts;
   for (size_t i = 0; i < image_items; ++i) {
@@ -154,8 +210,8 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
   return out;
 }
 
-ProcessedInputs Processor::process_prompt(const std::string& text, const std::vector<Image>& images,
-                                          const std::string& system) const {
+// The messages of one user turn: the images (at their "<image>" marks, else first), then the text.
+std::string prompt_messages_json(const std::string& text, size_t image_count, const std::string& system) {
   Json messages = Json::array();
   if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
   Json content = Json::array();
@@ -163,15 +219,15 @@ ProcessedInputs Processor::process_prompt(const std::string& text, const std::ve
   const std::string marker = "<image>";
   size_t marked = 0;
   for (size_t pos = text.find(marker); pos != std::string::npos; pos = text.find(marker, pos + marker.size())) ++marked;
-  if (marked > 0 && marked != images.size())
-    fail(ErrorKind::kInvalidArgument, "the prompt marks ", marked, " <image> place(s) but ", images.size(), " image(s) were given");
-  if (text.empty() && images.empty()) fail(ErrorKind::kInvalidArgument, "the prompt is empty");
-  if (images.empty()) {
+  if (marked > 0 && marked != image_count)
+    fail(ErrorKind::kInvalidArgument, "the prompt marks ", marked, " <image> place(s) but ", image_count, " image(s) were given");
+  if (text.empty() && image_count == 0) fail(ErrorKind::kInvalidArgument, "the prompt is empty");
+  if (image_count == 0) {
     messages.push_back({{"role", "user"}, {"content", text}});  // plain string: every template takes it
-    return process(messages.dump(), images);
+    return messages.dump();
   }
   if (marked == 0) {
-    for (size_t i = 0; i < images.size(); ++i) content.push_back({{"type", "image"}});
+    for (size_t i = 0; i < image_count; ++i) content.push_back({{"type", "image"}});
     content.push_back({{"type", "text"}, {"text", text}});
   } else {
     size_t start = 0;
@@ -183,7 +239,30 @@ ProcessedInputs Processor::process_prompt(const std::string& text, const std::ve
     if (start < text.size()) content.push_back({{"type", "text"}, {"text", text.substr(start)}});
   }
   messages.push_back({{"role", "user"}, {"content", content}});
-  return process(messages.dump(), images);
+  return messages.dump();
+}
+
+}  // namespace
+
+ProcessedInputs Processor::process(const std::string& messages_json, const std::vector<Image>& images,
+                                   bool add_generation_prompt, const std::string& base_dir,
+                                   const std::string& extra_json) const {
+  return translate_exceptions("processing the messages", [&] {
+    require_utf8(messages_json, "the messages JSON");
+    require_utf8(extra_json, "the chat template variables JSON");
+    return process_messages(model_->impl(), options_, messages_json, images, add_generation_prompt, base_dir,
+                            extra_json);
+  });
+}
+
+ProcessedInputs Processor::process_prompt(const std::string& text, const std::vector<Image>& images,
+                                          const std::string& system) const {
+  return translate_exceptions("processing the prompt", [&] {
+    require_utf8(text, "the prompt");
+    require_utf8(system, "the system prompt");
+    return process_messages(model_->impl(), options_, prompt_messages_json(text, images.size(), system), images,
+                            true, ".", "{}");
+  });
 }
 
 }  // namespace qvl

@@ -1,3 +1,4 @@
+#include "api/api_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "runtime/model_impl.h"
@@ -11,31 +12,48 @@ struct TokenizerStream::Impl {
 TokenizerStream::TokenizerStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenizerStream::~TokenizerStream() = default;
 TokenizerStream::TokenizerStream(TokenizerStream&&) noexcept = default;
-std::string TokenizerStream::decode(int32_t token) { return impl_->decoder.put(token); }
-std::string TokenizerStream::flush() { return impl_->decoder.flush(); }
+std::string TokenizerStream::decode(int32_t token) {
+  return translate_exceptions("decoding a token", [&] { return impl_->decoder.put(token); });
+}
+std::string TokenizerStream::flush() {
+  return translate_exceptions("decoding tokens", [&] { return impl_->decoder.flush(); });
+}
 
 Tokenizer::Tokenizer(std::shared_ptr<const Model> model) : model_(std::move(model)) {
   if (!model_) fail(ErrorKind::kInvalidArgument, "Tokenizer needs a loaded model");
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const { return model_->impl().tokenizer->encode(text); }
-
-std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-  return model_->impl().tokenizer->decode(ids, skip_special_tokens);
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  return translate_exceptions("encoding text", [&] {
+    require_utf8(text, "the text");
+    return model_->impl().tokenizer->encode(text);
+  });
 }
 
-int32_t Tokenizer::token_to_id(std::string_view token) const { return model_->impl().tokenizer->token_to_id(token); }
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+  return translate_exceptions("decoding tokens", [&] { return model_->impl().tokenizer->decode(ids, skip_special_tokens); });
+}
+
+int32_t Tokenizer::token_to_id(std::string_view token) const {
+  return translate_exceptions("looking up a token", [&] { return model_->impl().tokenizer->token_to_id(token); });
+}
 
 std::string Tokenizer::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
                                            const std::string& extra_json) const {
-  return model_->impl().require_chat_template().render_ordered(
-      parse_json_ordered(messages_json, "messages"), add_generation_prompt,
-      parse_json_ordered(extra_json, "chat template variables"));
+  return translate_exceptions("rendering the chat template", [&] {
+    require_utf8(messages_json, "the messages JSON");
+    require_utf8(extra_json, "the chat template variables JSON");
+    return model_->impl().require_chat_template().render_ordered(
+        parse_json_ordered(messages_json, "messages"), add_generation_prompt,
+        parse_json_ordered(extra_json, "chat template variables"));
+  });
 }
 
 TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const {
-  return TokenizerStream(std::make_unique<TokenizerStream::Impl>(
-      TokenizerStream::Impl{BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens)}));
+  return translate_exceptions("creating a token stream", [&] {
+    return TokenizerStream(std::make_unique<TokenizerStream::Impl>(
+        TokenizerStream::Impl{BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens)}));
+  });
 }
 
 }  // namespace qvl

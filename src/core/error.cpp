@@ -11,6 +11,7 @@ const char* error_kind_name(ErrorKind kind) {
     case ErrorKind::kLimitExceeded: return "limit exceeded";
     case ErrorKind::kIo: return "i/o error";
     case ErrorKind::kInternal: return "internal error";
+    case ErrorKind::kCancelled: return "cancelled";
   }
   return "unknown error";
 }

@@ -37,11 +37,20 @@ J parse_checked(const std::string& text, const std::string& what, ErrorKind kind
   try {
     return J::parse(text);
   } catch (const typename J::exception& e) {  // parse_error, or out_of_range for a number like 1e400
-    fail(kind, what, ": malformed JSON (", e.what(), ")");
+    fail(kind, what, ": malformed JSON (", plain_json_message(e.what()), ")");
   }
 }
 
 }  // namespace
+
+std::string plain_json_message(const char* what) {
+  std::string_view text(what);
+  if (text.rfind("[json.exception.", 0) == 0) {
+    const size_t end = text.find("] ");
+    if (end != std::string_view::npos) text.remove_prefix(end + 2);
+  }
+  return std::string(text);
+}
 
 Json parse_json(const std::string& text, const std::string& what) {
   return parse_checked<Json>(text, what, ErrorKind::kInvalidFile);

@@ -9,6 +9,9 @@ namespace qvl {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;  // keeps key order (tojson in chat templates)
 
+// An nlohmann exception's message without its "[json.exception.type_error.316] " prefix.
+std::string plain_json_message(const char* what);
+
 // Parses a JSON file; malformed text is reported with the file name and parser position.
 Json load_json_file(const std::string& path, size_t max_bytes = size_t(64) << 20);
 Json parse_json(const std::string& text, const std::string& what);

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/dtype.h"
+#include "core/fs_util.h"
 #include "core/json_util.h"
 #include "core/staged_output.h"
 #include "formats/model_config.h"
@@ -181,11 +182,7 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
              R"({"bos_token_id": 151643, "pad_token_id": 151643, "do_sample": true, "eos_token_id": [151645, 151643], "top_k": 20, "top_p": 0.8, "repetition_penalty": 1.0, "temperature": 0.7})");
   write_text("preprocessor_config.json",
              R"({"size": {"longest_edge": 16777216, "shortest_edge": 65536}, "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "processor_class": "Qwen3VLProcessor", "image_processor_type": "Qwen2VLImageProcessorFast"})");
-  for (const char* f : kTokenizerFiles) {
-    std::error_code ec;
-    fs::copy_file(fs::path(tokenizer_dir) / f, dir / f, fs::copy_options::overwrite_existing, ec);
-    if (ec) fail(ErrorKind::kIo, "cannot copy '", (fs::path(tokenizer_dir) / f).string(), "': ", ec.message());
-  }
+  for (const char* f : kTokenizerFiles) copy_file_or_fail((fs::path(tokenizer_dir) / f).string(), (dir / f).string());
 
   // Stream the safetensors file: header first, then each tensor generated in chunks.
   std::string text = header.dump();

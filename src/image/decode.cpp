@@ -8,6 +8,7 @@
 #include <system_error>
 #include <filesystem>
 
+#include "api/api_boundary.h"
 #include "core/check.h"
 
 namespace qvl {
@@ -104,12 +105,14 @@ Image decode_image(const uint8_t* data, size_t size, const ImageLimits& limits) 
   if (size > limits.max_file_bytes)
     fail(ErrorKind::kLimitExceeded, "image data is ", size, " bytes, above the limit of ",
          limits.max_file_bytes, " bytes");
+  // Decoders fail with qvl::Error; translation covers what they do not (std::bad_alloc).
+  const auto decode = [&](auto decoder) { return translate_exceptions("decoding an image", [&] { return decoder(data, size, limits); }); };
   switch (sniff_format(data, size)) {
-    case ImageFormat::kJpeg: return decode_jpeg(data, size, limits);
-    case ImageFormat::kPng: return decode_png(data, size, limits);
-    case ImageFormat::kWebp: return decode_webp(data, size, limits);
-    case ImageFormat::kBmp: return decode_bmp(data, size, limits);
-    case ImageFormat::kGif: return decode_gif(data, size, limits);
+    case ImageFormat::kJpeg: return decode(decode_jpeg);
+    case ImageFormat::kPng: return decode(decode_png);
+    case ImageFormat::kWebp: return decode(decode_webp);
+    case ImageFormat::kBmp: return decode(decode_bmp);
+    case ImageFormat::kGif: return decode(decode_gif);
     case ImageFormat::kUnknown: break;
   }
   if (const char* name = unsupported_format_name(data, size))
@@ -134,7 +137,7 @@ Image load_image_file(const std::string& path, const ImageLimits& limits) {
   if (size == 0) fail(ErrorKind::kInvalidFile, "image '", path, "' is empty (0 bytes)");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(ErrorKind::kIo, "cannot open image '", path, "': ", std::strerror(errno));
-  std::string bytes(static_cast<size_t>(size), '\0');
+  std::string bytes = translate_exceptions("reading image '" + path + "'", [&] { return std::string(static_cast<size_t>(size), '\0'); });
   in.read(bytes.data(), static_cast<std::streamsize>(size));
   if (static_cast<uintmax_t>(in.gcount()) != size)
     fail(ErrorKind::kIo, "short read on image '", path, "'");

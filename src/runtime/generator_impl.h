@@ -29,11 +29,54 @@ struct Generator::Impl {
   VisionOutput last_vision;                   // vision output of the last appended inputs
   GeneratorStats stats;
   std::string stop_reason;
+  bool context_full = false;                  // stop_reason "length" came from the context, not max_new_tokens
+  ProgressCallback progress;
 
   int64_t next_position() const { return next_position_after.empty() ? 0 : next_position_after.back(); }
   // Runs rows through the decoder: embeddings from ids (vision rows taken from `vision`).
-  void evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions, const VisionOutput* vision);
+  // `report_prefill`: report each chunk to `progress` (which may cancel).
+  void evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions, const VisionOutput* vision,
+                bool report_prefill = false);
   void flush_pending();
+  void append(const ProcessedInputs& inputs);                                   // Generator::append_inputs
+  void replace_suffix(const ProcessedInputs& conversation, size_t common);      // Generator::set_inputs
+  void generate();                                                              // Generator::generate_next_token
+  void rewind(size_t length);                                                   // Generator::rewind_to
+  bool matches_stop_string(const std::vector<int32_t>& generated) const;
+  void clear_stop() {
+    stop_reason.clear();
+    context_full = false;
+  }
+  // Tells `progress` (if any) how far a stage is; throws kCancelled when it returns false.
+  void report(Progress::Stage stage, int64_t done, int64_t total) const;
+
+  // Everything a call may change, so that a failed or cancelled call can leave the sequence as
+  // it was. KV rows below first_saved_row are assumed untouched by the call; the ones from there
+  // to the cache size are copied.
+  struct Snapshot {
+    std::vector<int32_t> sequence;
+    std::vector<int64_t> next_position_after;
+    bool has_pending = false, context_full = false;
+    size_t prompt_end = 0;
+    std::vector<float> logits, last_hidden;
+    GeneratorStats stats;
+    std::string stop_reason;
+    int64_t cache_size = 0, first_saved_row = 0;
+    std::vector<std::vector<uint8_t>> keys, values;  // per layer: rows [first_saved_row, cache_size)
+  };
+  Snapshot snapshot(int64_t first_saved_row);
+  void restore(Snapshot& before);
+  // Runs `fn`; if it throws, restores the state from before it and rethrows.
+  template <class Fn>
+  void all_or_nothing(int64_t first_saved_row, Fn&& fn) {
+    Snapshot before = snapshot(first_saved_row);
+    try {
+      fn();
+    } catch (...) {
+      restore(before);
+      throw;
+    }
+  }
 };
 
 }  // namespace qvl

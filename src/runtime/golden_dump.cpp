@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "api/api_boundary.h"
 #include "core/check.h"
+#include "core/fs_util.h"
 #include "core/json_util.h"
 #include "runtime/generator_impl.h"
 
@@ -79,14 +81,12 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
   return out;
 }
 
-}  // namespace
-
-int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, const DumpOptions& options,
-                 std::ostream& log) {
+int dump_fixture_checked(const std::string& fixture_dir, const std::string& out_dir, const DumpOptions& options,
+                         std::ostream& log) {
   const fs::path fixture(fixture_dir), out(out_dir);
   Json manifest = load_json_file((fixture / "manifest.json").string());
   const std::string model_dir = (fixture / json_require(manifest, "model_dir", "manifest.json").get<std::string>()).string();
-  fs::create_directories(out);
+  create_directories_or_fail(out.string());
   ModelOptions mo;
   mo.threads = options.threads;
   mo.context_length = 8192;
@@ -125,6 +125,15 @@ int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, con
     }
   }
   return failures;
+}
+
+}  // namespace
+
+int dump_fixture(const std::string& fixture_dir, const std::string& out_dir, const DumpOptions& options,
+                 std::ostream& log) {
+  return translate_exceptions(
+      "dumping the fixture '" + fixture_dir + "'", [&] { return dump_fixture_checked(fixture_dir, out_dir, options, log); },
+      ErrorKind::kInvalidFile);
 }
 
 }  // namespace qvl

@@ -15,17 +15,23 @@ int32_t argmax(const float* logits, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
-Sampler::Sampler(const GeneratorParams& params) : params_(params), rng_(params.seed) {
-  if (params.do_sample && !(params.temperature > 0.0f))
-    fail(ErrorKind::kInvalidArgument, "temperature must be > 0 when sampling (got ", params.temperature, ")");
-  if (params.top_p <= 0.0f || params.top_p > 1.0f)
-    fail(ErrorKind::kInvalidArgument, "top_p must be in (0, 1] (got ", params.top_p, ")");
-  if (params.min_p < 0.0f || params.min_p > 1.0f)
-    fail(ErrorKind::kInvalidArgument, "min_p must be in [0, 1] (got ", params.min_p, ")");
-  if (params.top_k < 0) fail(ErrorKind::kInvalidArgument, "top_k must be >= 0 (got ", params.top_k, ")");
-  if (!(params.repetition_penalty > 0.0f))
-    fail(ErrorKind::kInvalidArgument, "repetition_penalty must be > 0 (got ", params.repetition_penalty, ")");
+void validate_generator_params(const GeneratorParams& p) {
+  auto bad = [](const char* name, const char* rule, auto value) {
+    fail(ErrorKind::kInvalidArgument, "generator parameter ", name, " must be ", rule, " (got ", value, ")");
+  };
+  if (p.max_new_tokens < 1) bad("max_new_tokens", "at least 1", p.max_new_tokens);
+  if (!std::isfinite(p.temperature) || p.temperature < 0.0f) bad("temperature", "a finite number >= 0", p.temperature);
+  if (p.do_sample && p.temperature == 0.0f) bad("temperature", "> 0 when sampling", p.temperature);
+  if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) bad("top_p", "in (0, 1]", p.top_p);
+  if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) bad("min_p", "in [0, 1]", p.min_p);
+  if (p.top_k < 0) bad("top_k", ">= 0 (0 = off)", p.top_k);
+  if (!std::isfinite(p.repetition_penalty) || !(p.repetition_penalty > 0.0f))
+    bad("repetition_penalty", "a finite number > 0", p.repetition_penalty);
+  if (!std::isfinite(p.presence_penalty)) bad("presence_penalty", "a finite number", p.presence_penalty);
+  if (!std::isfinite(p.frequency_penalty)) bad("frequency_penalty", "a finite number", p.frequency_penalty);
 }
+
+Sampler::Sampler(const GeneratorParams& params) : params_(params), rng_(params.seed) { validate_generator_params(params); }
 
 void Sampler::apply_penalties(std::vector<float>& logits, const std::vector<int32_t>& context,
                               const std::vector<int32_t>& generated) const {

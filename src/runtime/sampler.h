@@ -10,6 +10,10 @@
 
 namespace qvl {
 
+// kInvalidArgument naming the first parameter out of its range (non-finite values included).
+void validate_generator_params(const GeneratorParams& params);
+
+// Validates its parameters on construction.
 class Sampler {
  public:
   explicit Sampler(const GeneratorParams& params);

@@ -49,7 +49,7 @@ uint64_t VisionEncoder::weight_bytes() const {
 }
 
 VisionOutput VisionEncoder::encode(const float* pixel_values, int64_t rows, const std::vector<GridTHW>& grids,
-                                   ThreadPool* pool) const {
+                                   ThreadPool* pool, const BlockObserver& after_block) const {
   const int64_t merge = cfg_.spatial_merge_size, unit = merge * merge, d = cfg_.hidden_size;
   const int64_t row_width = cfg_.in_channels * cfg_.temporal_patch_size * cfg_.patch_size * cfg_.patch_size;
 
@@ -120,6 +120,7 @@ VisionOutput VisionEncoder::encode(const float* pixel_values, int64_t rows, cons
       vision::patch_merger_forward(weights_.deepstack_merger_list[j], d, unit, dims.eps, x.data(), rows,
                                    out.deepstack[j].data(), scratch.a.data(), scratch.big.data(), pool);
     }
+    if (after_block) after_block(layer + 1, cfg_.depth);
   }
 
   out.embeds.resize(static_cast<size_t>(out.tokens * out.hidden));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "formats/checkpoint.h"
@@ -38,8 +39,11 @@ class VisionEncoder {
   // 2x2 merge blocks row-major, then row-major within a block); grids in image order.
   // Fails (kInvalidArgument) unless rows == sum of grid sizes and h, w are positive multiples
   // of spatial_merge_size. Thread-safe: all activations are allocated per call.
-  VisionOutput encode(const float* pixel_values, int64_t rows, const std::vector<GridTHW>& grids,
-                      ThreadPool* pool) const;
+  // `after_block(done, depth)` runs on the calling thread after each of the `depth` blocks (every
+  // image goes through a block together); it may throw to abandon the encode, which changes nothing.
+  using BlockObserver = std::function<void(int64_t done, int64_t depth)>;
+  VisionOutput encode(const float* pixel_values, int64_t rows, const std::vector<GridTHW>& grids, ThreadPool* pool,
+                      const BlockObserver& after_block = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
   const VisionWeights& weights() const { return weights_; }
