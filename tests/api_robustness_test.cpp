@@ -126,10 +126,10 @@ TEST(ExceptionBoundary, ForeignExceptionsBecomeErrorsWithPlainMessages) {
 TEST(ExceptionBoundary, OutputPathThatIsAFileIsAnIoErrorWithTheReason) {
   const std::string file = test::temp_dir() + "/a-regular-file";
   test::write_file(file, "x");
-  expect_error([&] { write_synthetic_checkpoint("qwen3-vl-tiny", file, test::tiny_model_dir(), 1, {}); }, ErrorKind::kIo,
-               {"cannot create directory '" + file + "': Not a directory"});
+  expect_error([&] { write_synthetic_checkpoint("qwen3-vl-tiny", file, test::tiny_model_dir(), 1, {}); },
+               ErrorKind::kInvalidArgument, {"the output folder '" + file + "' exists and is not a folder"});
   expect_error([&] { write_synthetic_checkpoint("qwen3-vl-tiny", file + "/sub", test::tiny_model_dir(), 1, {}); },
-               ErrorKind::kIo, {"cannot create directory '" + file + "/sub': Not a directory"});
+               ErrorKind::kIo, {"cannot write '" + file + "/sub': '" + file + "' is not a folder"});
   std::ostringstream log;
   expect_error([&] { dump_fixture(test::golden_dir(), file, DumpOptions{}, log); }, ErrorKind::kIo,
                {"cannot create directory '" + file + "': Not a directory"});

@@ -35,8 +35,11 @@ StagedOutput::StagedOutput(std::string target, Kind kind, const std::vector<std:
   const fs::path t(target_);
   const fs::path parent = parent_of(t);
   std::error_code ec;
-  if (!fs::is_directory(parent, ec))
+  if (!fs::is_directory(parent, ec)) {
+    if (fs::exists(parent, ec))
+      fail(ErrorKind::kIo, "cannot write '", target_, "': '", parent.string(), "' is not a folder");
     fail(ErrorKind::kNotFound, "cannot write '", target_, "': the folder '", parent.string(), "' does not exist");
+  }
   if (::access(parent.c_str(), W_OK | X_OK) != 0)
     fail(ErrorKind::kIo, "cannot write into '", parent.string(), "': ", std::strerror(errno));
 

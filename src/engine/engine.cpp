@@ -350,6 +350,10 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
 
   const TextConfig& t = m.config.text;
   s->cache = std::make_unique<KvCache>(t.num_hidden_layers, need, t.num_key_value_heads, t.head_dim, m.kv_type);
+  // Room for every token the sequence can reach, so that decode steps never grow these.
+  s->tokens.reserve(static_cast<size_t>(need + 1));
+  s->content.reserve(static_cast<size_t>(need + 1));
+  s->generated.reserve(static_cast<size_t>(need - n + 1));
   s->reserved = need;
   reserved += need;
   if (donor != nullptr && reuse > 0) s->cache->copy_prefix_from(*donor->cache, reuse);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_map>
 
 #include "core/check.h"
 
@@ -37,28 +36,44 @@ void Sampler::apply_penalties(std::vector<float>& logits, const std::vector<int3
                               const std::vector<int32_t>& generated) const {
   const int64_t n = static_cast<int64_t>(logits.size());
   if (params_.repetition_penalty != 1.0f) {
-    std::vector<bool> seen(logits.size(), false);
+    seen_.resize(logits.size());  // all zero between calls: only the marked entries are cleared
     for (int32_t t : context) {
-      if (t < 0 || t >= n || seen[static_cast<size_t>(t)]) continue;
-      seen[static_cast<size_t>(t)] = true;
+      if (t < 0 || t >= n || seen_[static_cast<size_t>(t)]) continue;
+      seen_[static_cast<size_t>(t)] = 1;
       float& l = logits[static_cast<size_t>(t)];
       l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
     }
+    for (int32_t t : context)
+      if (t >= 0 && t < n) seen_[static_cast<size_t>(t)] = 0;
   }
   if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
-    std::unordered_map<int32_t, int> counts;
-    for (int32_t t : generated)
-      if (t >= 0 && t < n) ++counts[t];
-    for (const auto& [t, c] : counts)
-      logits[static_cast<size_t>(t)] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(c);
+    // Counts per token from the sorted generated ids: runs of equal ids.
+    sorted_.assign(generated.begin(), generated.end());
+    std::sort(sorted_.begin(), sorted_.end());
+    for (size_t i = 0; i < sorted_.size();) {
+      size_t j = i;
+      while (j < sorted_.size() && sorted_[j] == sorted_[i]) ++j;
+      const int32_t t = sorted_[i];
+      if (t >= 0 && t < n)
+        logits[static_cast<size_t>(t)] -=
+            params_.presence_penalty + params_.frequency_penalty * static_cast<float>(j - i);
+      i = j;
+    }
   }
 }
 
 std::vector<std::pair<int32_t, float>> Sampler::distribution(std::vector<float>& logits,
                                                              const std::vector<int32_t>& context,
                                                              const std::vector<int32_t>& generated) const {
+  warp(logits, context, generated);
+  return candidates_;
+}
+
+void Sampler::warp(std::vector<float>& logits, const std::vector<int32_t>& context,
+                   const std::vector<int32_t>& generated) const {
   apply_penalties(logits, context, generated);
-  std::vector<std::pair<int32_t, float>> cand;
+  std::vector<std::pair<int32_t, float>>& cand = candidates_;
+  cand.clear();
   cand.reserve(logits.size());
   for (size_t i = 0; i < logits.size(); ++i)
     if (std::isfinite(logits[i])) cand.emplace_back(static_cast<int32_t>(i), logits[i] / params_.temperature);
@@ -95,7 +110,6 @@ std::vector<std::pair<int32_t, float>> Sampler::distribution(std::vector<float>&
   total = 0;
   for (const auto& c : cand) total += c.second;
   for (auto& c : cand) c.second = static_cast<float>(c.second / total);
-  return cand;
 }
 
 int32_t Sampler::sample(std::vector<float>& logits, const std::vector<int32_t>& context,
@@ -104,7 +118,8 @@ int32_t Sampler::sample(std::vector<float>& logits, const std::vector<int32_t>& 
     apply_penalties(logits, context, generated);
     return argmax(logits.data(), static_cast<int64_t>(logits.size()));
   }
-  auto dist = distribution(logits, context, generated);
+  warp(logits, context, generated);
+  const auto& dist = candidates_;
   // 53 random bits → uniform double in [0, 1): reproducible across platforms for a seed.
   const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0);
   double acc = 0;

@@ -32,8 +32,15 @@ class Sampler {
  private:
   void apply_penalties(std::vector<float>& logits, const std::vector<int32_t>& context,
                        const std::vector<int32_t>& generated) const;
+  // Fills candidates_ with the warped distribution; what distribution() returns a copy of.
+  void warp(std::vector<float>& logits, const std::vector<int32_t>& context, const std::vector<int32_t>& generated) const;
+
   GeneratorParams params_;
   std::mt19937_64 rng_;
+  // Scratch kept between calls so that sampling a token allocates nothing once warm.
+  mutable std::vector<std::pair<int32_t, float>> candidates_;
+  mutable std::vector<uint8_t> seen_;
+  mutable std::vector<int32_t> sorted_;
 };
 
 // Index of the largest logit; ties go to the lowest id.
