@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "qvl/engine.hpp"
 #include "qvl/qvl.hpp"
 
 namespace qvl::cli {
@@ -97,6 +98,7 @@ struct BenchArgs {
   int question_tokens = 20;
   int repetitions = 3;  // of pp, tg and each image (the depth test runs once: its prefill is long)
   bool json = false, skip_depth = false;
+  std::vector<int> parallel;  // --parallel 1,4,8: aggregate decode with N sequences in one engine
 };
 
 // Mean and sample standard deviation of repeated measurements, as llama-bench reports them.
@@ -128,6 +130,46 @@ double decode_rate(Generator& gen, int64_t tokens) {
   auto t0 = Clock::now();
   for (int64_t i = 0; i < tokens && !gen.is_done(); ++i) gen.generate_next_token();
   return tokens / since(t0);
+}
+
+// Aggregate decode of `n` sequences in one engine: each gets a short random prompt, and once
+// all decode, `steps` engine steps are timed (every step yields one token per sequence).
+struct ParallelResult {
+  double tok_s = 0, step_ms_mean = 0, step_ms_max = 0;
+  uint64_t kv_bytes = 0;
+};
+ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n, int64_t steps, uint32_t seed) {
+  EngineOptions eo;
+  eo.background_thread = false;
+  eo.max_sequences = n;
+  eo.keep_finished = 0;
+  Engine engine(model, eo);
+  GeneratorParams params;
+  params.stop_at_eos = false;
+  params.max_new_tokens = steps + 8;
+  int64_t tokens = 0;
+  for (int i = 0; i < n; ++i) {
+    ProcessedInputs in;
+    in.input_ids = random_tokens(32, seed + static_cast<uint32_t>(i));
+    engine.submit(std::move(in), params, [&](const RequestEvent& e) { tokens += e.token >= 0; });
+  }
+  while (tokens < n) engine.step();  // prefill: every sequence has its first token
+  ParallelResult r;
+  const int64_t before = tokens;
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto s0 = Clock::now();
+    engine.step();
+    r.step_ms_max = std::max(r.step_ms_max, since(s0) * 1000);
+  }
+  const double seconds = since(t0);
+  r.tok_s = static_cast<double>(tokens - before) / seconds;
+  r.step_ms_mean = seconds * 1000 / static_cast<double>(steps);
+  const EngineStats st = engine.stats();
+  r.kv_bytes = static_cast<uint64_t>(st.kv_reserved_tokens) * st.kv_bytes_per_token;
+  for (RequestId id = 1; id <= static_cast<RequestId>(n); ++id) engine.cancel(id);
+  engine.wait_idle();
+  return r;
 }
 
 int bench(const BenchArgs& a) {
@@ -174,6 +216,27 @@ int bench(const BenchArgs& a) {
     out["depth_prefill_tok_s"] = a.depth / since(t0);
     out["depth"] = a.depth;
     out["tg_depth_tok_s"] = decode_rate(gen, a.depth_tg);
+  }
+  if (!a.parallel.empty()) {
+    nlohmann::json tok_s = nlohmann::json::object(), step_ms = nlohmann::json::object(),
+                   step_max = nlohmann::json::object(), kv = nlohmann::json::object();
+    for (int n : a.parallel) {
+      std::vector<double> runs;
+      ParallelResult last;
+      for (int r = 0; r < a.repetitions; ++r) {
+        last = parallel_decode(model, n, a.tg, 100 + 17 * static_cast<uint32_t>(r));
+        runs.push_back(last.tok_s);
+      }
+      const std::string key = std::to_string(n);
+      tok_s[key] = summarize(runs).mean;
+      step_ms[key] = last.step_ms_mean;
+      step_max[key] = last.step_ms_max;
+      kv[key] = last.kv_bytes;
+    }
+    out["parallel_tg_tok_s"] = tok_s;
+    out["parallel_step_ms"] = step_ms;
+    out["parallel_step_ms_max"] = step_max;
+    out["parallel_kv_bytes"] = kv;
   }
   if (info.has_vision) {
     Processor processor(model);
@@ -238,6 +301,14 @@ int bench(const BenchArgs& a) {
                     out["image_encode_ms"][size].get<double>(),
                     out["image_encode_ms_sd"][size].get<double>(), out["ttft_ms_by_image"][size].get<double>(),
                     out["ttft_ms_sd_by_image"][size].get<double>());
+    for (int n : a.parallel) {
+      const std::string key = std::to_string(n);
+      std::printf("parallel %d: %.2f tok/s aggregate (%.2fx one sequence's tg), step %.1f ms (max %.1f), KV %.0f MB\n", n,
+                  out["parallel_tg_tok_s"][key].get<double>(),
+                  out["parallel_tg_tok_s"][key].get<double>() / out["tg_tok_s"].get<double>(),
+                  out["parallel_step_ms"][key].get<double>(), out["parallel_step_ms_max"][key].get<double>(),
+                  out["parallel_kv_bytes"][key].get<double>() / 1e6);
+    }
     std::printf("peak RSS %.0f MB\n", out["peak_rss_mb"].get<double>());
   }
   return 0;
@@ -258,6 +329,10 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--skip-depth", a->skip_depth, "Skip the decode-at-depth test");
   cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable)");
+  cmd->add_option("--parallel", a->parallel,
+                  "Also decode with N sequences at once in the batching engine (e.g. 1,4,8): aggregate tok/s")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 256));
   cmd->add_flag("--json", a->json, "Print one JSON object");
   return [a] { return bench(*a); };
 }
