@@ -87,5 +87,68 @@ TEST(CApi, BadLoadOptionsFailWithAMessage) {
   EXPECT_EQ(qvl_model_load_with_options(test::tiny_model_dir().c_str(), nullptr, &model), QVL_ERR_INVALID_ARGUMENT);
 }
 
+// The engine through C: two requests in one engine give the C generator's greedy tokens; a stop
+// string is never part of the reported text; events end with one finished event each.
+struct CEvents {
+  std::vector<int32_t> tokens[3];
+  std::string text[3];
+  std::string reason[3];
+  int finished[3] = {0, 0, 0};
+};
+
+TEST(CApi, EngineMatchesTheGeneratorAndCutsStopStrings) {
+  qvl_model_options o = qvl_model_options_default();
+  o.threads = 2;
+  o.weights_type = "q8_0";
+  o.kv_cache_type = "f32";
+  const std::vector<int32_t> expected = c_greedy(o, 6);
+
+  qvl_model* model = nullptr;
+  ASSERT_EQ(qvl_model_load_with_options(test::tiny_model_dir().c_str(), &o, &model), QVL_OK) << qvl_last_error();
+  qvl_engine_options eo = qvl_engine_options_default();
+  EXPECT_EQ(eo.max_sequences, 8);
+  eo.background_thread = 0;
+  qvl_engine* engine = nullptr;
+  ASSERT_EQ(qvl_engine_create(model, &eo, &engine), QVL_OK) << qvl_last_error();
+  qvl_generator_params params;
+  ASSERT_EQ(qvl_generator_params_default(model, &params), QVL_OK);
+  params.do_sample = 0;
+  params.max_new_tokens = 6;
+  const char* images[1] = {kImage.c_str()};
+  qvl_inputs* inputs = nullptr;
+  ASSERT_EQ(qvl_inputs_from_prompt(model, "Describe.", images, 1, &inputs), QVL_OK) << qvl_last_error();
+  CEvents ev;
+  auto on_event = [](const qvl_request_event* e, void* user) {
+    CEvents& ev = *static_cast<CEvents*>(user);
+    const size_t i = static_cast<size_t>(e->id);
+    if (e->token >= 0) ev.tokens[i].push_back(e->token);
+    ev.text[i] += e->text;
+    if (e->finished) ev.reason[i] = e->finish_reason, ++ev.finished[i];
+  };
+  uint64_t id1 = 0, id2 = 0;
+  ASSERT_EQ(qvl_engine_submit(engine, inputs, &params, nullptr, 0, on_event, &ev, &id1), QVL_OK);
+  ASSERT_EQ(id1, 1u);
+  int did_work = 0;
+  ASSERT_EQ(qvl_engine_step(engine, &did_work), QVL_OK);
+  EXPECT_EQ(did_work, 1);
+  ASSERT_EQ(qvl_engine_wait_idle(engine), QVL_OK);
+  ASSERT_TRUE(ev.text[1].size() >= 2) << "need some text to cut";
+  const std::string stop = ev.text[1].substr(1, 1);
+  const char* stops[1] = {stop.c_str()};
+  ASSERT_EQ(qvl_engine_submit(engine, inputs, &params, stops, 1, on_event, &ev, &id2), QVL_OK);
+  ASSERT_EQ(qvl_engine_wait_idle(engine), QVL_OK);
+  EXPECT_EQ(ev.tokens[1], expected);
+  EXPECT_EQ(ev.reason[1], "length");
+  EXPECT_EQ(ev.reason[2], "stop");
+  EXPECT_EQ(ev.text[2], ev.text[1].substr(0, ev.text[1].find(stop)));
+  EXPECT_EQ(ev.finished[1], 1);
+  EXPECT_EQ(ev.finished[2], 1);
+  EXPECT_EQ(qvl_engine_step(nullptr, &did_work), QVL_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(qvl_last_error(), "argument 'engine' is null");
+  qvl_engine_free(engine);
+  qvl_inputs_free(inputs);
+  qvl_model_free(model);
+}
+
 }  // namespace
 }  // namespace qvl

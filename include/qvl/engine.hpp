@@ -89,6 +89,7 @@ class Engine {
   void wait_idle();
 
   EngineStats stats() const;
+  const std::shared_ptr<const Model>& model() const;
 
   struct Impl;
 

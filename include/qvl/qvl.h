@@ -95,6 +95,47 @@ const char* qvl_stream_decode(qvl_stream* stream, int32_t token);
 const char* qvl_stream_flush(qvl_stream* stream);
 void qvl_stream_free(qvl_stream* stream);
 
+/* ---- Engine: many sequences decoded together (continuous batching; qvl::Engine) ---- */
+typedef struct qvl_engine qvl_engine;
+typedef struct qvl_engine_options {
+  int max_sequences;           /* sequences decoded together (8) */
+  int64_t max_step_tokens;     /* rows per step: decode rows + prefill chunks (256) */
+  int64_t kv_budget_tokens;    /* KV positions shared by all sequences; 0 = max_sequences x context */
+  int64_t vision_cache_bytes;  /* encoded images kept for reuse (256 MiB) */
+  int keep_finished;           /* finished sequences kept for prefix reuse (4) */
+  int background_thread;       /* 1: the engine's own thread runs the steps; 0: call qvl_engine_step */
+} qvl_engine_options;
+qvl_engine_options qvl_engine_options_default(void);
+
+/* What the engine reports for a request, on the engine's thread: text pieces as they are
+ * generated (never a stop string), then one event with finished = 1. Pointers are valid during
+ * the callback only. */
+typedef struct qvl_request_event {
+  uint64_t id;
+  const char* text; /* NUL-terminated new text, may be "" */
+  int32_t token;    /* the token this event follows, -1 for none */
+  int finished;
+  const char* finish_reason; /* with finished: "stop", "eos", "length", "cancelled" or "error" */
+  int context_full;
+  const char* error; /* with finish_reason "error" */
+  int64_t prompt_tokens, cached_tokens, generated_tokens, images, cached_images;
+  double queue_seconds, ttft_seconds, total_seconds;
+} qvl_request_event;
+typedef void (*qvl_request_fn)(const qvl_request_event* event, void* user_data);
+
+qvl_status qvl_engine_create(const qvl_model* model, const qvl_engine_options* options, qvl_engine** out);
+/* Cancels what is left (each request still gets its finished event) and frees the engine. */
+void qvl_engine_free(qvl_engine* engine);
+/* params NULL: generation_config.json defaults; stop: n_stop stop strings (may be NULL). */
+qvl_status qvl_engine_submit(qvl_engine* engine, const qvl_inputs* inputs, const qvl_generator_params* params,
+                             const char* const* stop, size_t n_stop, qvl_request_fn callback, void* user_data,
+                             uint64_t* id_out);
+qvl_status qvl_engine_cancel(qvl_engine* engine, uint64_t id);
+/* Without a background thread: one step; *did_work = 0 when there was nothing to do. */
+qvl_status qvl_engine_step(qvl_engine* engine, int* did_work);
+/* Until every submitted request has finished. */
+qvl_status qvl_engine_wait_idle(qvl_engine* engine);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #include <new>
 #include <string>
 
+#include "qvl/engine.hpp"
 #include "qvl/qvl.hpp"
 
 struct qvl_model {
@@ -17,6 +18,9 @@ struct qvl_inputs {
 };
 struct qvl_generator {
   std::unique_ptr<qvl::Generator> generator;
+};
+struct qvl_engine {
+  std::unique_ptr<qvl::Engine> engine;
 };
 struct qvl_stream {
   qvl::TokenizerStream stream;
@@ -234,5 +238,89 @@ const char* qvl_stream_flush(qvl_stream* stream) {
 }
 
 void qvl_stream_free(qvl_stream* stream) { delete stream; }
+
+
+qvl_engine_options qvl_engine_options_default(void) {
+  const qvl::EngineOptions d;
+  return {d.max_sequences, d.max_step_tokens, d.kv_budget_tokens, d.vision_cache_bytes, d.keep_finished,
+          d.background_thread ? 1 : 0};
+}
+
+qvl_status qvl_engine_create(const qvl_model* model, const qvl_engine_options* options, qvl_engine** out) {
+  if (!model) return null_argument("model");
+  if (!out) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    qvl::EngineOptions o;
+    if (options) {
+      o.max_sequences = options->max_sequences;
+      o.max_step_tokens = options->max_step_tokens;
+      o.kv_budget_tokens = options->kv_budget_tokens;
+      o.vision_cache_bytes = options->vision_cache_bytes;
+      o.keep_finished = options->keep_finished;
+      o.background_thread = options->background_thread != 0;
+    }
+    *out = new qvl_engine{std::make_unique<qvl::Engine>(model->model, o)};
+  });
+}
+
+void qvl_engine_free(qvl_engine* engine) { delete engine; }
+
+qvl_status qvl_engine_submit(qvl_engine* engine, const qvl_inputs* inputs, const qvl_generator_params* params,
+                             const char* const* stop, size_t n_stop, qvl_request_fn callback, void* user_data,
+                             uint64_t* id_out) {
+  if (!engine) return null_argument("engine");
+  if (!inputs) return null_argument("inputs");
+  if (n_stop > 0 && !stop) return null_argument("stop");
+  return guarded([&] {
+    qvl::GeneratorParams p = params ? to_params(*params) : qvl::GeneratorParams::from_model(*engine->engine->model());
+    for (size_t i = 0; i < n_stop; ++i) {
+      if (!stop[i]) throw qvl::Error(qvl::ErrorKind::kInvalidArgument, "stop string " + std::to_string(i) + " is null");
+      p.stop.emplace_back(stop[i]);
+    }
+    qvl::RequestCallback cb;
+    if (callback)
+      cb = [callback, user_data](const qvl::RequestEvent& e) {
+        const std::string text(e.text);  // NUL-terminated for C
+        qvl_request_event c{};
+        c.id = e.id;
+        c.text = text.c_str();
+        c.token = e.token;
+        c.finished = e.finished ? 1 : 0;
+        c.finish_reason = e.finish_reason.c_str();
+        c.context_full = e.context_full ? 1 : 0;
+        c.error = e.error.c_str();
+        c.prompt_tokens = e.stats.prompt_tokens;
+        c.cached_tokens = e.stats.cached_tokens;
+        c.generated_tokens = e.stats.generated_tokens;
+        c.images = e.stats.images;
+        c.cached_images = e.stats.cached_images;
+        c.queue_seconds = e.stats.queue_seconds;
+        c.ttft_seconds = e.stats.ttft_seconds;
+        c.total_seconds = e.stats.total_seconds;
+        callback(&c, user_data);
+      };
+    const uint64_t id = engine->engine->submit(inputs->inputs, p, std::move(cb));
+    if (id_out) *id_out = id;
+  });
+}
+
+qvl_status qvl_engine_cancel(qvl_engine* engine, uint64_t id) {
+  if (!engine) return null_argument("engine");
+  return guarded([&] { engine->engine->cancel(id); });
+}
+
+qvl_status qvl_engine_step(qvl_engine* engine, int* did_work) {
+  if (!engine) return null_argument("engine");
+  return guarded([&] {
+    const bool worked = engine->engine->step();
+    if (did_work) *did_work = worked ? 1 : 0;
+  });
+}
+
+qvl_status qvl_engine_wait_idle(qvl_engine* engine) {
+  if (!engine) return null_argument("engine");
+  return guarded([&] { engine->engine->wait_idle(); });
+}
 
 }  // extern "C"

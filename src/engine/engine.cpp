@@ -651,6 +651,8 @@ void Engine::wait_idle() {
   e.idle.wait(lock, [&] { return e.unfinished == 0; });
 }
 
+const std::shared_ptr<const Model>& Engine::model() const { return impl_->model; }
+
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->public_stats;
