@@ -174,5 +174,38 @@ TEST(ChainModel, MultiByteStopStringsSplitAcrossTokensAreHonoured) {
   EXPECT_EQ(first.ids.size(), 3u);
 }
 
+// Streaming through a TokenizerStream made with the stop strings never shows one: the streamed
+// text is the full greedy text cut before the first stop, and the stream and the generator agree
+// that generation stopped there.
+TEST(StopStrings, StreamMadeWithStopStringsNeverEmitsThem) {
+  const std::shared_ptr<Model> model = load(test::tiny_model_dir());
+  const Tokenizer tokenizer(model);
+  const std::vector<int32_t> prompt = tokenizer.encode("Write a short poem about the sea.");
+  const Generated greedy = generate(model, prompt, 48);
+  const std::string full = tokenizer.decode(greedy.ids, true);
+  ASSERT_GT(full.size(), 12u);
+  for (size_t at : {full.size() / 3, full.size() / 2}) {
+    const std::string stop = full.substr(at, 2);
+    GeneratorParams p;
+    p.max_new_tokens = 48;
+    p.stop_at_eos = false;
+    p.stop = {stop};
+    Generator g(model, p);
+    g.append_tokens(prompt);
+    TokenizerStream stream = tokenizer.create_stream(p.stop);
+    std::string streamed;
+    while (!g.is_done()) {
+      g.generate_next_token();
+      const std::string piece = stream.decode(g.next_token());
+      EXPECT_EQ(piece.find(stop), std::string::npos);
+      streamed += piece;
+    }
+    streamed += stream.flush();
+    EXPECT_EQ(g.stop_reason(), "stop");
+    EXPECT_TRUE(stream.stopped());
+    EXPECT_EQ(streamed, full.substr(0, full.find(stop))) << "stop '" << stop << "'";
+  }
+}
+
 }  // namespace
 }  // namespace qvl

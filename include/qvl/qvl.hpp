@@ -74,13 +74,17 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
-// Incremental detokenizer: returns only complete UTF-8 text, never half a character.
+// Incremental detokenizer: returns only complete UTF-8 text, never half a character. Made with
+// stop strings (Tokenizer::create_stream(params.stop)), it never returns one: text that could
+// begin a stop string is held back until the next tokens show it does not, and at the first stop
+// string the stream stops (stopped()); the Generator then reports "stop" for the same token.
 class TokenizerStream {
  public:
   ~TokenizerStream();
   TokenizerStream(TokenizerStream&&) noexcept;
   std::string decode(int32_t token);
   std::string flush();
+  bool stopped() const;  // a stop string was reached
 
  private:
   friend class Tokenizer;
@@ -100,6 +104,7 @@ class Tokenizer {
   std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt = true,
                                   const std::string& extra_json = "{}") const;
   TokenizerStream create_stream(bool skip_special_tokens = true) const;
+  TokenizerStream create_stream(const std::vector<std::string>& stop, bool skip_special_tokens = true) const;
 
  private:
   std::shared_ptr<const Model> model_;
@@ -160,7 +165,9 @@ struct GeneratorParams {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   uint64_t seed = 0;
-  std::vector<std::string> stop;  // stop strings (not emitted)
+  // Stop strings: generation stops at the token that completes one ("stop"). Text streamed
+  // through Tokenizer::create_stream(stop) or reported by the Engine never contains them.
+  std::vector<std::string> stop;
   bool stop_at_eos = true;
 
   // Defaults from the checkpoint's generation_config.json.

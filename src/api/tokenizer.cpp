@@ -1,23 +1,29 @@
 #include "api/api_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
+#include "engine/stop_strings.h"
 #include "runtime/model_impl.h"
 
 namespace qvl {
 
 struct TokenizerStream::Impl {
   BpeTokenizer::StreamDecoder decoder;
+  StopStringFilter stops;
 };
 
 TokenizerStream::TokenizerStream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenizerStream::~TokenizerStream() = default;
 TokenizerStream::TokenizerStream(TokenizerStream&&) noexcept = default;
 std::string TokenizerStream::decode(int32_t token) {
-  return translate_exceptions("decoding a token", [&] { return impl_->decoder.put(token); });
+  return translate_exceptions("decoding a token", [&] { return impl_->stops.push(impl_->decoder.put(token)); });
 }
 std::string TokenizerStream::flush() {
-  return translate_exceptions("decoding tokens", [&] { return impl_->decoder.flush(); });
+  return translate_exceptions("decoding tokens", [&] {
+    const std::string rest = impl_->stops.push(impl_->decoder.flush());
+    return rest + impl_->stops.finish();
+  });
 }
+bool TokenizerStream::stopped() const { return impl_->stops.stopped(); }
 
 Tokenizer::Tokenizer(std::shared_ptr<const Model> model) : model_(std::move(model)) {
   if (!model_) fail(ErrorKind::kInvalidArgument, "Tokenizer needs a loaded model");
@@ -49,10 +55,12 @@ std::string Tokenizer::apply_chat_template(const std::string& messages_json, boo
   });
 }
 
-TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const {
+TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const { return create_stream({}, skip_special_tokens); }
+
+TokenizerStream Tokenizer::create_stream(const std::vector<std::string>& stop, bool skip_special_tokens) const {
   return translate_exceptions("creating a token stream", [&] {
-    return TokenizerStream(std::make_unique<TokenizerStream::Impl>(
-        TokenizerStream::Impl{BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens)}));
+    return TokenizerStream(std::make_unique<TokenizerStream::Impl>(TokenizerStream::Impl{
+        BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens), StopStringFilter(stop)}));
   });
 }
 
