@@ -49,13 +49,43 @@ uint64_t pair_key(int32_t left, int32_t right) { return (uint64_t(uint32_t(left)
 
 }  // namespace
 
+// Tokens are short (7 bytes on average in Qwen's vocabulary), so a word-at-a-time multiply-xorshift
+// hash, inlined, beats a general byte-string hash here.
 uint32_t BpeModel::VocabTable::hash(std::string_view text) {
-  return static_cast<uint32_t>(std::hash<std::string_view>{}(text));
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ text.size();
+  const char* p = text.data();
+  size_t n = text.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    h = (h ^ word) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  if (n > 0) {
+    uint64_t word = 0;
+    for (size_t i = 0; i < n; ++i) word |= uint64_t(static_cast<uint8_t>(p[i])) << (8 * i);
+    h = (h ^ word) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+  }
+  h *= 0xFF51AFD7ED558CCDull;
+  return static_cast<uint32_t>(h ^ (h >> 32));
 }
+
+namespace {
+
+// Slots for `count` entries at most half full (short probes); inserts keep it so.
+size_t table_capacity(size_t count) {
+  size_t capacity = 16;
+  while (capacity < 2 * count) capacity *= 2;
+  return capacity;
+}
+
+}  // namespace
 
 void BpeModel::VocabTable::reserve(size_t count, size_t text_bytes) {
   texts_.reserve(text_bytes);
-  while (slots_.empty() || slots_.size() < 2 * count) grow();
+  slot_order_.reserve(count);
+  if (table_capacity(count) > slots_.size()) rehash(table_capacity(count));
 }
 
 size_t BpeModel::VocabTable::slot_of(std::string_view text, uint32_t hash) const {
@@ -69,21 +99,23 @@ size_t BpeModel::VocabTable::slot_of(std::string_view text, uint32_t hash) const
   }
 }
 
-void BpeModel::VocabTable::grow() {
+void BpeModel::VocabTable::rehash(size_t capacity) {
   std::vector<Slot> old = std::move(slots_);
-  slots_.assign(std::max<size_t>(16, 2 * old.size()), Slot{});
-  const size_t mask = slots_.size() - 1;
-  for (const Slot& slot : old) {
-    if (slot.id < 0) continue;
+  slots_.assign(capacity, Slot{});
+  const size_t mask = capacity - 1;
+  for (uint32_t& slot_index : slot_order_) {
+    const Slot& slot = old[slot_index];
     size_t index = slot.hash & mask;
     while (slots_[index].id >= 0) index = (index + 1) & mask;
     slots_[index] = slot;
+    slot_index = static_cast<uint32_t>(index);
   }
 }
 
 void BpeModel::VocabTable::insert(std::string_view text, uint32_t hash, int32_t id) {
-  if (2 * (count_ + 1) > slots_.size()) grow();  // at most half full: short probes
-  Slot& slot = slots_[slot_of(text, hash)];
+  if (2 * (slot_order_.size() + 1) > slots_.size()) rehash(std::max<size_t>(16, 2 * slots_.size()));
+  const size_t index = slot_of(text, hash);
+  Slot& slot = slots_[index];
   if (slot.id < 0) {
     if (texts_.size() + text.size() > std::numeric_limits<uint32_t>::max())
       fail(ErrorKind::kLimitExceeded, "tokenizer vocabulary texts exceed 4 GB");
@@ -91,17 +123,27 @@ void BpeModel::VocabTable::insert(std::string_view text, uint32_t hash, int32_t 
     slot.offset = static_cast<uint32_t>(texts_.size());
     slot.length = static_cast<uint32_t>(text.size());
     texts_.append(text);
-    ++count_;
+    slot_order_.push_back(static_cast<uint32_t>(index));
+  } else {
+    ids_replaced_ = true;
   }
   slot.id = id;
+  max_id_ = std::max(max_id_, id);
 }
 
 int32_t BpeModel::VocabTable::find(std::string_view text, uint32_t hash) const {
   return slots_[slot_of(text, hash)].id;
 }
 
+int32_t BpeModel::VocabTable::max_id() const {
+  if (!ids_replaced_) return max_id_;
+  int32_t max_id = -1;
+  for (uint32_t index : slot_order_) max_id = std::max(max_id, slots_[index].id);
+  return max_id;
+}
+
 void BpeModel::MergeTable::reserve(size_t count) {
-  while (slots_.empty() || slots_.size() < 2 * count) grow();
+  if (table_capacity(count) > slots_.size()) rehash(table_capacity(count));
 }
 
 size_t BpeModel::MergeTable::home_slot(uint64_t key) const {
@@ -119,15 +161,15 @@ size_t BpeModel::MergeTable::slot_of(uint64_t key) const {
     if (slots_[slot].key == key || slots_[slot].key == kEmpty) return slot;
 }
 
-void BpeModel::MergeTable::grow() {
+void BpeModel::MergeTable::rehash(size_t capacity) {
   std::vector<Slot> old = std::move(slots_);
-  slots_.assign(std::max<size_t>(16, 2 * old.size()), Slot{kEmpty, {}});
+  slots_.assign(capacity, Slot{kEmpty, {}});
   for (const Slot& s : old)
     if (s.key != kEmpty) slots_[slot_of(s.key)] = s;
 }
 
 void BpeModel::MergeTable::insert(int32_t left, int32_t right, Merge merge) {
-  if (2 * (count_ + 1) > slots_.size()) grow();
+  if (2 * (count_ + 1) > slots_.size()) rehash(std::max<size_t>(16, 2 * slots_.size()));
   const uint64_t key = pair_key(left, right);
   Slot& slot = slots_[slot_of(key)];
   count_ += slot.key == kEmpty;

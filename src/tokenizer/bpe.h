@@ -58,7 +58,9 @@ class BpeModel {
   // Token text (byte-level form) -> id, or -1.
   int32_t token_to_id(std::string_view token) const { return vocab_.find(token); }
   size_t vocab_count() const { return vocab_.size(); }
-  // Calls visit(token_text, id) for every vocab entry, in no particular order.
+  int32_t max_token_id() const { return vocab_.max_id(); }  // -1 for an empty vocab
+  size_t vocab_text_bytes() const { return vocab_.text_bytes(); }  // of all token texts together
+  // Calls visit(token_text, id) for every vocab entry, in the order the file lists them.
   template <typename Visit>
   void for_each_token(Visit&& visit) const {
     vocab_.for_each(visit);
@@ -82,11 +84,19 @@ class BpeModel {
     void insert(std::string_view text, uint32_t hash, int32_t id);  // a repeated text takes the new id
     int32_t find(std::string_view text, uint32_t hash) const;       // -1 if absent
     int32_t find(std::string_view text) const { return slots_.empty() ? -1 : find(text, hash(text)); }
-    size_t size() const { return count_; }
+    size_t size() const { return slot_order_.size(); }
+    size_t text_bytes() const { return texts_.size(); }
+    int32_t max_id() const;  // -1 when empty
+    // In insertion order: for a tokenizer.json that is id order, so the caller's tables by id
+    // fill sequentially.
     template <typename Visit>
     void for_each(Visit&& visit) const {
-      for (const Slot& slot : slots_)
-        if (slot.id >= 0) visit(std::string_view(texts_.data() + slot.offset, slot.length), slot.id);
+      constexpr size_t kPrefetchAhead = 8;
+      for (size_t k = 0; k < slot_order_.size(); ++k) {
+        if (k + kPrefetchAhead < slot_order_.size()) __builtin_prefetch(&slots_[slot_order_[k + kPrefetchAhead]]);
+        const Slot& slot = slots_[slot_order_[k]];
+        visit(std::string_view(texts_.data() + slot.offset, slot.length), slot.id);
+      }
     }
 
    private:
@@ -96,10 +106,12 @@ class BpeModel {
       uint32_t offset = 0, length = 0;
     };
     size_t slot_of(std::string_view text, uint32_t hash) const;  // its slot, or the empty one to fill
-    void grow();
+    void rehash(size_t capacity);
     std::string texts_;
-    std::vector<Slot> slots_;  // a power of two, at most half full
-    size_t count_ = 0;
+    std::vector<Slot> slots_;             // a power of two, at most half full
+    std::vector<uint32_t> slot_order_;    // the filled slots in insertion order
+    int32_t max_id_ = -1;
+    bool ids_replaced_ = false;  // then max_id_ may be stale
   };
 
   struct Merge {
@@ -122,7 +134,7 @@ class BpeModel {
     static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are below 2^24, so never a pair
     size_t home_slot(uint64_t key) const;  // where the probe for `key` starts
     size_t slot_of(uint64_t key) const;
-    void grow();
+    void rehash(size_t capacity);
     std::vector<Slot> slots_;
     size_t count_ = 0;
   };

@@ -102,12 +102,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::build(const Json& root, const BpeSou
 
     std::vector<AddedToken> added = read_added_tokens(member_or_null(root, "added_tokens"), what);
     const BpeModel& model = tokenizer->model_;
-    int64_t max_id = -1;
-    size_t text_bytes = 0;
-    model.for_each_token([&](std::string_view text, int32_t id) {
-      max_id = std::max<int64_t>(max_id, id);
-      text_bytes += text.size();
-    });
+    int64_t max_id = model.max_token_id();
     for (const AddedToken& token : added) max_id = std::max<int64_t>(max_id, token.id);
     // The id table below is sized by the largest id: one token with id 16777215 in a 145-byte file
     // made it 1.2 GB. Real vocabularies are (nearly) dense, so ids far past the count are refused.
@@ -117,7 +112,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::build(const Json& root, const BpeSou
            " tokens defined (ids may exceed twice the token count by at most ", kSparseIdSlack, ")");
     auto& tokens = tokenizer->tokens_;
     tokens.resize(static_cast<size_t>(max_id + 1));
-    tokenizer->token_strings_.reserve(2 * text_bytes);  // text + bytes (at most as long)
+    tokenizer->token_strings_.reserve(2 * model.vocab_text_bytes());  // text + bytes (at most as long)
     // Which ids have a vocab token: a small table to read where tokens[id] would be a cache miss.
     std::vector<uint8_t> has_token(tokens.size(), 0);
     model.for_each_token([&](std::string_view text, int32_t id) {

@@ -1,6 +1,8 @@
 #include "tokenizer/tokenizer_json.h"
 
+#include <bit>
 #include <cctype>
+#include <cstring>
 
 #include "core/check.h"
 #include "tokenizer/utf8.h"
@@ -42,9 +44,11 @@ class Reader {
 
  private:
   void skip_white_space() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_];
+      if (c > ' ' || (c != ' ' && c != '\n' && c != '\r' && c != '\t')) return;
       ++pos_;
+    }
   }
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   bool consume(char c) {
@@ -68,13 +72,31 @@ class Reader {
   bool read_string(std::string_view& value) {
     if (peek() != '"') return false;
     const size_t start = ++pos_;
-    uint8_t high_bits = 0;
+    uint64_t high_bits = 0;
+    // Eight bytes at a time up to the first quote, backslash or control character (the lowest
+    // flagged byte is exact; borrows can only flag bytes above it).
+    constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+    while (pos_ + 8 <= text_.size()) {
+      uint64_t word;
+      std::memcpy(&word, text_.data() + pos_, 8);
+      const uint64_t quotes = word ^ (kOnes * '"'), backslashes = word ^ (kOnes * '\\');
+      const uint64_t special = ((quotes - kOnes) & ~quotes) | ((backslashes - kOnes) & ~backslashes) |
+                               ((word - kOnes * 0x20) & ~word);
+      if ((special & kHighs) != 0) {
+        const size_t stop = static_cast<size_t>(std::countr_zero(special & kHighs)) / 8;
+        high_bits |= word & ((uint64_t(1) << (8 * stop)) - 1);  // the bytes before the stop
+        pos_ += stop;
+        break;
+      }
+      high_bits |= word;
+      pos_ += 8;
+    }
     while (pos_ < text_.size()) {
       const auto c = static_cast<uint8_t>(text_[pos_]);
       if (c == '"') {
         value = text_.substr(start, pos_ - start);
         ++pos_;
-        return high_bits < 0x80 || utf8::first_invalid_offset(value) == std::string_view::npos;
+        return (high_bits & kHighs) == 0 || utf8::first_invalid_offset(value) == std::string_view::npos;
       }
       if (c == '\\') return read_escaped_string(start, value);
       if (c < 0x20) return false;
