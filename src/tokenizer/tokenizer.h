@@ -66,6 +66,7 @@ class BpeTokenizer {
   };
 
   explicit BpeTokenizer(BpeModel model);
+  static std::unique_ptr<BpeTokenizer> from_json_view(std::string_view text, const std::string& what);
   // `source` holds the vocab and merges when the fast reader took them out of `root`.
   static std::unique_ptr<BpeTokenizer> build(const nlohmann::json& root, const BpeSource* source,
                                              const std::string& what);
