@@ -51,16 +51,26 @@ std::string encode(std::string_view bytes) {
 bool decode(std::string_view token, std::string& out) {
   const Alphabet& a = alphabet();
   const size_t original_size = out.size();
-  size_t pos = 0;
-  while (pos < token.size()) {
-    char32_t cp;
-    size_t length;
-    if (!utf8::decode_valid(token, pos, &cp, &length) || cp >= kCodePointLimit || a.byte_for_code_point[cp] < 0) {
+  // The alphabet lies below U+0144, so each character is one byte or two (lead 0xC2..0xC5); the
+  // UTF-8 is decoded here directly, as this runs for every token of a vocabulary at load.
+  for (size_t pos = 0; pos < token.size();) {
+    const auto lead = static_cast<uint8_t>(token[pos]);
+    char32_t cp = lead;
+    if (lead >= 0x80) {
+      const auto next = pos + 1 < token.size() ? static_cast<uint8_t>(token[pos + 1]) : 0;
+      if (lead < 0xC2 || lead > 0xDF || (next & 0xC0) != 0x80) {  // not a well-formed 2-byte character
+        out.resize(original_size);
+        return false;
+      }
+      cp = (char32_t(lead & 0x1F) << 6) | (next & 0x3F);
+      ++pos;
+    }
+    ++pos;
+    if (cp >= kCodePointLimit || a.byte_for_code_point[cp] < 0) {
       out.resize(original_size);
       return false;
     }
     out.push_back(static_cast<char>(a.byte_for_code_point[cp]));
-    pos += length;
   }
   return true;
 }

@@ -1,11 +1,14 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <limits>
 
 #include "core/check.h"
 #include "core/json_util.h"
 #include "core/mapped_file.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/tokenizer_json.h"
 #include "tokenizer/utf8.h"
 
 namespace qvl {
@@ -13,6 +16,7 @@ namespace {
 
 constexpr int64_t kMaxAddedTokenId = int64_t(1) << 24;
 constexpr int64_t kSparseIdSlack = 65536;
+constexpr size_t kMaxTokenizerJsonBytes = size_t(256) << 20;
 
 const Json& member_or_null(const Json& object, const char* key) {
   static const Json null_json;
@@ -54,14 +58,56 @@ void check_decoder(const Json& decoder, const std::string& what) {
 BpeTokenizer::BpeTokenizer(BpeModel model) : model_(std::move(model)) {}
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::load(const std::string& tokenizer_json_path) {
-  return from_json_text(read_text_file(tokenizer_json_path), tokenizer_json_path);
+  // Mapped rather than copied into a string, which took ~10 ms of a ~50 ms load. Anything but a
+  // readable regular file within the limit goes through read_text_file for its usual errors.
+  std::error_code error;
+  const uintmax_t size = std::filesystem::file_size(tokenizer_json_path, error);
+  if (!error && size > 0 && size <= kMaxTokenizerJsonBytes) {
+    const MappedFile file(tokenizer_json_path);
+    return from_json_view({reinterpret_cast<const char*>(file.data()), file.size()}, tokenizer_json_path);
+  }
+  return from_json_text(read_text_file(tokenizer_json_path, kMaxTokenizerJsonBytes), tokenizer_json_path);
 }
 
 std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_text(const std::string& text, const std::string& what) {
-  const Json root = parse_json(text, what);
+  return from_json_view(text, what);
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_view(std::string_view text, const std::string& what) {
+  TokenizerJsonParts parts;
+  if (read_tokenizer_json_fast(text, what, parts)) return build(parts.root, &parts.source, what);
+  return build(parse_json(std::string(text), what), nullptr, what);
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_parsed_json(const Json& root, const std::string& what) {
+  return build(root, nullptr, what);
+}
+
+BpeTokenizer::StringRef BpeTokenizer::add_string(std::string_view text) {
+  if (token_strings_.size() + text.size() > std::numeric_limits<uint32_t>::max())
+    fail(ErrorKind::kLimitExceeded, "tokenizer: token texts exceed 4 GB");
+  const StringRef ref{static_cast<uint32_t>(token_strings_.size()), static_cast<uint32_t>(text.size())};
+  token_strings_.append(text);
+  return ref;
+}
+
+void BpeTokenizer::set_token_strings(TokenInfo& info, std::string_view text) {
+  info.text = add_string(text);
+  const size_t bytes_start = token_strings_.size();
+  if (!byte_level::decode(text, token_strings_)) {
+    info.bytes = info.text;  // not byte-level text: decodes to itself
+  } else if (token_strings_.size() > std::numeric_limits<uint32_t>::max()) {
+    fail(ErrorKind::kLimitExceeded, "tokenizer: token texts exceed 4 GB");
+  } else {
+    info.bytes = {static_cast<uint32_t>(bytes_start), static_cast<uint32_t>(token_strings_.size() - bytes_start)};
+  }
+}
+
+std::unique_ptr<BpeTokenizer> BpeTokenizer::build(const Json& root, const BpeSource* source, const std::string& what) {
   if (!root.is_object()) fail(ErrorKind::kInvalidFile, what, ": expected a JSON object at the top level");
   try {
-    std::unique_ptr<BpeTokenizer> tokenizer(new BpeTokenizer(BpeModel::from_json(json_require(root, "model", what), what)));
+    std::unique_ptr<BpeTokenizer> tokenizer(
+        new BpeTokenizer(BpeModel::from_json(json_require(root, "model", what), what, source)));
     tokenizer->normalizer_ = Normalizer::from_json(member_or_null(root, "normalizer"), what);
     tokenizer->pre_tokenizer_ = PreTokenizer::from_json(member_or_null(root, "pre_tokenizer"), what);
     check_decoder(member_or_null(root, "decoder"), what);
@@ -69,23 +115,26 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_text(const std::string& te
     // which encode() never does, so it is not read.
 
     std::vector<AddedToken> added = read_added_tokens(member_or_null(root, "added_tokens"), what);
-    int64_t max_id = -1;
-    for (const auto& [token, id] : tokenizer->model_.vocab()) max_id = std::max<int64_t>(max_id, id);
+    const BpeModel& model = tokenizer->model_;
+    int64_t max_id = model.max_token_id();
     for (const AddedToken& token : added) max_id = std::max<int64_t>(max_id, token.id);
     // The id table below is sized by the largest id: one token with id 16777215 in a 145-byte file
     // made it 1.2 GB. Real vocabularies are (nearly) dense, so ids far past the count are refused.
-    const int64_t defined = static_cast<int64_t>(tokenizer->model_.vocab().size() + added.size());
+    const int64_t defined = static_cast<int64_t>(model.vocab_count() + added.size());
     if (max_id >= 2 * defined + kSparseIdSlack)
       fail(ErrorKind::kLimitExceeded, what, ": token id ", max_id, " is far beyond the ", defined,
            " tokens defined (ids may exceed twice the token count by at most ", kSparseIdSlack, ")");
     auto& tokens = tokenizer->tokens_;
     tokens.resize(static_cast<size_t>(max_id + 1));
-    for (const auto& [text, id] : tokenizer->model_.vocab()) {
+    tokenizer->token_strings_.reserve(2 * model.vocab_text_bytes());  // text + bytes (at most as long)
+    // In file order, which for Hugging Face files is id order: tokens fills sequentially.
+    model.for_each_token([&](std::string_view text, int32_t id) {
       TokenInfo& info = tokens[id];
-      info.text = text;
+      // Two tokens with one id: the smaller text wins, whatever order the file lists them in.
+      if (info.exists && tokenizer->view(info.text) <= text) return;
       info.exists = true;
-      if (!byte_level::decode(text, info.bytes)) info.bytes = text;
-    }
+      tokenizer->set_token_strings(info, text);
+    });
 
     // The reference matches special tokens first, then the others, each in file order.
     std::stable_partition(added.begin(), added.end(), [](const AddedToken& t) { return t.special; });
@@ -93,9 +142,7 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_json_text(const std::string& te
     std::vector<std::string> raw_patterns, normalized_patterns;
     for (const AddedToken& token : added) {
       TokenInfo& info = tokens[token.id];  // an added token overrides a vocab entry with its id
-      info.text = token.content;
-      info.bytes.clear();
-      if (!byte_level::decode(token.content, info.bytes)) info.bytes = token.content;
+      tokenizer->set_token_strings(info, token.content);
       info.exists = true;
       info.special = token.special;
       if (token.content.empty() || !tokenizer->added_token_ids_.emplace(token.content, token.id).second) continue;
@@ -168,7 +215,7 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spec
   std::string bytes;
   for (int32_t id : ids) {
     const TokenInfo* token = decodable_token(id, "decode");
-    if (token && !(skip_special_tokens && token->special)) bytes += token->bytes;
+    if (token && !(skip_special_tokens && token->special)) bytes += view(token->bytes);
   }
   if (utf8::first_invalid_offset(bytes) == std::string::npos) return bytes;
   std::string text;
@@ -181,7 +228,9 @@ int32_t BpeTokenizer::token_to_id(std::string_view token) const {
   return it != added_token_ids_.end() ? it->second : model_.token_to_id(token);
 }
 
-std::string BpeTokenizer::id_to_token(int32_t id) const { return require_token(id, "id_to_token").text; }
+std::string BpeTokenizer::id_to_token(int32_t id) const {
+  return std::string(view(require_token(id, "id_to_token").text));
+}
 
 bool BpeTokenizer::is_special(int32_t id) const {
   return id >= 0 && id < vocab_size() && tokens_[id].special;
@@ -193,7 +242,7 @@ BpeTokenizer::StreamDecoder::StreamDecoder(const BpeTokenizer& tokenizer, bool s
 std::string BpeTokenizer::StreamDecoder::put(int32_t id) {
   const TokenInfo* token = tokenizer_->decodable_token(id, "StreamDecoder::put");
   if (!token || (skip_special_tokens_ && token->special)) return {};
-  pending_bytes_ += token->bytes;
+  pending_bytes_ += tokenizer_->view(token->bytes);
   std::string text;
   // Ill-formed bytes are final (U+FFFD now, as decode would); only a truncated tail waits.
   pending_bytes_.erase(0, utf8::append_lossy_complete(pending_bytes_, text));

@@ -20,8 +20,11 @@ class BpeTokenizer {
   // Throws qvl::Error: kNotFound/kIo for the file, kInvalidFile for malformed content,
   // kUnsupported for valid configurations qvl does not implement.
   static std::unique_ptr<BpeTokenizer> load(const std::string& tokenizer_json_path);
-  // `what` names the document in error messages.
+  // `what` names the document in error messages. The vocab and merges are read by a fast
+  // scanner (tokenizer_json.h); documents it does not take are parsed in full, with the same result.
   static std::unique_ptr<BpeTokenizer> from_json_text(const std::string& text, const std::string& what);
+  // From a document already parsed in full (the path unusual or malformed files take).
+  static std::unique_ptr<BpeTokenizer> from_parsed_json(const nlohmann::json& root, const std::string& what);
 
   // Added tokens appearing literally in `text` become single tokens; no BOS/EOS is added.
   // Invalid UTF-8 is kInvalidArgument naming the byte offset. Thread-safe.
@@ -51,14 +54,26 @@ class BpeTokenizer {
   };
 
  private:
+  // A piece of token_strings_.
+  struct StringRef {
+    uint32_t offset = 0, length = 0;
+  };
   struct TokenInfo {
-    std::string text;   // vocab form, or an added token's content
-    std::string bytes;  // what it decodes to
+    StringRef text;   // vocab form, or an added token's content
+    StringRef bytes;  // what it decodes to
     bool exists = false;
     bool special = false;
   };
 
   explicit BpeTokenizer(BpeModel model);
+  static std::unique_ptr<BpeTokenizer> from_json_view(std::string_view text, const std::string& what);
+  // `source` holds the vocab and merges when the fast reader took them out of `root`.
+  static std::unique_ptr<BpeTokenizer> build(const nlohmann::json& root, const BpeSource* source,
+                                             const std::string& what);
+  std::string_view view(StringRef ref) const { return {token_strings_.data() + ref.offset, ref.length}; }
+  StringRef add_string(std::string_view text);
+  // Gives `info` its text and the bytes it decodes to.
+  void set_token_strings(TokenInfo& info, std::string_view text);
   const TokenInfo& require_token(int32_t id, const char* caller) const;
   // nullptr for an id >= 0 without a token; fails on a negative id.
   const TokenInfo* decodable_token(int32_t id, const char* caller) const;
@@ -71,6 +86,7 @@ class BpeTokenizer {
   AddedTokenMatcher normalized_added_tokens_;  // matched in the normalized text
   StringMap<int32_t> added_token_ids_;
   std::vector<TokenInfo> tokens_;  // by id
+  std::string token_strings_;      // every token's text and bytes, in one buffer
 };
 
 }  // namespace qvl
