@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_limits.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/ast.h"
+#include "jinja/limits.h"
+#include "jinja/value.h"
 
 namespace qvl::jinja {
 

@@ -1,4 +1,4 @@
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/builtins.h"
 
 #include <algorithm>
 #include <cctype>
@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #include "core/check.h"
-#include "tokenizer/jinja_pystr.h"
+#include "jinja/pystr.h"
 
 namespace qvl::jinja {
 namespace {

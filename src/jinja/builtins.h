@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "tokenizer/jinja_interp.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/interpreter.h"
+#include "jinja/value.h"
 
 namespace qvl::jinja {
 

@@ -1,9 +1,9 @@
-#include "tokenizer/jinja_interp.h"
+#include "jinja/interpreter.h"
 
 #include <algorithm>
 
 #include "core/check.h"
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/builtins.h"
 
 namespace qvl::jinja {
 namespace {
