@@ -23,15 +23,15 @@ template <typename... Parts>
   fail(ErrorKind::kInvalidArgument, std::forward<Parts>(parts)...);
 }
 
-std::string str_of(Interpreter& in, const Value& v) { return to_str(v, in.limits().max_output_bytes); }
+std::string str_of(Budget& in, const Value& v) { return to_str(v, in.limits().max_output_bytes); }
 
-Value make_text(Interpreter& in, std::string text) {
+Value make_text(Budget& in, std::string text) {
   in.check_string_size(text.size());
   in.charge(text.size() / 16);
   return Value(std::move(text));
 }
 
-Value make_list(Interpreter& in, std::vector<Value> items, bool is_tuple = false) {
+Value make_list(Budget& in, std::vector<Value> items, bool is_tuple = false) {
   in.check_collection_size(items.size());
   in.charge(items.size());
   return make_array(std::move(items), is_tuple);
@@ -240,7 +240,7 @@ Value numeric(BinaryOp op, const Value& a, const Value& b) {
   QVL_ASSERT(false);
 }
 
-Value repeat(Interpreter& in, const Value& sequence, int64_t times) {
+Value repeat(Budget& in, const Value& sequence, int64_t times) {
   if (times < 0) times = 0;
   if (sequence.is_string()) {
     const std::string& s = sequence.as_string();
@@ -355,9 +355,9 @@ Value get_attribute_path(const Value& obj, const std::string& path) {
 
 // ---- filters -----------------------------------------------------------------------------------
 
-using FilterFn = Value (*)(Interpreter&, const Value&, const Args&);
+using FilterFn = Value (*)(Budget&, const Value&, const Args&);
 
-Value filter_abs(Interpreter&, const Value& v, const Args& args) {
+Value filter_abs(Budget&, const Value& v, const Args& args) {
   args.bind("abs", {});
   if (v.is_float()) return Value(std::fabs(v.as_float()));
   if (v.is_int() || v.is_bool()) {
@@ -369,22 +369,22 @@ Value filter_abs(Interpreter&, const Value& v, const Args& args) {
   type_error("bad operand type for abs(): '", type_name(v), "'");
 }
 
-Value filter_attr(Interpreter& in, const Value& v, const Args& args) {
+Value filter_attr(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("attr", {"name"}, 1);
   return get_attr(v, str_of(in, *a[0]));
 }
 
-Value filter_capitalize(Interpreter& in, const Value& v, const Args& args) {
+Value filter_capitalize(Budget& in, const Value& v, const Args& args) {
   args.bind("capitalize", {});
   return make_text(in, pystr::capitalize(str_of(in, v)));
 }
 
-Value filter_length(Interpreter&, const Value& v, const Args& args) {
+Value filter_length(Budget&, const Value& v, const Args& args) {
   args.bind("length", {});
   return Value(int64_t(length(v)));
 }
 
-Value filter_default(Interpreter&, const Value& v, const Args& args) {
+Value filter_default(Budget&, const Value& v, const Args& args) {
   const auto a = args.bind("default", {"default_value", "boolean"});
   const bool use_default = v.is_undefined() || (a[1] && truthy(*a[1]) && !truthy(v));
   if (!use_default) return v;
@@ -412,7 +412,7 @@ void sort_values(std::vector<Value>& items, const std::function<Value(const Valu
   items = std::move(sorted);
 }
 
-Value filter_dictsort(Interpreter& in, const Value& v, const Args& args) {
+Value filter_dictsort(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("dictsort", {"case_sensitive", "by", "reverse"});
   if (!v.is_object()) type_error("dictsort: expected a mapping, got '", type_name(v), "'");
   const bool case_sensitive = a[0] && truthy(*a[0]);
@@ -426,7 +426,7 @@ Value filter_dictsort(Interpreter& in, const Value& v, const Args& args) {
   return make_list(in, std::move(pairs));
 }
 
-Value filter_escape(Interpreter& in, const Value& v, const Args& args) {
+Value filter_escape(Budget& in, const Value& v, const Args& args) {
   args.bind("escape", {});
   std::string out;
   for (char c : str_of(in, v)) {
@@ -442,7 +442,7 @@ Value filter_escape(Interpreter& in, const Value& v, const Args& args) {
   return make_text(in, std::move(out));
 }
 
-Value filter_first(Interpreter&, const Value& v, const Args& args) {
+Value filter_first(Budget&, const Value& v, const Args& args) {
   args.bind("first", {});
   if (v.is_array()) {
     const auto& items = v.as_array().items;
@@ -452,7 +452,7 @@ Value filter_first(Interpreter&, const Value& v, const Args& args) {
   return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
 }
 
-Value filter_last(Interpreter&, const Value& v, const Args& args) {
+Value filter_last(Budget&, const Value& v, const Args& args) {
   args.bind("last", {});
   if (v.is_array()) {
     const auto& items = v.as_array().items;
@@ -462,7 +462,7 @@ Value filter_last(Interpreter&, const Value& v, const Args& args) {
   return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
 }
 
-Value filter_float(Interpreter&, const Value& v, const Args& args) {
+Value filter_float(Budget&, const Value& v, const Args& args) {
   const auto a = args.bind("float", {"default"});
   const Value fallback = a[0] ? *a[0] : Value(0.0);
   if (v.is_undefined()) undefined_error(v);  // float(Undefined) raises, it is not "invalid"
@@ -474,7 +474,7 @@ Value filter_float(Interpreter&, const Value& v, const Args& args) {
   return fallback;
 }
 
-Value filter_int(Interpreter&, const Value& v, const Args& args) {
+Value filter_int(Budget&, const Value& v, const Args& args) {
   const auto a = args.bind("int", {"default", "base"});
   const Value fallback = a[0] ? *a[0] : Value(int64_t(0));
   const int base = a[1] ? static_cast<int>(int_arg(*a[1], "int base")) : 10;
@@ -497,7 +497,7 @@ Value filter_int(Interpreter&, const Value& v, const Args& args) {
   return fallback;
 }
 
-Value filter_indent(Interpreter& in, const Value& v, const Args& args) {
+Value filter_indent(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("indent", {"width", "first", "blank"});
   std::string indentation = "    ";
   if (a[0]) indentation = a[0]->is_string() ? a[0]->as_string() : std::string(size_t(std::max<int64_t>(0, int_arg(*a[0], "indent width"))), ' ');
@@ -519,7 +519,7 @@ Value filter_indent(Interpreter& in, const Value& v, const Args& args) {
   return make_text(in, std::move(out));
 }
 
-Value filter_items(Interpreter& in, const Value& v, const Args& args) {
+Value filter_items(Budget& in, const Value& v, const Args& args) {
   args.bind("items", {});
   if (v.is_undefined()) return make_array({});
   if (!v.is_object()) type_error("Can only get item pairs from a mapping.");
@@ -529,7 +529,7 @@ Value filter_items(Interpreter& in, const Value& v, const Args& args) {
   return make_list(in, std::move(pairs));
 }
 
-Value filter_join(Interpreter& in, const Value& v, const Args& args) {
+Value filter_join(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("join", {"d", "attribute"});
   const std::string separator = a[0] ? str_of(in, *a[0]) : std::string();
   std::string out;
@@ -543,23 +543,23 @@ Value filter_join(Interpreter& in, const Value& v, const Args& args) {
   return make_text(in, std::move(out));
 }
 
-Value filter_list(Interpreter& in, const Value& v, const Args& args) {
+Value filter_list(Budget& in, const Value& v, const Args& args) {
   args.bind("list", {});
   return make_list(in, iterate(v));
 }
 
-Value filter_lower(Interpreter& in, const Value& v, const Args& args) {
+Value filter_lower(Budget& in, const Value& v, const Args& args) {
   args.bind("lower", {});
   return make_text(in, pystr::lower(str_of(in, v)));
 }
 
-Value filter_upper(Interpreter& in, const Value& v, const Args& args) {
+Value filter_upper(Budget& in, const Value& v, const Args& args) {
   args.bind("upper", {});
   return make_text(in, pystr::upper(str_of(in, v)));
 }
 
 // jinja2's title filter: capitalizes after whitespace and after - ( { [ <, lowercases the rest.
-Value filter_title(Interpreter& in, const Value& v, const Args& args) {
+Value filter_title(Budget& in, const Value& v, const Args& args) {
   args.bind("title", {});
   std::u32string cps = pystr::decode(str_of(in, v));
   bool word_start = true;
@@ -578,7 +578,7 @@ Value filter_title(Interpreter& in, const Value& v, const Args& args) {
   return make_text(in, pystr::encode(cps));
 }
 
-Value filter_map(Interpreter& in, const Value& v, const Args& args) {
+Value filter_map(Budget& in, const Value& v, const Args& args) {
   std::vector<Value> out;
   const std::vector<Value> items = iterate(v);
   const Value* attribute = nullptr;
@@ -608,7 +608,7 @@ Value filter_map(Interpreter& in, const Value& v, const Args& args) {
   return make_list(in, std::move(out));
 }
 
-Value min_max(Interpreter& in, const Value& v, const Args& args, bool want_max) {
+Value min_max(Budget& in, const Value& v, const Args& args, bool want_max) {
   const auto a = args.bind(want_max ? "max" : "min", {"case_sensitive", "attribute"});
   const bool case_sensitive = a[0] && truthy(*a[0]);
   const std::vector<Value> items = iterate(v);
@@ -629,11 +629,11 @@ Value min_max(Interpreter& in, const Value& v, const Args& args, bool want_max) 
   }
   return items[best];
 }
-Value filter_max(Interpreter& in, const Value& v, const Args& args) { return min_max(in, v, args, true); }
-Value filter_min(Interpreter& in, const Value& v, const Args& args) { return min_max(in, v, args, false); }
+Value filter_max(Budget& in, const Value& v, const Args& args) { return min_max(in, v, args, true); }
+Value filter_min(Budget& in, const Value& v, const Args& args) { return min_max(in, v, args, false); }
 
 // select/reject/selectattr/rejectattr share one implementation.
-Value select_items(Interpreter& in, const Value& v, const Args& args, bool by_attribute, bool keep_matches) {
+Value select_items(Budget& in, const Value& v, const Args& args, bool by_attribute, bool keep_matches) {
   size_t next = 0;
   std::string attribute;
   if (by_attribute) {
@@ -655,19 +655,19 @@ Value select_items(Interpreter& in, const Value& v, const Args& args, bool by_at
   }
   return make_list(in, std::move(out));
 }
-Value filter_select(Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, false, true); }
-Value filter_reject(Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, false, false); }
-Value filter_selectattr(Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, true, true); }
-Value filter_rejectattr(Interpreter& in, const Value& v, const Args& a) { return select_items(in, v, a, true, false); }
+Value filter_select(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, false, true); }
+Value filter_reject(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, false, false); }
+Value filter_selectattr(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, true, true); }
+Value filter_rejectattr(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, true, false); }
 
-Value filter_replace(Interpreter& in, const Value& v, const Args& args) {
+Value filter_replace(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("replace", {"old", "new", "count"}, 2);
   const int64_t count = present(a[2]) ? int_arg(*a[2], "replace count") : -1;
   return make_text(in, pystr::replace(str_of(in, v), str_of(in, *a[0]), str_of(in, *a[1]), count,
                                       in.limits().max_output_bytes));
 }
 
-Value filter_reverse(Interpreter& in, const Value& v, const Args& args) {
+Value filter_reverse(Budget& in, const Value& v, const Args& args) {
   args.bind("reverse", {});
   if (v.is_string()) {
     std::u32string cps = pystr::decode(v.as_string());
@@ -679,7 +679,7 @@ Value filter_reverse(Interpreter& in, const Value& v, const Args& args) {
   return make_list(in, std::move(items));
 }
 
-Value filter_round(Interpreter&, const Value& v, const Args& args) {
+Value filter_round(Budget&, const Value& v, const Args& args) {
   const auto a = args.bind("round", {"precision", "method"});
   const int64_t precision = a[0] ? int_arg(*a[0], "round precision") : 0;
   const std::string method = a[1] ? string_arg(*a[1], "round method") : "common";
@@ -707,14 +707,14 @@ Value filter_round(Interpreter&, const Value& v, const Args& args) {
   return Value((method == "ceil" ? std::ceil(scaled) : std::floor(scaled)) / scale);
 }
 
-Value filter_safe(Interpreter& in, const Value& v, const Args& args) {
+Value filter_safe(Budget& in, const Value& v, const Args& args) {
   args.bind("safe", {});
   // jinja2 returns Markup(str(v)): a str. Autoescaping is off, so the marking itself is moot.
   if (v.is_string()) return v;
   return make_text(in, str_of(in, v));
 }
 
-Value filter_sort(Interpreter& in, const Value& v, const Args& args) {
+Value filter_sort(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("sort", {"reverse", "case_sensitive", "attribute"});
   std::vector<Value> items = iterate(v);
   const bool case_sensitive = a[1] && truthy(*a[1]);
@@ -726,13 +726,13 @@ Value filter_sort(Interpreter& in, const Value& v, const Args& args) {
   return make_list(in, std::move(items));
 }
 
-Value filter_string(Interpreter& in, const Value& v, const Args& args) {
+Value filter_string(Budget& in, const Value& v, const Args& args) {
   args.bind("string", {});
   if (v.is_string()) return v;
   return make_text(in, str_of(in, v));
 }
 
-Value filter_sum(Interpreter& in, const Value& v, const Args& args) {
+Value filter_sum(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("sum", {"attribute", "start"});
   Value total = a[1] ? *a[1] : Value(int64_t(0));
   for (const Value& item : iterate(v))
@@ -742,7 +742,7 @@ Value filter_sum(Interpreter& in, const Value& v, const Args& args) {
 
 // transformers' override: json.dumps(x, ensure_ascii=False, indent=None, separators=None,
 // sort_keys=False), i.e. key order kept and no HTML escaping (unlike jinja2's own tojson).
-Value filter_tojson(Interpreter& in, const Value& v, const Args& args) {
+Value filter_tojson(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("tojson", {"ensure_ascii", "indent", "separators", "sort_keys"});
   JsonDumpOptions options;
   options.ensure_ascii = a[0] && truthy(*a[0]);
@@ -766,12 +766,12 @@ Value filter_tojson(Interpreter& in, const Value& v, const Args& args) {
   return make_text(in, to_json(v, options, in.limits().max_output_bytes));
 }
 
-Value filter_trim(Interpreter& in, const Value& v, const Args& args) {
+Value filter_trim(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("trim", {"chars"});
   return make_text(in, pystr::strip(str_of(in, v), optional_string_arg(a[0], "trim chars"), true, true));
 }
 
-Value filter_unique(Interpreter& in, const Value& v, const Args& args) {
+Value filter_unique(Budget& in, const Value& v, const Args& args) {
   const auto a = args.bind("unique", {"case_sensitive", "attribute"});
   const bool case_sensitive = a[0] && truthy(*a[0]);
   std::vector<Value> out, seen;
@@ -875,7 +875,7 @@ const std::unordered_map<std::string_view, TestId>& test_table() {
 
 // ---- methods -----------------------------------------------------------------------------------
 
-Value string_method(Interpreter& in, const std::string& s, const std::string& name, const Args& args) {
+Value string_method(Budget& in, const std::string& s, const std::string& name, const Args& args) {
   const auto affix = [&](bool prefix) {
     const auto a = args.bind(name, {"prefix", "start", "end"}, 1);
     if (a[1] || a[2]) fail(ErrorKind::kUnsupported, "str.", name, "() with start/end");
@@ -968,7 +968,7 @@ Value string_method(Interpreter& in, const std::string& s, const std::string& na
   fail(ErrorKind::kUnsupported, "str.", name, "() is not supported in chat templates");
 }
 
-Value dict_method(Interpreter& in, const ObjectData& obj, const std::string& name, const Args& args) {
+Value dict_method(Budget& in, const ObjectData& obj, const std::string& name, const Args& args) {
   if (name == "get") {
     const auto a = args.bind("get", {"key", "default"}, 1);
     if (a[0]->is_string())
@@ -997,7 +997,7 @@ Value list_method(const ArrayData& list, const std::string& name, const Args& ar
 
 // ---- globals -----------------------------------------------------------------------------------
 
-Value global_range(Interpreter& in, const Args& args) {
+Value global_range(Budget& in, const Args& args) {
   if (!args.keyword.empty()) type_error("range() takes no keyword arguments");
   const auto& p = args.positional;
   if (p.empty() || p.size() > 3) type_error("range expected 1 to 3 arguments, got ", p.size());
@@ -1074,14 +1074,14 @@ void undefined_error(const Value& undefined) {
 bool is_filter_name(std::string_view name) { return filter_table().count(name) > 0; }
 bool is_test_name(std::string_view name) { return test_table().count(name) > 0; }
 
-Value apply_filter(Interpreter& in, const std::string& name, const Value& input, const Args& args) {
+Value apply_filter(Budget& in, const std::string& name, const Value& input, const Args& args) {
   const auto it = filter_table().find(name);
   if (it == filter_table().end()) type_error("no filter named '", name, "'");
   if (!it->second) fail(ErrorKind::kUnsupported, "the '", name, "' filter is not supported in chat templates");
   return it->second(in, input, args);
 }
 
-bool apply_test(Interpreter& in, const std::string& name, const Value& v, const Args& args) {
+bool apply_test(Budget& in, const std::string& name, const Value& v, const Args& args) {
   const auto it = test_table().find(name);
   if (it == test_table().end()) type_error("no test named '", name, "'");
   const auto one_arg = [&]() -> const Value& { return *args.bind(name, {"other"}, 1)[0]; };
@@ -1132,7 +1132,7 @@ bool apply_test(Interpreter& in, const std::string& name, const Value& v, const 
   QVL_ASSERT(false);
 }
 
-Value call_builtin(Interpreter& in, const CallableData& fn, const Args& args) {
+Value call_builtin(Budget& in, const CallableData& fn, const Args& args) {
   if (fn.kind == CallableData::Kind::kMethod) {
     const Value& self = fn.receiver;
     if (self.is_string()) return string_method(in, self.as_string(), fn.name, args);
@@ -1236,7 +1236,7 @@ Value get_item(const Value& obj, const Value& key) {
   return Value::undefined(cat("'", type_name(obj), " object' has no item ", to_str(key, 256)));
 }
 
-Value slice(Interpreter& in, const Value& obj, const Value* start_v, const Value* stop_v, const Value* step_v) {
+Value slice(Budget& in, const Value& obj, const Value* start_v, const Value* stop_v, const Value* step_v) {
   if (obj.is_undefined()) undefined_error(obj);
   const auto bound = [](const Value* v) -> std::optional<int64_t> {
     if (!v || v->is_none()) return std::nullopt;
@@ -1326,7 +1326,7 @@ bool contains(const Value& haystack, const Value& needle) {
   }
 }
 
-Value arithmetic(Interpreter& in, BinaryOp op, const Value& a, const Value& b) {
+Value arithmetic(Budget& in, BinaryOp op, const Value& a, const Value& b) {
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   if (a.is_number() && b.is_number()) return numeric(op, a, b);

@@ -140,7 +140,7 @@ struct LoopData {
 };
 
 struct MacroStmt;  // ast.h
-struct Frame;      // interpreter.h
+struct Frame;      // call.h
 
 struct CallableData {
   enum class Kind { kBuiltin, kMethod, kMacro };
