@@ -1,5 +1,7 @@
-// The Python/jinja2 runtime behind templates: attribute and item access, iteration,
-// operators, filters, tests, str/dict/list methods and the global functions.
+// The Python/jinja2 runtime behind templates, one file per part: attribute and item access,
+// iteration (builtin_access.cpp), operators (builtin_arithmetic.cpp), filters (builtin_filters.cpp),
+// tests (builtin_tests.cpp), str/dict/list methods (builtin_methods.cpp) and the global functions
+// (builtin_globals.cpp). They depend on values and the render's Budget, not on the interpreter.
 #pragma once
 
 #include <string>
