@@ -141,7 +141,7 @@ Value get_item(const Value& obj, const Value& key) {
   return Value::undefined(cat("'", type_name(obj), " object' has no item ", to_str(key, 256)));
 }
 
-Value slice(Budget& in, const Value& obj, const Value* start_v, const Value* stop_v, const Value* step_v) {
+Value slice(Budget& budget, const Value& obj, const Value* start_v, const Value* stop_v, const Value* step_v) {
   if (obj.is_undefined()) undefined_error(obj);
   const auto bound = [](const Value* v) -> std::optional<int64_t> {
     if (!v || v->is_none()) return std::nullopt;
@@ -176,18 +176,18 @@ Value slice(Budget& in, const Value& obj, const Value* start_v, const Value* sto
   const int64_t stop = adjust(bound(stop_v), step < 0 ? -1 : n);
   std::vector<size_t> picks;
   for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) picks.push_back(size_t(i));
-  in.charge(picks.size());
+  budget.charge(picks.size());
   if (is_string) {
     std::u32string out;
     out.reserve(picks.size());
     for (size_t i : picks) out.push_back(cps[i]);
-    return make_text(in, pystr::encode(out));
+    return make_text(budget, pystr::encode(out));
   }
   const ArrayData& a = obj.as_array();
   std::vector<Value> out;
   out.reserve(picks.size());
   for (size_t i : picks) out.push_back(a.items[i]);
-  return make_list(in, std::move(out), a.is_tuple);
+  return make_list(budget, std::move(out), a.is_tuple);
 }
 
 std::vector<Value> iterate(const Value& v) {

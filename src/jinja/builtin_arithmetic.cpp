@@ -117,24 +117,24 @@ Value numeric(BinaryOp op, const Value& a, const Value& b) {
   QVL_ASSERT(false);
 }
 
-Value repeat(Budget& in, const Value& sequence, int64_t times) {
+Value repeat(Budget& budget, const Value& sequence, int64_t times) {
   if (times < 0) times = 0;
   if (sequence.is_string()) {
     const std::string& s = sequence.as_string();
-    if (!s.empty() && uint64_t(times) > in.limits().max_output_bytes / s.size())
-      in.check_string_size(in.limits().max_output_bytes + 1);
+    if (!s.empty() && uint64_t(times) > budget.limits().max_output_bytes / s.size())
+      budget.check_string_size(budget.limits().max_output_bytes + 1);
     std::string out;
     out.reserve(s.size() * size_t(times));
     for (int64_t i = 0; i < times; ++i) out += s;
-    return make_text(in, std::move(out));
+    return make_text(budget, std::move(out));
   }
   const ArrayData& a = sequence.as_array();
-  if (!a.items.empty() && uint64_t(times) > in.limits().max_collection_items / a.items.size())
-    in.check_collection_size(in.limits().max_collection_items + 1);
+  if (!a.items.empty() && uint64_t(times) > budget.limits().max_collection_items / a.items.size())
+    budget.check_collection_size(budget.limits().max_collection_items + 1);
   std::vector<Value> items;
   items.reserve(a.items.size() * size_t(times));
   for (int64_t i = 0; i < times; ++i) items.insert(items.end(), a.items.begin(), a.items.end());
-  return make_list(in, std::move(items), a.is_tuple);
+  return make_list(budget, std::move(items), a.is_tuple);
 }
 
 const char* compare_symbol(CompareOp op) {
@@ -175,26 +175,26 @@ std::optional<int> order(const Value& a, const Value& b) {
   return std::nullopt;
 }
 
-Value arithmetic(Budget& in, BinaryOp op, const Value& a, const Value& b) {
+Value arithmetic(Budget& budget, BinaryOp op, const Value& a, const Value& b) {
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   if (a.is_number() && b.is_number()) return numeric(op, a, b);
   if (op == BinaryOp::kAdd) {
     if (a.is_string() && b.is_string()) {
-      in.check_string_size(a.as_string().size() + b.as_string().size());
-      return make_text(in, a.as_string() + b.as_string());
+      budget.check_string_size(a.as_string().size() + b.as_string().size());
+      return make_text(budget, a.as_string() + b.as_string());
     }
     if (a.is_array() && b.is_array() && a.as_array().is_tuple == b.as_array().is_tuple) {
       std::vector<Value> items = a.as_array().items;
-      in.check_collection_size(items.size() + b.as_array().items.size());
+      budget.check_collection_size(items.size() + b.as_array().items.size());
       items.insert(items.end(), b.as_array().items.begin(), b.as_array().items.end());
-      return make_list(in, std::move(items), a.as_array().is_tuple);
+      return make_list(budget, std::move(items), a.as_array().is_tuple);
     }
     if (a.is_string()) type_error("can only concatenate str (not \"", type_name(b), "\") to str");
   }
   if (op == BinaryOp::kMul) {
-    if ((a.is_string() || a.is_array()) && (b.is_int() || b.is_bool())) return repeat(in, a, b.to_int());
-    if ((b.is_string() || b.is_array()) && (a.is_int() || a.is_bool())) return repeat(in, b, a.to_int());
+    if ((a.is_string() || a.is_array()) && (b.is_int() || b.is_bool())) return repeat(budget, a, b.to_int());
+    if ((b.is_string() || b.is_array()) && (a.is_int() || a.is_bool())) return repeat(budget, b, a.to_int());
   }
   if (op == BinaryOp::kMod && a.is_string())
     fail(ErrorKind::kUnsupported, "printf-style '%' string formatting is not supported in chat templates");

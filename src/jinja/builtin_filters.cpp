@@ -100,14 +100,14 @@ Value filter_abs(Budget&, const Value& v, const Args& args) {
   type_error("bad operand type for abs(): '", type_name(v), "'");
 }
 
-Value filter_attr(Budget& in, const Value& v, const Args& args) {
+Value filter_attr(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("attr", {"name"}, 1);
-  return get_attr(v, str_of(in, *a[0]));
+  return get_attr(v, str_of(budget, *a[0]));
 }
 
-Value filter_capitalize(Budget& in, const Value& v, const Args& args) {
+Value filter_capitalize(Budget& budget, const Value& v, const Args& args) {
   args.bind("capitalize", {});
-  return make_text(in, pystr::capitalize(str_of(in, v)));
+  return make_text(budget, pystr::capitalize(str_of(budget, v)));
 }
 
 Value filter_length(Budget&, const Value& v, const Args& args) {
@@ -143,7 +143,7 @@ void sort_values(std::vector<Value>& items, const std::function<Value(const Valu
   items = std::move(sorted);
 }
 
-Value filter_dictsort(Budget& in, const Value& v, const Args& args) {
+Value filter_dictsort(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("dictsort", {"case_sensitive", "by", "reverse"});
   if (!v.is_object()) type_error("dictsort: expected a mapping, got '", type_name(v), "'");
   const bool case_sensitive = a[0] && truthy(*a[0]);
@@ -154,13 +154,13 @@ Value filter_dictsort(Budget& in, const Value& v, const Args& args) {
   const size_t pick = by == "key" ? 0 : 1;
   sort_values(pairs, [&](const Value& pair) { return case_key(pair.as_array().items[pick], case_sensitive); },
               a[2] && truthy(*a[2]));
-  return make_list(in, std::move(pairs));
+  return make_list(budget, std::move(pairs));
 }
 
-Value filter_escape(Budget& in, const Value& v, const Args& args) {
+Value filter_escape(Budget& budget, const Value& v, const Args& args) {
   args.bind("escape", {});
   std::string out;
-  for (char c : str_of(in, v)) {
+  for (char c : str_of(budget, v)) {
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
@@ -170,7 +170,7 @@ Value filter_escape(Budget& in, const Value& v, const Args& args) {
       default: out.push_back(c);
     }
   }
-  return make_text(in, std::move(out));
+  return make_text(budget, std::move(out));
 }
 
 Value filter_first(Budget&, const Value& v, const Args& args) {
@@ -228,7 +228,7 @@ Value filter_int(Budget&, const Value& v, const Args& args) {
   return fallback;
 }
 
-Value filter_indent(Budget& in, const Value& v, const Args& args) {
+Value filter_indent(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("indent", {"width", "first", "blank"});
   std::string indentation = "    ";
   if (a[0]) indentation = a[0]->is_string() ? a[0]->as_string() : std::string(size_t(std::max<int64_t>(0, int_arg(*a[0], "indent width"))), ' ');
@@ -244,55 +244,56 @@ Value filter_indent(Budget& in, const Value& v, const Args& args) {
       if (blank || !lines[i].empty()) out += indentation;
     }
     out += lines[i];
-    in.check_string_size(out.size());
+    budget.check_string_size(out.size());
   }
   if (first) out = indentation + out;
-  return make_text(in, std::move(out));
+  return make_text(budget, std::move(out));
 }
 
-Value filter_items(Budget& in, const Value& v, const Args& args) {
+Value filter_items(Budget& budget, const Value& v, const Args& args) {
   args.bind("items", {});
   if (v.is_undefined()) return make_array({});
   if (!v.is_object()) type_error("Can only get item pairs from a mapping.");
   std::vector<Value> pairs;
   pairs.reserve(v.as_object().entries.size());
   for (const auto& [key, value] : v.as_object().entries) pairs.push_back(make_array({Value(key), value}, true));
-  return make_list(in, std::move(pairs));
+  return make_list(budget, std::move(pairs));
 }
 
-Value filter_join(Budget& in, const Value& v, const Args& args) {
+Value filter_join(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("join", {"d", "attribute"});
-  const std::string separator = a[0] ? str_of(in, *a[0]) : std::string();
+  const std::string separator = a[0] ? str_of(budget, *a[0]) : std::string();
   std::string out;
   bool first = true;
   for (const Value& item : iterate(v)) {
     if (!first) out += separator;
     first = false;
-    append_str(out, present(a[1]) ? get_attribute_path(item, str_of(in, *a[1])) : item, in.limits().max_output_bytes);
-    in.check_string_size(out.size());
+    append_str(out, present(a[1]) ? get_attribute_path(item, str_of(budget, *a[1])) : item,
+               budget.limits().max_output_bytes);
+    budget.check_string_size(out.size());
   }
-  return make_text(in, std::move(out));
+  return make_text(budget, std::move(out));
 }
 
-Value filter_list(Budget& in, const Value& v, const Args& args) {
+Value filter_list(Budget& budget, const Value& v, const Args& args) {
   args.bind("list", {});
-  return make_list(in, iterate(v));
+  return make_list(budget, iterate(v));
 }
 
-Value filter_lower(Budget& in, const Value& v, const Args& args) {
+Value filter_lower(Budget& budget, const Value& v, const Args& args) {
   args.bind("lower", {});
-  return make_text(in, pystr::lower(str_of(in, v)));
+  return make_text(budget, pystr::lower(str_of(budget, v)));
 }
 
-Value filter_upper(Budget& in, const Value& v, const Args& args) {
+Value filter_upper(Budget& budget, const Value& v, const Args& args) {
   args.bind("upper", {});
-  return make_text(in, pystr::upper(str_of(in, v)));
+  return make_text(budget, pystr::upper(str_of(budget, v)));
 }
 
 // jinja2's title filter: capitalizes after whitespace and after - ( { [ <, lowercases the rest.
-Value filter_title(Budget& in, const Value& v, const Args& args) {
+Value filter_title(Budget& budget, const Value& v, const Args& args) {
   args.bind("title", {});
-  std::u32string cps = pystr::decode(str_of(in, v));
+  std::u32string cps = pystr::decode(str_of(budget, v));
   bool word_start = true;
   for (char32_t& cp : cps) {
     const bool boundary = pystr::is_space(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<';
@@ -306,10 +307,10 @@ Value filter_title(Budget& in, const Value& v, const Args& args) {
     if (changed.size() == 1) cp = changed[0];
     word_start = false;
   }
-  return make_text(in, pystr::encode(cps));
+  return make_text(budget, pystr::encode(cps));
 }
 
-Value filter_map(Budget& in, const Value& v, const Args& args) {
+Value filter_map(Budget& budget, const Value& v, const Args& args) {
   std::vector<Value> out;
   const std::vector<Value> items = iterate(v);
   const Value* attribute = nullptr;
@@ -320,14 +321,14 @@ Value filter_map(Budget& in, const Value& v, const Args& args) {
     else if (args.positional.empty()) type_error("map() got an unexpected keyword argument '", name, "'");
   }
   if (attribute) {
-    const std::string path = str_of(in, *attribute);
+    const std::string path = str_of(budget, *attribute);
     for (const Value& item : items) {
       Value mapped = get_attribute_path(item, path);
       if (mapped.is_undefined() && fallback) mapped = *fallback;
       out.push_back(std::move(mapped));
-      in.charge(1);
+      budget.charge(1);
     }
-    return make_list(in, std::move(out));
+    return make_list(budget, std::move(out));
   }
   if (args.positional.empty()) type_error("map requires a filter argument");
   const std::string filter = string_arg(args.positional[0], "map filter name");
@@ -335,17 +336,17 @@ Value filter_map(Budget& in, const Value& v, const Args& args) {
   Args rest;
   rest.positional.assign(args.positional.begin() + 1, args.positional.end());
   rest.keyword = args.keyword;
-  for (const Value& item : items) out.push_back(apply_filter(in, filter, item, rest));
-  return make_list(in, std::move(out));
+  for (const Value& item : items) out.push_back(apply_filter(budget, filter, item, rest));
+  return make_list(budget, std::move(out));
 }
 
-Value min_max(Budget& in, const Value& v, const Args& args, bool want_max) {
+Value min_max(Budget& budget, const Value& v, const Args& args, bool want_max) {
   const auto a = args.bind(want_max ? "max" : "min", {"case_sensitive", "attribute"});
   const bool case_sensitive = a[0] && truthy(*a[0]);
   const std::vector<Value> items = iterate(v);
   if (items.empty()) return Value::undefined("No aggregated item, sequence was empty.");
   const auto key = [&](const Value& item) {
-    return case_key(present(a[1]) ? get_attribute_path(item, str_of(in, *a[1])) : item, case_sensitive);
+    return case_key(present(a[1]) ? get_attribute_path(item, str_of(budget, *a[1])) : item, case_sensitive);
   };
   size_t best = 0;
   Value best_key = key(items[0]);
@@ -360,16 +361,16 @@ Value min_max(Budget& in, const Value& v, const Args& args, bool want_max) {
   }
   return items[best];
 }
-Value filter_max(Budget& in, const Value& v, const Args& args) { return min_max(in, v, args, true); }
-Value filter_min(Budget& in, const Value& v, const Args& args) { return min_max(in, v, args, false); }
+Value filter_max(Budget& budget, const Value& v, const Args& args) { return min_max(budget, v, args, true); }
+Value filter_min(Budget& budget, const Value& v, const Args& args) { return min_max(budget, v, args, false); }
 
 // select/reject/selectattr/rejectattr share one implementation.
-Value select_items(Budget& in, const Value& v, const Args& args, bool by_attribute, bool keep_matches) {
+Value select_items(Budget& budget, const Value& v, const Args& args, bool by_attribute, bool keep_matches) {
   size_t next = 0;
   std::string attribute;
   if (by_attribute) {
     if (args.positional.empty()) type_error("selectattr/rejectattr need an attribute name");
-    attribute = str_of(in, args.positional[next++]);
+    attribute = str_of(budget, args.positional[next++]);
   }
   std::string test;
   if (next < args.positional.size()) test = string_arg(args.positional[next++], "test name");
@@ -379,35 +380,39 @@ Value select_items(Budget& in, const Value& v, const Args& args, bool by_attribu
   test_args.keyword = args.keyword;
   std::vector<Value> out;
   for (const Value& item : iterate(v)) {
-    in.charge(1);
+    budget.charge(1);
     const Value subject = by_attribute ? get_attribute_path(item, attribute) : item;
-    const bool matches = test.empty() ? truthy(subject) : apply_test(in, test, subject, test_args);
+    const bool matches = test.empty() ? truthy(subject) : apply_test(budget, test, subject, test_args);
     if (matches == keep_matches) out.push_back(item);
   }
-  return make_list(in, std::move(out));
+  return make_list(budget, std::move(out));
 }
-Value filter_select(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, false, true); }
-Value filter_reject(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, false, false); }
-Value filter_selectattr(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, true, true); }
-Value filter_rejectattr(Budget& in, const Value& v, const Args& a) { return select_items(in, v, a, true, false); }
+Value filter_select(Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, true); }
+Value filter_reject(Budget& budget, const Value& v, const Args& a) { return select_items(budget, v, a, false, false); }
+Value filter_selectattr(Budget& budget, const Value& v, const Args& a) {
+  return select_items(budget, v, a, true, true);
+}
+Value filter_rejectattr(Budget& budget, const Value& v, const Args& a) {
+  return select_items(budget, v, a, true, false);
+}
 
-Value filter_replace(Budget& in, const Value& v, const Args& args) {
+Value filter_replace(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("replace", {"old", "new", "count"}, 2);
   const int64_t count = present(a[2]) ? int_arg(*a[2], "replace count") : -1;
-  return make_text(in, pystr::replace(str_of(in, v), str_of(in, *a[0]), str_of(in, *a[1]), count,
-                                      in.limits().max_output_bytes));
+  return make_text(budget, pystr::replace(str_of(budget, v), str_of(budget, *a[0]), str_of(budget, *a[1]), count,
+                                          budget.limits().max_output_bytes));
 }
 
-Value filter_reverse(Budget& in, const Value& v, const Args& args) {
+Value filter_reverse(Budget& budget, const Value& v, const Args& args) {
   args.bind("reverse", {});
   if (v.is_string()) {
     std::u32string cps = pystr::decode(v.as_string());
     std::reverse(cps.begin(), cps.end());
-    return make_text(in, pystr::encode(cps));
+    return make_text(budget, pystr::encode(cps));
   }
   std::vector<Value> items = iterate(v);
   std::reverse(items.begin(), items.end());
-  return make_list(in, std::move(items));
+  return make_list(budget, std::move(items));
 }
 
 Value filter_round(Budget&, const Value& v, const Args& args) {
@@ -438,42 +443,43 @@ Value filter_round(Budget&, const Value& v, const Args& args) {
   return Value((method == "ceil" ? std::ceil(scaled) : std::floor(scaled)) / scale);
 }
 
-Value filter_safe(Budget& in, const Value& v, const Args& args) {
+Value filter_safe(Budget& budget, const Value& v, const Args& args) {
   args.bind("safe", {});
   // jinja2 returns Markup(str(v)): a str. Autoescaping is off, so the marking itself is moot.
   if (v.is_string()) return v;
-  return make_text(in, str_of(in, v));
+  return make_text(budget, str_of(budget, v));
 }
 
-Value filter_sort(Budget& in, const Value& v, const Args& args) {
+Value filter_sort(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("sort", {"reverse", "case_sensitive", "attribute"});
   std::vector<Value> items = iterate(v);
   const bool case_sensitive = a[1] && truthy(*a[1]);
-  const std::string attribute = present(a[2]) ? str_of(in, *a[2]) : std::string();
-  in.charge(items.size());
+  const std::string attribute = present(a[2]) ? str_of(budget, *a[2]) : std::string();
+  budget.charge(items.size());
   sort_values(items, [&](const Value& item) {
     return case_key(attribute.empty() ? item : get_attribute_path(item, attribute), case_sensitive);
   }, a[0] && truthy(*a[0]));
-  return make_list(in, std::move(items));
+  return make_list(budget, std::move(items));
 }
 
-Value filter_string(Budget& in, const Value& v, const Args& args) {
+Value filter_string(Budget& budget, const Value& v, const Args& args) {
   args.bind("string", {});
   if (v.is_string()) return v;
-  return make_text(in, str_of(in, v));
+  return make_text(budget, str_of(budget, v));
 }
 
-Value filter_sum(Budget& in, const Value& v, const Args& args) {
+Value filter_sum(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("sum", {"attribute", "start"});
   Value total = a[1] ? *a[1] : Value(int64_t(0));
   for (const Value& item : iterate(v))
-    total = arithmetic(in, BinaryOp::kAdd, total, present(a[0]) ? get_attribute_path(item, str_of(in, *a[0])) : item);
+    total = arithmetic(budget, BinaryOp::kAdd, total,
+                       present(a[0]) ? get_attribute_path(item, str_of(budget, *a[0])) : item);
   return total;
 }
 
 // transformers' override: json.dumps(x, ensure_ascii=False, indent=None, separators=None,
 // sort_keys=False), i.e. key order kept and no HTML escaping (unlike jinja2's own tojson).
-Value filter_tojson(Budget& in, const Value& v, const Args& args) {
+Value filter_tojson(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("tojson", {"ensure_ascii", "indent", "separators", "sort_keys"});
   JsonDumpOptions options;
   options.ensure_ascii = a[0] && truthy(*a[0]);
@@ -494,26 +500,26 @@ Value filter_tojson(Budget& in, const Value& v, const Args& args) {
     options.key_separator = seps[1].as_string();
   }
   options.sort_keys = a[3] && truthy(*a[3]);
-  return make_text(in, to_json(v, options, in.limits().max_output_bytes));
+  return make_text(budget, to_json(v, options, budget.limits().max_output_bytes));
 }
 
-Value filter_trim(Budget& in, const Value& v, const Args& args) {
+Value filter_trim(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("trim", {"chars"});
-  return make_text(in, pystr::strip(str_of(in, v), optional_string_arg(a[0], "trim chars"), true, true));
+  return make_text(budget, pystr::strip(str_of(budget, v), optional_string_arg(a[0], "trim chars"), true, true));
 }
 
-Value filter_unique(Budget& in, const Value& v, const Args& args) {
+Value filter_unique(Budget& budget, const Value& v, const Args& args) {
   const auto a = args.bind("unique", {"case_sensitive", "attribute"});
   const bool case_sensitive = a[0] && truthy(*a[0]);
   std::vector<Value> out, seen;
   for (const Value& item : iterate(v)) {
-    const Value key = case_key(present(a[1]) ? get_attribute_path(item, str_of(in, *a[1])) : item, case_sensitive);
-    in.charge(seen.size() + 1);
+    const Value key = case_key(present(a[1]) ? get_attribute_path(item, str_of(budget, *a[1])) : item, case_sensitive);
+    budget.charge(seen.size() + 1);
     if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) continue;
     seen.push_back(key);
     out.push_back(item);
   }
-  return make_list(in, std::move(out));
+  return make_list(budget, std::move(out));
 }
 
 const std::unordered_map<std::string_view, FilterFn>& filter_table() {
@@ -581,11 +587,11 @@ const std::unordered_map<std::string_view, FilterFn>& filter_table() {
 
 bool is_filter_name(std::string_view name) { return filter_table().count(name) > 0; }
 
-Value apply_filter(Budget& in, const std::string& name, const Value& input, const Args& args) {
+Value apply_filter(Budget& budget, const std::string& name, const Value& input, const Args& args) {
   const auto it = filter_table().find(name);
   if (it == filter_table().end()) type_error("no filter named '", name, "'");
   if (!it->second) fail(ErrorKind::kUnsupported, "the '", name, "' filter is not supported in chat templates");
-  return it->second(in, input, args);
+  return it->second(budget, input, args);
 }
 
 }  // namespace qvl::jinja

@@ -12,7 +12,7 @@
 namespace qvl::jinja {
 namespace {
 
-Value global_range(Budget& in, const Args& args) {
+Value global_range(Budget& budget, const Args& args) {
   if (!args.keyword.empty()) type_error("range() takes no keyword arguments");
   const auto& p = args.positional;
   if (p.empty() || p.size() > 3) type_error("range expected 1 to 3 arguments, got ", p.size());
@@ -28,13 +28,13 @@ Value global_range(Budget& in, const Args& args) {
   // Count without overflow: ceil((stop - start) / step) for the matching direction.
   const long double span = static_cast<long double>(stop) - static_cast<long double>(start);
   const long double n = std::max<long double>(0, std::ceil(span / static_cast<long double>(step)));
-  if (n > static_cast<long double>(in.limits().max_range))
+  if (n > static_cast<long double>(budget.limits().max_range))
     fail(ErrorKind::kLimitExceeded, "range() of ", static_cast<double>(n), " items exceeds the limit of ",
-         in.limits().max_range);
+         budget.limits().max_range);
   std::vector<Value> items;
   items.reserve(static_cast<size_t>(n));
   for (int64_t i = 0, v = start; i < static_cast<int64_t>(n); ++i, v += step) items.emplace_back(v);
-  return make_list(in, std::move(items));
+  return make_list(budget, std::move(items));
 }
 
 std::vector<std::pair<std::string, Value>> mapping_args(const char* callee, const Args& args) {
@@ -79,15 +79,15 @@ constexpr std::string_view kGlobalNames[] = {"range", "namespace", "dict", "rais
 
 }  // namespace
 
-Value call_builtin(Budget& in, const CallableData& fn, const Args& args) {
-  if (fn.kind == CallableData::Kind::kMethod) return call_method(in, fn.receiver, fn.name, args);
+Value call_builtin(Budget& budget, const CallableData& fn, const Args& args) {
+  if (fn.kind == CallableData::Kind::kMethod) return call_method(budget, fn.receiver, fn.name, args);
   const std::string& name = fn.name;
-  if (name == "range") return global_range(in, args);
+  if (name == "range") return global_range(budget, args);
   if (name == "namespace") return global_namespace(args);
   if (name == "dict") return make_object(mapping_args("dict", args));
   if (name == "raise_exception") {
     const auto a = args.bind("raise_exception", {"message"}, 1);
-    throw TemplateRaised{str_of(in, *a[0])};
+    throw TemplateRaised{str_of(budget, *a[0])};
   }
   if (name == "strftime_now") return global_strftime_now(args);
   fail(ErrorKind::kInternal, "unknown builtin ", name);

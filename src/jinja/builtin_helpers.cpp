@@ -5,17 +5,17 @@
 
 namespace qvl::jinja {
 
-std::string str_of(Budget& in, const Value& v) { return to_str(v, in.limits().max_output_bytes); }
+std::string str_of(Budget& budget, const Value& v) { return to_str(v, budget.limits().max_output_bytes); }
 
-Value make_text(Budget& in, std::string text) {
-  in.check_string_size(text.size());
-  in.charge(text.size() / 16);
+Value make_text(Budget& budget, std::string text) {
+  budget.check_string_size(text.size());
+  budget.charge(text.size() / 16);
   return Value(std::move(text));
 }
 
-Value make_list(Budget& in, std::vector<Value> items, bool is_tuple) {
-  in.check_collection_size(items.size());
-  in.charge(items.size());
+Value make_list(Budget& budget, std::vector<Value> items, bool is_tuple) {
+  budget.check_collection_size(items.size());
+  budget.charge(items.size());
   return make_array(std::move(items), is_tuple);
 }
 

@@ -25,10 +25,10 @@ template <typename... Parts>
 [[noreturn]] void overflow();
 
 // Python str() of a value, bounded by the output limit.
-std::string str_of(Budget& in, const Value& v);
+std::string str_of(Budget& budget, const Value& v);
 // A string or list result, checked against the size limits and charged to the budget.
-Value make_text(Budget& in, std::string text);
-Value make_list(Budget& in, std::vector<Value> items, bool is_tuple = false);
+Value make_text(Budget& budget, std::string text);
+Value make_list(Budget& budget, std::vector<Value> items, bool is_tuple = false);
 // `receiver.name` as a callable (a method call is evaluated by call_method).
 Value bound_method(const Value& receiver, const std::string& name);
 // Argument conversions; a wrong type fails with a TypeError naming `what`.
@@ -44,6 +44,6 @@ std::optional<int> order(const Value& a, const Value& b);
 // (builtin_access.cpp).
 Value get_attribute_path(const Value& obj, const std::string& path);
 // Calls method `name` bound to `self`: str, dict and list methods and loop.cycle (builtin_methods.cpp).
-Value call_method(Budget& in, const Value& self, const std::string& name, const Args& args);
+Value call_method(Budget& budget, const Value& self, const std::string& name, const Args& args);
 
 }  // namespace qvl::jinja

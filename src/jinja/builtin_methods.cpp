@@ -11,7 +11,7 @@
 namespace qvl::jinja {
 namespace {
 
-Value string_method(Budget& in, const std::string& s, const std::string& name, const Args& args) {
+Value string_method(Budget& budget, const std::string& s, const std::string& name, const Args& args) {
   const auto affix = [&](bool prefix) {
     const auto a = args.bind(name, {"prefix", "start", "end"}, 1);
     if (a[1] || a[2]) fail(ErrorKind::kUnsupported, "str.", name, "() with start/end");
@@ -31,35 +31,36 @@ Value string_method(Budget& in, const std::string& s, const std::string& name, c
   if (name == "endswith") return affix(false);
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     const auto a = args.bind(name, {"chars"});
-    return make_text(in, pystr::strip(s, optional_string_arg(a[0], "strip chars"), name != "rstrip", name != "lstrip"));
+    return make_text(budget,
+                     pystr::strip(s, optional_string_arg(a[0], "strip chars"), name != "rstrip", name != "lstrip"));
   }
   if (name == "split" || name == "rsplit") {
     const auto a = args.bind(name, {"sep", "maxsplit"});
     const int64_t maxsplit = a[1] ? int_arg(*a[1], "maxsplit") : -1;
     const auto sep = optional_string_arg(a[0], "separator");
     const std::vector<std::string> parts = name == "split" ? pystr::split(s, sep, maxsplit) : pystr::rsplit(s, sep, maxsplit);
-    in.check_collection_size(parts.size());
+    budget.check_collection_size(parts.size());
     std::vector<Value> items(parts.begin(), parts.end());
-    return make_list(in, std::move(items));
+    return make_list(budget, std::move(items));
   }
   if (name == "splitlines") {
     const auto a = args.bind(name, {"keepends"});
     const std::vector<std::string> lines = pystr::splitlines(s, a[0] && truthy(*a[0]));
     std::vector<Value> items(lines.begin(), lines.end());
-    return make_list(in, std::move(items));
+    return make_list(budget, std::move(items));
   }
   if (name == "replace") {
     const auto a = args.bind(name, {"old", "new", "count"}, 2);
     const int64_t count = a[2] ? int_arg(*a[2], "count") : -1;
-    return make_text(in, pystr::replace(s, string_arg(*a[0], "replace old"), string_arg(*a[1], "replace new"), count,
-                                        in.limits().max_output_bytes));
+    return make_text(budget, pystr::replace(s, string_arg(*a[0], "replace old"), string_arg(*a[1], "replace new"),
+                                            count, budget.limits().max_output_bytes));
   }
   if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
     args.bind(name, {});
-    if (name == "upper") return make_text(in, pystr::upper(s));
-    if (name == "lower") return make_text(in, pystr::lower(s));
-    if (name == "title") return make_text(in, pystr::title(s));
-    return make_text(in, pystr::capitalize(s));
+    if (name == "upper") return make_text(budget, pystr::upper(s));
+    if (name == "lower") return make_text(budget, pystr::lower(s));
+    if (name == "title") return make_text(budget, pystr::title(s));
+    return make_text(budget, pystr::capitalize(s));
   }
   if (name == "find" || name == "rfind") {
     const auto a = args.bind(name, {"sub", "start", "end"}, 1);
@@ -82,9 +83,9 @@ Value string_method(Budget& in, const std::string& s, const std::string& name, c
       first = false;
       if (!item.is_string()) type_error("sequence item: expected str instance, ", type_name(item), " found");
       out += item.as_string();
-      in.check_string_size(out.size());
+      budget.check_string_size(out.size());
     }
-    return make_text(in, std::move(out));
+    return make_text(budget, std::move(out));
   }
   if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace") {
     args.bind(name, {});
@@ -104,7 +105,7 @@ Value string_method(Budget& in, const std::string& s, const std::string& name, c
   fail(ErrorKind::kUnsupported, "str.", name, "() is not supported in chat templates");
 }
 
-Value dict_method(Budget& in, const ObjectData& obj, const std::string& name, const Args& args) {
+Value dict_method(Budget& budget, const ObjectData& obj, const std::string& name, const Args& args) {
   if (name == "get") {
     const auto a = args.bind("get", {"key", "default"}, 1);
     if (a[0]->is_string())
@@ -119,7 +120,7 @@ Value dict_method(Budget& in, const ObjectData& obj, const std::string& name, co
     else if (name == "values") out.push_back(value);
     else out.push_back(make_array({Value(key), value}, true));
   }
-  return make_list(in, std::move(out));
+  return make_list(budget, std::move(out));
 }
 
 Value list_method(const ArrayData& list, const std::string& name, const Args& args) {
@@ -133,9 +134,9 @@ Value list_method(const ArrayData& list, const std::string& name, const Args& ar
 
 }  // namespace
 
-Value call_method(Budget& in, const Value& self, const std::string& name, const Args& args) {
-  if (self.is_string()) return string_method(in, self.as_string(), name, args);
-  if (self.is_object()) return dict_method(in, self.as_object(), name, args);
+Value call_method(Budget& budget, const Value& self, const std::string& name, const Args& args) {
+  if (self.is_string()) return string_method(budget, self.as_string(), name, args);
+  if (self.is_object()) return dict_method(budget, self.as_object(), name, args);
   if (self.is_array()) return list_method(self.as_array(), name, args);
   if (self.is_loop() && name == "cycle") {
     if (args.positional.empty()) type_error("no items for cycling given");

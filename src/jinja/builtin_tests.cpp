@@ -39,7 +39,7 @@ const std::unordered_map<std::string_view, TestId>& test_table() {
 
 bool is_test_name(std::string_view name) { return test_table().count(name) > 0; }
 
-bool apply_test(Budget& in, const std::string& name, const Value& v, const Args& args) {
+bool apply_test(Budget& budget, const std::string& name, const Value& v, const Args& args) {
   const auto it = test_table().find(name);
   if (it == test_table().end()) type_error("no test named '", name, "'");
   const auto one_arg = [&]() -> const Value& { return *args.bind(name, {"other"}, 1)[0]; };
@@ -71,12 +71,12 @@ bool apply_test(Budget& in, const std::string& name, const Value& v, const Args&
     case TestId::kOdd: {
       args.bind(name, {});
       // jinja2: value % 2 == 1 (odd) / == 0 (even), so -0.5 (% 2 == 1.5) is neither.
-      const Value r = arithmetic(in, BinaryOp::kMod, v, Value(int64_t(2)));
+      const Value r = arithmetic(budget, BinaryOp::kMod, v, Value(int64_t(2)));
       return equals(r, Value(int64_t(it->second == TestId::kOdd ? 1 : 0)));
     }
-    case TestId::kDivisibleBy: return !truthy(arithmetic(in, BinaryOp::kMod, v, one_arg()));
-    case TestId::kLower: args.bind(name, {}); return pystr::is_lower(str_of(in, v));
-    case TestId::kUpper: args.bind(name, {}); return pystr::is_upper(str_of(in, v));
+    case TestId::kDivisibleBy: return !truthy(arithmetic(budget, BinaryOp::kMod, v, one_arg()));
+    case TestId::kLower: args.bind(name, {}); return pystr::is_lower(str_of(budget, v));
+    case TestId::kUpper: args.bind(name, {}); return pystr::is_upper(str_of(budget, v));
     case TestId::kEq: return compare(CompareOp::kEq, v, one_arg());
     case TestId::kNe: return compare(CompareOp::kNe, v, one_arg());
     case TestId::kLt: return compare(CompareOp::kLt, v, one_arg());

@@ -20,10 +20,10 @@ namespace qvl::jinja {
 bool is_filter_name(std::string_view name);
 bool is_test_name(std::string_view name);
 
-Value apply_filter(Budget& in, const std::string& name, const Value& input, const Args& args);
-bool apply_test(Budget& in, const std::string& name, const Value& input, const Args& args);
+Value apply_filter(Budget& budget, const std::string& name, const Value& input, const Args& args);
+bool apply_test(Budget& budget, const std::string& name, const Value& input, const Args& args);
 // Builtin functions (range, namespace, ...) and bound methods ("abc".upper, d.items, ...).
-Value call_builtin(Budget& in, const CallableData& fn, const Args& args);
+Value call_builtin(Budget& budget, const CallableData& fn, const Args& args);
 // Registers range, namespace, dict, raise_exception and strftime_now.
 void install_globals(Frame& frame);
 
@@ -31,13 +31,13 @@ void install_globals(Frame& frame);
 Value get_attr(const Value& obj, const std::string& name);
 Value get_item(const Value& obj, const Value& key);
 // Python slicing of str/list/tuple; absent bounds are null.
-Value slice(Budget& in, const Value& obj, const Value* start, const Value* stop, const Value* step);
+Value slice(Budget& budget, const Value& obj, const Value* start, const Value* stop, const Value* step);
 // Python iteration: list items, dict keys, str characters; Undefined iterates as empty.
 std::vector<Value> iterate(const Value& v);
 // Python `needle in haystack`.
 bool contains(const Value& haystack, const Value& needle);
 // Python arithmetic (+ - * / // % **) and comparisons, with jinja2's Undefined rules.
-Value arithmetic(Budget& in, BinaryOp op, const Value& a, const Value& b);
+Value arithmetic(Budget& budget, BinaryOp op, const Value& a, const Value& b);
 bool compare(CompareOp op, const Value& a, const Value& b);
 // Python len().
 size_t length(const Value& v);
