@@ -5,9 +5,9 @@
 #include "core/check.h"
 #include "core/json_util.h"
 #include "core/mapped_file.h"
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_interp.h"
-#include "tokenizer/jinja_parser.h"
+#include "jinja/builtins.h"
+#include "jinja/interpreter.h"
+#include "jinja/parser.h"
 
 namespace qvl {
 namespace {

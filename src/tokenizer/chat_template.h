@@ -6,7 +6,7 @@
 // strftime_now, replaces the tojson filter by json.dumps(x, ensure_ascii=False, ...), and renders
 // with messages, tools, documents, add_generation_prompt, the tokenizer's special tokens and any
 // extra keyword arguments. qvl parses the template once with its own interpreter for the Jinja2
-// subset chat templates use (jinja_*.h) and renders it with the same semantics.
+// subset chat templates use (src/jinja/) and renders it with the same semantics.
 #pragma once
 
 #include <memory>
@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/jinja_limits.h"
+#include "jinja/limits.h"
 
 namespace qvl {
 
@@ -22,7 +22,7 @@ namespace jinja {
 struct TemplateAst;
 }
 
-// Time and memory bounds for parsing and rendering; see jinja_limits.h.
+// Time and memory bounds for parsing and rendering; see jinja/limits.h.
 using ChatTemplateLimits = jinja::Limits;
 
 class ChatTemplate {

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string_view>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_limits.h"
+#include "jinja/ast.h"
+#include "jinja/limits.h"
 
 namespace qvl::jinja {
 

@@ -1,13 +1,17 @@
-// The Python/jinja2 runtime behind templates: attribute and item access, iteration,
-// operators, filters, tests, str/dict/list methods and the global functions.
+// The Python/jinja2 runtime behind templates, one file per part: attribute and item access,
+// iteration (builtin_access.cpp), operators (builtin_arithmetic.cpp), filters (builtin_filters.cpp),
+// tests (builtin_tests.cpp), str/dict/list methods (builtin_methods.cpp) and the global functions
+// (builtin_globals.cpp). They depend on values and the render's Budget, not on the interpreter.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "tokenizer/jinja_interp.h"
-#include "tokenizer/jinja_value.h"
+#include "jinja/ast.h"
+#include "jinja/budget.h"
+#include "jinja/call.h"
+#include "jinja/value.h"
 
 namespace qvl::jinja {
 
@@ -16,10 +20,10 @@ namespace qvl::jinja {
 bool is_filter_name(std::string_view name);
 bool is_test_name(std::string_view name);
 
-Value apply_filter(Interpreter& in, const std::string& name, const Value& input, const Args& args);
-bool apply_test(Interpreter& in, const std::string& name, const Value& input, const Args& args);
+Value apply_filter(Budget& budget, const std::string& name, const Value& input, const Args& args);
+bool apply_test(Budget& budget, const std::string& name, const Value& input, const Args& args);
 // Builtin functions (range, namespace, ...) and bound methods ("abc".upper, d.items, ...).
-Value call_builtin(Interpreter& in, const CallableData& fn, const Args& args);
+Value call_builtin(Budget& budget, const CallableData& fn, const Args& args);
 // Registers range, namespace, dict, raise_exception and strftime_now.
 void install_globals(Frame& frame);
 
@@ -27,13 +31,13 @@ void install_globals(Frame& frame);
 Value get_attr(const Value& obj, const std::string& name);
 Value get_item(const Value& obj, const Value& key);
 // Python slicing of str/list/tuple; absent bounds are null.
-Value slice(Interpreter& in, const Value& obj, const Value* start, const Value* stop, const Value* step);
+Value slice(Budget& budget, const Value& obj, const Value* start, const Value* stop, const Value* step);
 // Python iteration: list items, dict keys, str characters; Undefined iterates as empty.
 std::vector<Value> iterate(const Value& v);
 // Python `needle in haystack`.
 bool contains(const Value& haystack, const Value& needle);
 // Python arithmetic (+ - * / // % **) and comparisons, with jinja2's Undefined rules.
-Value arithmetic(Interpreter& in, BinaryOp op, const Value& a, const Value& b);
+Value arithmetic(Budget& budget, BinaryOp op, const Value& a, const Value& b);
 bool compare(CompareOp op, const Value& a, const Value& b);
 // Python len().
 size_t length(const Value& v);

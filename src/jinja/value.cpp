@@ -1,11 +1,11 @@
-#include "tokenizer/jinja_value.h"
+#include "jinja/value.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/check.h"
-#include "tokenizer/jinja_pystr.h"
+#include "jinja/pystr.h"
 
 namespace qvl::jinja {
 namespace {

@@ -1,4 +1,4 @@
-#include "tokenizer/jinja_pystr.h"
+#include "jinja/pystr.h"
 
 #include <utf8proc.h>
 

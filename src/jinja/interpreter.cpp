@@ -1,9 +1,9 @@
-#include "tokenizer/jinja_interp.h"
+#include "jinja/interpreter.h"
 
 #include <algorithm>
 
 #include "core/check.h"
-#include "tokenizer/jinja_builtins.h"
+#include "jinja/builtins.h"
 
 namespace qvl::jinja {
 namespace {
@@ -24,26 +24,6 @@ class Restore {
 
 }  // namespace
 
-std::vector<const Value*> Args::bind(std::string_view callee, std::initializer_list<std::string_view> params,
-                                     size_t required) const {
-  std::vector<const Value*> bound(params.size(), nullptr);
-  if (positional.size() > params.size())
-    fail(ErrorKind::kInvalidArgument, callee, "() takes at most ", params.size(), " argument(s) (",
-         positional.size(), " given)");
-  for (size_t i = 0; i < positional.size(); ++i) bound[i] = &positional[i];
-  for (const auto& [name, value] : keyword) {
-    const auto it = std::find(params.begin(), params.end(), name);
-    if (it == params.end()) fail(ErrorKind::kInvalidArgument, callee, "() got an unexpected keyword argument '", name, "'");
-    const size_t index = static_cast<size_t>(it - params.begin());
-    if (bound[index]) fail(ErrorKind::kInvalidArgument, callee, "() got multiple values for argument '", name, "'");
-    bound[index] = &value;
-  }
-  for (size_t i = 0; i < required; ++i)
-    if (!bound[i])
-      fail(ErrorKind::kInvalidArgument, callee, "() missing required argument '", *(params.begin() + i), "'");
-  return bound;
-}
-
 class Interpreter::DepthGuard {
  public:
   explicit DepthGuard(Interpreter& in) : in_(in) {
@@ -57,7 +37,7 @@ class Interpreter::DepthGuard {
   Interpreter& in_;
 };
 
-Interpreter::Interpreter(const Limits& limits) : limits_(limits) {}
+Interpreter::Interpreter(const Limits& limits) : limits_(limits), budget_(limits) {}
 
 std::string Interpreter::render(const TemplateAst& ast, std::shared_ptr<Frame> variables) {
   root_ = std::move(variables);
@@ -75,31 +55,6 @@ std::string Interpreter::render(const TemplateAst& ast, std::shared_ptr<Frame> v
   }
   out_ = nullptr;
   return out;
-}
-
-void Interpreter::charge(uint64_t units) {
-  work_ += units;
-  if (work_ > limits_.max_work)
-    fail(ErrorKind::kLimitExceeded, "rendering exceeded its budget of ", limits_.max_work,
-         " evaluation steps (runaway template?)");
-}
-
-void Interpreter::check_string_size(size_t bytes) const {
-  if (bytes > limits_.max_output_bytes)
-    fail(ErrorKind::kLimitExceeded, "a string of ", bytes, " bytes exceeds the ", limits_.max_output_bytes,
-         "-byte limit");
-}
-
-void Interpreter::check_collection_size(size_t items) const {
-  if (items > limits_.max_collection_items)
-    fail(ErrorKind::kLimitExceeded, "a list of ", items, " items exceeds the ", limits_.max_collection_items,
-         "-item limit");
-}
-
-void Interpreter::count_iteration() {
-  if (++iterations_ > limits_.max_loop_iterations)
-    fail(ErrorKind::kLimitExceeded, "more than ", limits_.max_loop_iterations, " loop iterations (runaway loop?)");
-  charge(1);
 }
 
 void Interpreter::write(std::string_view text) {
@@ -121,7 +76,7 @@ Interpreter::Flow Interpreter::exec_body(const Body& body) {
 
 Interpreter::Flow Interpreter::exec(const Stmt& stmt) {
   DepthGuard guard(*this);
-  charge(1);
+  budget_.charge(1);
   line_ = stmt.line;
   switch (stmt.kind) {
     case StmtKind::kText:
@@ -178,12 +133,12 @@ Interpreter::Flow Interpreter::exec_for(const ForStmt& stmt) {
     items = iterable.array_ptr();  // iterate the list itself, no copy
   } else {
     std::vector<Value> all = iterate(iterable);
-    charge(all.size());
+    budget_.charge(all.size());
     if (stmt.filter) {
       // `for x in xs if cond`: jinja2 filters first, so loop.index/length count kept items only.
       std::vector<Value> kept;
       for (Value& item : all) {
-        count_iteration();
+        budget_.count_iteration();
         auto frame = std::make_shared<Frame>(scope_);
         assign(stmt.target, item, *frame);
         Restore<std::shared_ptr<Frame>> in_frame(scope_, frame);
@@ -200,7 +155,7 @@ Interpreter::Flow Interpreter::exec_for(const ForStmt& stmt) {
   const std::shared_ptr<Frame> outer = scope_;
   Restore<std::shared_ptr<Frame>> restore_scope(scope_, scope_);
   for (size_t i = 0; i < items->items.size(); ++i) {
-    count_iteration();
+    budget_.count_iteration();
     // Each iteration starts from a fresh scope: jinja2 does not carry `set` across iterations.
     auto frame = std::make_shared<Frame>(outer);
     assign(stmt.target, items->items[i], *frame);
@@ -275,7 +230,7 @@ Args Interpreter::eval_args(const CallArgs& call_args) {
 
 Value Interpreter::eval(const Expr& expr) {
   DepthGuard guard(*this);
-  charge(1);
+  budget_.charge(1);
   line_ = expr.line;
   switch (expr.kind) {
     case ExprKind::kLiteral: return static_cast<const LiteralExpr&>(expr).value;
@@ -347,14 +302,14 @@ Value Interpreter::eval(const Expr& expr) {
       const Value input = eval(*e.operand);
       const Args args = eval_args(e.args);
       line_ = expr.line;
-      return apply_filter(*this, e.name, input, args);
+      return apply_filter(budget_, e.name, input, args);
     }
     case ExprKind::kTest: {
       const auto& e = static_cast<const TestExpr&>(expr);
       const Value input = eval(*e.operand);
       const Args args = eval_args(e.args);
       line_ = expr.line;
-      return Value(apply_test(*this, e.name, input, args));
+      return Value(apply_test(budget_, e.name, input, args));
     }
   }
   QVL_ASSERT(false);
@@ -372,11 +327,11 @@ Value Interpreter::eval_binary(const BinaryExpr& expr) {
   if (expr.op == BinaryOp::kConcat) {
     std::string text = to_str(left, limits_.max_output_bytes);
     append_str(text, right, limits_.max_output_bytes);
-    check_string_size(text.size());
-    charge(text.size() / 16);
+    budget_.check_string_size(text.size());
+    budget_.charge(text.size() / 16);
     return Value(std::move(text));
   }
-  return arithmetic(*this, expr.op, left, right);
+  return arithmetic(budget_, expr.op, left, right);
 }
 
 Value Interpreter::eval_compare(const CompareExpr& expr) {
@@ -395,14 +350,14 @@ Value Interpreter::eval_slice(const SliceExpr& expr) {
   if (expr.start) start = eval(*expr.start);
   if (expr.stop) stop = eval(*expr.stop);
   if (expr.step) step = eval(*expr.step);
-  return slice(*this, object, expr.start ? &start : nullptr, expr.stop ? &stop : nullptr,
+  return slice(budget_, object, expr.start ? &start : nullptr, expr.stop ? &stop : nullptr,
                expr.step ? &step : nullptr);
 }
 
 Value Interpreter::call(const Value& callee, const Args& args) {
   const CallableData& fn = callee.as_callable();
   if (fn.kind == CallableData::Kind::kMacro) return call_macro(fn, args);
-  return call_builtin(*this, fn, args);
+  return call_builtin(budget_, fn, args);
 }
 
 Value Interpreter::call_macro(const CallableData& fn, const Args& args) {

@@ -1,10 +1,10 @@
-#include "tokenizer/jinja_lexer.h"
+#include "jinja/lexer.h"
 
 #include <algorithm>
 #include <charconv>
 
 #include "core/check.h"
-#include "tokenizer/jinja_pystr.h"
+#include "jinja/pystr.h"
 
 namespace qvl::jinja {
 namespace {

@@ -139,8 +139,8 @@ struct LoopData {
   int depth0 = 0;
 };
 
-struct MacroStmt;  // jinja_ast.h
-struct Frame;      // jinja_interp.cpp
+struct MacroStmt;  // ast.h
+struct Frame;      // call.h
 
 struct CallableData {
   enum class Kind { kBuiltin, kMethod, kMacro };
