@@ -32,7 +32,8 @@ start_chat() {
   mkfifo "$dir/in"
   "$qvl" chat -m "$model" -n -1 --temp 0 <"$dir/in" >"$dir/out" 2>"$dir/err" &
   pid=$!
-  (sleep 60 && kill -KILL "$pid" 2>/dev/null) &
+  # Its sleep must not hold ctest's output pipe open after the test ends.
+  (sleep 60 && kill -KILL "$pid") >/dev/null 2>&1 &
   watchdog=$!
   exec 3>"$dir/in"
 }

@@ -134,10 +134,12 @@ int run(const RunArgs& a) {
 Runner add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Answer one prompt (text and images), streaming the answer");
   auto a = std::make_shared<RunArgs>();
-  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")->required();
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")
+      ->required()
+      ->type_name("PATH");
   add_prompt_options(*cmd, a->prompt);
   add_system_option(*cmd, a->system);
-  cmd->add_option("--image", a->images, "Image file (repeatable, in order)");
+  cmd->add_option("--image", a->images, "Image file (repeatable, in order)")->type_name("PATH");
   add_max_tokens_option(*cmd, a->max_new_tokens);
   add_model_options(*cmd, a->model);
   add_image_options(*cmd, a->image_options);

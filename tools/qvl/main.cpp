@@ -30,7 +30,6 @@ CLI::App* find_subcommand(CLI::App& app, const std::string& name) {
 int main(int argc, char** argv) {
   CLI::App app{"qvl " QVL_VERSION ": Qwen3-VL inference on the CPU", "qvl"};
   app.set_version_flag("--version", "qvl " QVL_VERSION);
-  app.footer("Run 'qvl SUBCOMMAND --help' for a subcommand's options.");
   std::map<CLI::App*, qvl::cli::Runner> runners;
   auto add = [&](qvl::cli::Runner (*make)(CLI::App&)) {
     size_t before = app.get_subcommands({}).size();
@@ -43,6 +42,7 @@ int main(int argc, char** argv) {
   add(qvl::cli::add_synth_command);
   add(qvl::cli::add_bench_command);
   add(qvl::cli::add_quantize_command);
+  app.footer("Run 'qvl SUBCOMMAND --help' for a subcommand's options.");  // after them: theirs stay bare
 
   // `qvl` alone and `qvl help [SUBCOMMAND]` print usage; an unknown first word is named with the
   // valid ones (CLI11 would only say that a subcommand is required).
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
       std::cerr << "qvl: error: unknown subcommand '" << argv[2] << "'; valid: " << subcommand_list(app) << "\n";
       return 1;
     }
-    std::cout << (sub ? sub->help() : app.help());
+    std::cout << (sub ? sub->help("qvl") : app.help());
     return 0;
   }
   if (!first.empty() && first[0] != '-' && find_subcommand(app, first) == nullptr) {

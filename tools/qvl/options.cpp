@@ -201,8 +201,10 @@ void add_prompt_options(CLI::App& cmd, PromptOptions& options) {
                  "User prompt; '<image>' marks where images go (default: before the text)");
   cmd.add_option("-f,--file", options.prompt_file,
                  "Read the user prompt from this file (one trailing newline removed), for prompts too long for "
-                 "the command line");
-  cmd.add_option("--messages", options.messages_file, "Chat messages as OpenAI/HF JSON (instead of -p)");
+                 "the command line")
+      ->type_name("PATH");
+  cmd.add_option("--messages", options.messages_file, "Chat messages as OpenAI/HF JSON (instead of -p or -f)")
+      ->type_name("PATH");
 }
 
 void check_prompt_options(const PromptOptions& options, bool images_given) {
