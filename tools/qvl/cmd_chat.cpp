@@ -102,7 +102,6 @@ class Chat {
         tokenizer_(model_),
         params_(GeneratorParams::from_model(*model_)) {
     report_overridden_settings(args.model, model_->info());
-    check_utf8("--system", args.system);
     params_.max_new_tokens = max_new_tokens_for(args.max_new_tokens, model_->info());
     args.sampling.apply(params_);
     reset();
@@ -191,6 +190,7 @@ class Chat {
     const int64_t new_image_tokens = pending_image_tokens_;
     pending_images_.clear();
     pending_image_tokens_ = 0;
+    const size_t earlier_messages = messages_.size();
     try {
       check_utf8("the message", text);
       messages_.push_back({{"role", "user"}, {"content", content}});
@@ -206,13 +206,13 @@ class Chat {
       images_ = std::move(images);
     } catch (const std::exception& e) {
       progress_.end_line();
-      if (!messages_.empty() && messages_.back()["role"] == "user") messages_.erase(messages_.size() - 1);
+      messages_.erase(messages_.begin() + static_cast<std::ptrdiff_t>(earlier_messages), messages_.end());
       const auto* error = dynamic_cast<const Error*>(&e);
       const ErrorKind kind = error ? error->kind() : ErrorKind::kInternal;
       if (kind == ErrorKind::kCancelled) std::fprintf(stderr, "(stopped before the answer began; message dropped)\n");
       else std::fprintf(stderr, "error: %s\n", e.what());
       const bool earlier_turns = !messages_.empty() && messages_.back()["role"] == "assistant";
-      if (kind == ErrorKind::kLimitExceeded && earlier_turns)
+      if (kind == ErrorKind::kLimitExceeded && earlier_turns)  // else only a larger -c helps
         std::fprintf(stderr, "(/reset starts a new conversation)\n");
       if (new_images > 0)
         std::fprintf(stderr, "(the message's %zu image(s) were dropped; attach them again with /image)\n", new_images);
@@ -271,7 +271,10 @@ Runner add_chat_command(CLI::App& app) {
   add_max_tokens_option(*cmd, a->max_new_tokens);
   add_sampling_options(*cmd, a->sampling);
   cmd->callback([a] { check_image_options(a->image_options); });
-  return [a] { return Chat(*a).run(); };
+  return [a] {
+    check_utf8("--system", a->system);  // before the model loads; it goes into every message list
+    return Chat(*a).run();
+  };
 }
 
 }  // namespace qvl::cli
