@@ -191,13 +191,13 @@ class Chat {
     pending_images_.clear();
     pending_image_tokens_ = 0;
     const size_t earlier_messages = messages_.size();
+    interrupted = 0;  // a Ctrl-C before this message is not one for its answer
+    last_interrupt_ns = 0;
     try {
       check_utf8("the message", text);
       messages_.push_back({{"role", "user"}, {"content", content}});
       ProcessedInputs inputs = processor_.process(messages_.dump(), images);
       report_warnings(inputs);
-      interrupted = 0;  // a Ctrl-C before this message is not one for its answer
-      last_interrupt_ns = 0;
       generator_->set_progress_callback(show_progress(progress_, new_image_tokens, [] { return !interrupted; }));
       const int64_t before = generator_->stats().evaluated_tokens;
       generator_->set_inputs(inputs);

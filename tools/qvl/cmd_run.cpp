@@ -17,7 +17,7 @@ namespace qvl::cli {
 namespace {
 
 struct RunArgs {
-  std::string model_dir, system;
+  std::string model_dir;
   PromptOptions prompt;
   std::vector<std::string> images, stop;
   int64_t max_new_tokens = 256;
@@ -62,7 +62,7 @@ int run(const RunArgs& a) {
     std::string base = file.find('/') != std::string::npos ? file.substr(0, file.rfind('/')) : ".";
     inputs = processor.process(ss.str(), images, true, base);
   } else {
-    inputs = processor.process_prompt(prompt_text(a.prompt), images, a.system);
+    inputs = processor.process_prompt(prompt_text(a.prompt), images, a.prompt.system);
   }
   report_inputs(inputs);
 
@@ -138,7 +138,6 @@ Runner add_run_command(CLI::App& app) {
       ->required()
       ->type_name("PATH");
   add_prompt_options(*cmd, a->prompt);
-  add_system_option(*cmd, a->system);
   cmd->add_option("--image", a->images, "Image file (repeatable, in order)")->type_name("PATH");
   add_max_tokens_option(*cmd, a->max_new_tokens);
   add_model_options(*cmd, a->model);

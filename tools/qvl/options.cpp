@@ -198,6 +198,7 @@ void check_image_options(const ProcessorOptions& options) {
 }
 
 void add_prompt_options(CLI::App& cmd, PromptOptions& options) {
+  add_system_option(cmd, options.system);
   cmd.add_option("-p,--prompt", options.prompt,
                  "User prompt; '<image>' marks where images go (default: before the text)");
   cmd.add_option("-f,--file", options.prompt_file,
@@ -214,6 +215,8 @@ void check_prompt_options(const PromptOptions& options, bool images_given) {
     usage_error("give the prompt one way: -p/--prompt, -f/--file or --messages, not several");
   if (sources == 0 && !images_given)
     usage_error("give a prompt with -p, a prompt file with -f or messages with --messages");
+  if (!options.messages_file.empty() && !options.system.empty())
+    usage_error("--system does not apply to --messages: put a system message in the messages file");
 }
 
 std::string prompt_text(const PromptOptions& options) {

@@ -62,9 +62,10 @@ void add_image_options(CLI::App& cmd, ProcessorOptions& options);
 void check_image_options(const ProcessorOptions& options);
 
 // Where `qvl run` takes its prompt from: -p TEXT, -f FILE (for prompts beyond the argument-size
-// limit) or --messages FILE, at most one of them.
+// limit) or --messages FILE, at most one of them; and --system (not with --messages, whose file
+// holds its own system message).
 struct PromptOptions {
-  std::string prompt, prompt_file, messages_file;
+  std::string prompt, prompt_file, messages_file, system;
 };
 void add_prompt_options(CLI::App& cmd, PromptOptions& options);
 // Usage error when more than one source is given, or none and `images_given` is false.
