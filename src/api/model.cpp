@@ -1,4 +1,3 @@
-#include <cctype>
 #include <filesystem>
 
 #include "core/check.h"
@@ -117,8 +116,6 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const ModelOptions& o
   const kernels::WeightMatrix& probe = tw.layers.at(0).mlp.gate_proj;
   info.weights_type = probe.quantized() ? std::string(kernels::weight_format_name(probe.format))
                                         : std::string(dtype_name(probe.dtype));
-  // In lower case, as the flags that take these names spell them ("bf16", "q8_0").
-  for (char& c : info.weights_type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   info.threads = threads;
   return model;
 }
