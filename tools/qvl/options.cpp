@@ -247,15 +247,16 @@ void SamplingOptions::apply(GeneratorParams& params) const {
 
 void add_sampling_options(CLI::App& cmd, SamplingOptions& options) {
   const double kBig = std::numeric_limits<float>::max();
+  const double kTiny = std::numeric_limits<float>::min();  // the bound of "> 0"
   add_number_option(cmd, "--temp", options.temp, 0, kBig, "a number >= 0",
                     "Sampling temperature (0 = greedy; default: generation_config.json)");
   add_range_option(cmd, "--top-k", options.top_k, {0, kMaxInt, "an integer >= 0"},
                    "Top-k cut-off (0 = off; default: generation_config.json)");
-  add_number_option(cmd, "--top-p", options.top_p, 0, 1, "a number from 0 to 1",
+  add_number_option(cmd, "--top-p", options.top_p, kTiny, 1, "a number above 0, at most 1",
                     "Nucleus sampling mass (1 = off; default: generation_config.json)");
   add_number_option(cmd, "--min-p", options.min_p, 0, 1, "a number from 0 to 1",
                     "Min-p cut-off relative to the top token (0 = off)");
-  add_number_option(cmd, "--repeat-penalty", options.repeat_penalty, 0, kBig, "a number >= 0",
+  add_number_option(cmd, "--repeat-penalty", options.repeat_penalty, kTiny, kBig, "a number > 0",
                     "Repetition penalty (1 = off)");
   add_number_option(cmd, "--presence-penalty", options.presence_penalty, -kBig, kBig, "a finite number",
                     "Presence penalty (0 = off)");
