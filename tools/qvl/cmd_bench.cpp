@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -96,7 +97,7 @@ struct BenchArgs {
   int64_t pp = 512, tg = 128, depth = 4096, depth_tg = 32;
   std::vector<std::string> image_sizes = {"448x448", "1024x768"};
   int question_tokens = 20;
-  int repetitions = 3;  // of pp, tg and each image (the depth test runs once: its prefill is long)
+  int64_t repetitions = 3;  // of pp, tg and each image (the depth test runs once: its prefill is long)
   bool json = false, skip_depth = false;
   std::vector<int> parallel;  // --parallel 1,4,8: aggregate decode with N sequences in one engine
 };
@@ -290,7 +291,7 @@ int bench(const BenchArgs& a) {
                 "   [mean ± sd of %d runs]\n",
                 static_cast<long long>(a.pp), out["pp_tok_s"].get<double>(), out["pp_tok_s_sd"].get<double>(),
                 static_cast<long long>(a.tg), out["tg_tok_s"].get<double>(), out["tg_tok_s_sd"].get<double>(),
-                100 * out["roofline_fraction"].get<double>(), out["roofline_tok_s"].get<double>(), bw, a.repetitions);
+                100 * out["roofline_fraction"].get<double>(), out["roofline_tok_s"].get<double>(), bw, static_cast<int>(a.repetitions));
     if (!a.skip_depth)
       std::printf("tg%lld at depth %lld: %.2f tok/s\n", static_cast<long long>(a.depth_tg),
                   static_cast<long long>(a.depth), out["tg_depth_tok_s"].get<double>());
@@ -321,12 +322,13 @@ Runner add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder or qvl GGUF file")->required();
   add_model_options(*cmd, a->model, /*with_context=*/false);
-  cmd->add_option("-p,--n-prompt", a->pp, "Prompt tokens for the prefill test")->check(CLI::PositiveNumber);
-  cmd->add_option("-n,--n-gen", a->tg, "Tokens for the decode test")->check(CLI::PositiveNumber);
-  cmd->add_option("-d,--depth", a->depth, "Context depth for the decode-at-depth test")->check(CLI::PositiveNumber);
-  cmd->add_option("--depth-gen", a->depth_tg, "Tokens decoded at depth")->check(CLI::PositiveNumber);
-  cmd->add_option("-r,--repetitions", a->repetitions, "Runs of the pp, tg and image tests (mean ± sd reported)")
-      ->check(CLI::PositiveNumber);
+  const IntegerRange positive{1, std::numeric_limits<int64_t>::max(), "a positive integer"};
+  add_integer_option(*cmd, "-p,--n-prompt", a->pp, positive, "Prompt tokens for the prefill test (default: 512)");
+  add_integer_option(*cmd, "-n,--n-gen", a->tg, positive, "Tokens for the decode test (default: 128)");
+  add_integer_option(*cmd, "-d,--depth", a->depth, positive, "Context depth for the decode-at-depth test (default: 4096)");
+  add_integer_option(*cmd, "--depth-gen", a->depth_tg, positive, "Tokens decoded at depth (default: 32)");
+  add_integer_option(*cmd, "-r,--repetitions", a->repetitions, {1, 1000, "an integer from 1 to 1000"},
+                     "Runs of the pp, tg and image tests, mean ± sd reported (default: 3)");
   cmd->add_flag("--skip-depth", a->skip_depth, "Skip the decode-at-depth test");
   cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable)");
   cmd->add_option("--parallel", a->parallel,

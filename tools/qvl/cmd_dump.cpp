@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "options.h"
 #include "runtime/golden_dump.h"
 
 namespace qvl::cli {
@@ -14,7 +15,7 @@ Runner add_dump_command(CLI::App& app) {
   auto options = std::make_shared<DumpOptions>();
   cmd->add_option("fixture_dir", *fixture, "Directory with manifest.json and <case>.json files")->required();
   cmd->add_option("out_dir", *out, "Where to write the dump")->required();
-  cmd->add_option("-t,--threads", options->threads, "Threads (default: all cores)");
+  add_threads_option(*cmd, options->threads);
   return [=] {
     int failures = dump_fixture(*fixture, *out, *options, std::cerr);
     if (failures > 0) std::cerr << failures << " case(s) failed\n";

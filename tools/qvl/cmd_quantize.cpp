@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "options.h"
 #include "runtime/quantize_checkpoint.h"
 
 namespace qvl::cli {
@@ -24,7 +25,7 @@ Runner add_quantize_command(CLI::App& app) {
   cmd->add_option("--vision-type", a->options.vision_type,
                   "Vision tower matrices: q8_0 (default when --type quantizes), bf16 (as stored), q4_k or q4_0")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("-t,--threads", a->options.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  add_threads_option(*cmd, a->options.threads);
   return [a] {
     const auto t0 = std::chrono::steady_clock::now();
     int last = -1;

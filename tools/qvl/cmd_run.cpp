@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "generation.h"
 #include "options.h"
 #include "qvl/qvl.hpp"
 
@@ -16,11 +17,12 @@ namespace qvl::cli {
 namespace {
 
 struct RunArgs {
-  std::string model_dir, prompt, system, messages_file;
+  std::string model_dir;
+  PromptOptions prompt;
   std::vector<std::string> images, stop;
   int64_t max_new_tokens = 256;
   ModelOptions model;
-  int64_t min_pixels = 0, max_pixels = 0;
+  ProcessorOptions image_options;
   SamplingOptions sampling;
   bool json = false;
 };
@@ -45,32 +47,33 @@ int run(const RunArgs& a) {
   auto t_load = Clock::now();
   auto model = Model::load(a.model_dir, a.model);
   const double load_s = since(t_load);
+  report_overridden_settings(a.model, model->info());
 
-  ProcessorOptions po;
-  if (a.min_pixels > 0) po.min_pixels = a.min_pixels;
-  if (a.max_pixels > 0) po.max_pixels = a.max_pixels;
-  Processor processor(model, po);
+  Processor processor(model, a.image_options);
   std::vector<Image> images;
   for (const auto& path : a.images) images.push_back(load_image_file(path));
   ProcessedInputs inputs;
-  if (!a.messages_file.empty()) {
-    std::ifstream in(a.messages_file);
-    if (!in) throw Error(ErrorKind::kNotFound, "cannot open messages file '" + a.messages_file + "'");
+  if (!a.prompt.messages_file.empty()) {
+    const std::string& file = a.prompt.messages_file;
+    std::ifstream in(file);
+    if (!in) throw Error(ErrorKind::kNotFound, "cannot open messages file '" + file + "'");
     std::stringstream ss;
     ss << in.rdbuf();
-    std::string base = a.messages_file.find('/') != std::string::npos
-                           ? a.messages_file.substr(0, a.messages_file.rfind('/')) : ".";
+    std::string base = file.find('/') != std::string::npos ? file.substr(0, file.rfind('/')) : ".";
     inputs = processor.process(ss.str(), images, true, base);
   } else {
-    inputs = processor.process_prompt(a.prompt, images, a.system);
+    inputs = processor.process_prompt(prompt_text(a.prompt), images, a.prompt.system);
   }
+  report_inputs(inputs);
 
   GeneratorParams params = GeneratorParams::from_model(*model);
-  params.max_new_tokens = a.max_new_tokens;
+  params.max_new_tokens = max_new_tokens_for(a.max_new_tokens, model->info());
   a.sampling.apply(params);
   params.stop = a.stop;
 
   Generator gen(model, params);
+  ProgressPrinter progress;
+  gen.set_progress_callback(show_progress(progress, total_image_tokens(inputs), [] { return true; }));
   Tokenizer tokenizer(model);
   TokenizerStream stream = tokenizer.create_stream();
   auto t_first = Clock::now();
@@ -78,10 +81,10 @@ int run(const RunArgs& a) {
   std::string text, pending;
   double ttft = 0;
   while (!gen.is_done()) {
-    gen.generate_next_token();
+    const std::optional<int32_t> token = next_answer_token(gen);
     if (ttft == 0) ttft = since(t_first);
-    if (gen.stop_reason() == "eos") break;
-    pending += stream.decode(gen.next_token());
+    if (!token) break;
+    pending += stream.decode(*token);
     if (gen.stop_reason() == "stop") break;
     const size_t hold = held_back(pending, a.stop);
     if (!a.json) std::fwrite(pending.data(), 1, pending.size() - hold, stdout), std::fflush(stdout);
@@ -105,6 +108,8 @@ int run(const RunArgs& a) {
   if (a.json) {
     nlohmann::json j = {{"text", text},
                         {"stop_reason", gen.stop_reason()},
+                        {"context_full", gen.context_full()},
+                        {"seed", params.seed},
                         {"prompt_tokens", s.prompt_tokens},
                         {"generated_tokens", s.generated_tokens},
                         {"images", s.images},
@@ -113,9 +118,14 @@ int run(const RunArgs& a) {
                                      {"decode_tok_s", tg}}}};
     std::cout << j.dump() << "\n";
   }
-  std::fprintf(stderr, "\nload %.2f s | images %lld, vision %.2f s | prompt %lld tok, %.1f tok/s | generated %lld tok, %.1f tok/s | ttft %.2f s | stop: %s\n",
+  // The answer's last piece must reach a shared pipe before the stats line.
+  std::cout.flush();
+  std::fflush(stdout);
+  if (gen.context_full()) report_context_full(model->info(), "raise -c/--ctx-size for a longer answer");
+  std::fprintf(stderr, "\nload %.2f s | images %lld, vision %.2f s | prompt %lld tok, %.1f tok/s | generated %lld tok, %.1f tok/s | ttft %.2f s | stop: %s | seed %llu\n",
                load_s, static_cast<long long>(s.images), s.vision_seconds, static_cast<long long>(s.prompt_tokens), pp,
-               static_cast<long long>(s.generated_tokens), tg, ttft, gen.stop_reason().c_str());
+               static_cast<long long>(s.generated_tokens), tg, ttft, gen.stop_reason().c_str(),
+               static_cast<unsigned long long>(params.seed));
   return 0;
 }
 
@@ -124,21 +134,20 @@ int run(const RunArgs& a) {
 Runner add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Answer one prompt (text and images), streaming the answer");
   auto a = std::make_shared<RunArgs>();
-  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout)")->required();
-  cmd->add_option("-p,--prompt", a->prompt, "User prompt; '<image>' marks where images go (default: before the text)");
-  cmd->add_option("--system", a->system, "System prompt");
-  cmd->add_option("--messages", a->messages_file, "Chat messages as OpenAI/HF JSON (instead of -p)");
-  cmd->add_option("--image", a->images, "Image file (repeatable, in order)");
-  cmd->add_option("-n,--max-tokens", a->max_new_tokens, "Maximum tokens to generate")->check(CLI::PositiveNumber);
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")
+      ->required()
+      ->type_name("PATH");
+  add_prompt_options(*cmd, a->prompt);
+  cmd->add_option("--image", a->images, "Image file (repeatable, in order)")->type_name("PATH");
+  add_max_tokens_option(*cmd, a->max_new_tokens);
   add_model_options(*cmd, a->model);
-  cmd->add_option("--min-pixels", a->min_pixels, "Smallest image area after resizing (default: preprocessor_config.json)");
-  cmd->add_option("--max-pixels", a->max_pixels, "Largest image area after resizing (default: preprocessor_config.json)");
+  add_image_options(*cmd, a->image_options);
   add_sampling_options(*cmd, a->sampling);
   cmd->add_option("--stop", a->stop, "Stop string (repeatable; not printed)");
-  cmd->add_flag("--json", a->json, "Print one JSON object (text, token counts, timings) instead of streaming");
+  cmd->add_flag("--json", a->json, "Print one JSON object (text, token counts, seed, timings) instead of streaming");
   cmd->callback([a] {
-    if (a->prompt.empty() && a->messages_file.empty() && a->images.empty())
-      throw CLI::ValidationError("run", "give a prompt with -p or messages with --messages");
+    check_prompt_options(a->prompt, !a->images.empty());
+    check_image_options(a->image_options);
   });
   return [a] { return run(*a); };
 }

@@ -1,0 +1,67 @@
+#include "generation.h"
+
+#include <cstdio>
+
+namespace qvl::cli {
+
+namespace {
+constexpr int64_t kPatchesPerToken = 4;            // Qwen3-VL's 2x2 spatial merge
+constexpr int64_t kLargeImageTokens = 4096;        // above this an image gets a hint
+constexpr int64_t kImageProgressTokens = 1024;     // encoding this many tokens takes a while
+constexpr int64_t kPrefillProgressTokens = 512;
+}  // namespace
+
+std::optional<int32_t> next_answer_token(Generator& generator) {
+  const int64_t before = generator.stats().generated_tokens;
+  generator.generate_next_token();
+  if (generator.stats().generated_tokens == before || generator.stop_reason() == "eos") return std::nullopt;
+  return generator.next_token();
+}
+
+int64_t image_tokens(const ProcessedInputs& inputs, size_t image) {
+  const auto& thw = inputs.image_grid_thw.at(image);
+  return thw[0] * thw[1] * thw[2] / kPatchesPerToken;
+}
+
+int64_t total_image_tokens(const ProcessedInputs& inputs) {
+  int64_t tokens = 0;
+  for (size_t i = 0; i < inputs.image_grid_thw.size(); ++i) tokens += image_tokens(inputs, i);
+  return tokens;
+}
+
+void report_large_image(size_t image_number, int64_t tokens) {
+  if (tokens <= kLargeImageTokens) return;
+  std::fprintf(stderr,
+               "hint: image %zu gives %lld tokens and will be slow to encode; --max-pixels 1048576 caps images at "
+               "about 1024 tokens\n",
+               image_number, static_cast<long long>(tokens));
+}
+
+void report_warnings(const ProcessedInputs& inputs) {
+  for (const auto& warning : inputs.warnings) std::fprintf(stderr, "warning: %s\n", warning.c_str());
+}
+
+void report_inputs(const ProcessedInputs& inputs) {
+  report_warnings(inputs);
+  for (size_t i = 0; i < inputs.image_grid_thw.size(); ++i) report_large_image(i + 1, image_tokens(inputs, i));
+}
+
+ProgressCallback show_progress(ProgressPrinter& printer, int64_t image_tokens, std::function<bool()> keep_going) {
+  return [&printer, image_tokens, keep_going = std::move(keep_going)](const Progress& p) {
+    if (p.stage == Progress::Stage::kImageEncode) {
+      if (image_tokens >= kImageProgressTokens) printer.update("encoding images (vision blocks)", p.done, p.total);
+    } else if (p.total >= kPrefillProgressTokens) {
+      printer.update("prefill (tokens)", p.done, p.total);
+    }
+    if (keep_going()) return true;
+    printer.end_line();
+    return false;
+  };
+}
+
+void report_context_full(const ModelInfo& info, const char* advice) {
+  std::fprintf(stderr, "note: the context is full (%lld tokens); %s\n", static_cast<long long>(info.context_length),
+               advice);
+}
+
+}  // namespace qvl::cli
