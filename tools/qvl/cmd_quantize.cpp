@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "progress.h"
 #include "options.h"
 #include "runtime/quantize_checkpoint.h"
 
@@ -28,16 +29,16 @@ Runner add_quantize_command(CLI::App& app) {
   add_threads_option(*cmd, a->options.threads);
   return [a] {
     const auto t0 = std::chrono::steady_clock::now();
-    int last = -1;
-    quantize_checkpoint(a->in, a->out, a->options, [&](uint64_t done, uint64_t total) {
-      const int pct = static_cast<int>(100 * done / std::max<uint64_t>(1, total));
-      if (pct == last) return;
-      last = pct;
-      const int bar = pct / 4;
-      std::fprintf(stderr, "\r[%-25s] %3d%% of %.2f GB", std::string(static_cast<size_t>(bar), '#').c_str(), pct, total / 1e9);
-    });
+    {
+      ProgressPrinter progress;  // its line ends before the summary, or before an error
+      char label[64];
+      quantize_checkpoint(a->in, a->out, a->options, [&](uint64_t done, uint64_t total) {
+        std::snprintf(label, sizeof label, "quantizing %.2f GB", total / 1e9);
+        progress.update(label, static_cast<int64_t>(done), static_cast<int64_t>(total));
+      });
+    }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::fprintf(stderr, "\nwrote %s in %.1f s\n", a->out.c_str(), s);
+    std::fprintf(stderr, "wrote %s in %.1f s\n", a->out.c_str(), s);
     return 0;
   };
 }

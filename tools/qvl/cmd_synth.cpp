@@ -1,11 +1,10 @@
 // qvl synth: write a random-weight checkpoint with the exact shapes of a real model.
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
 #include "commands.h"
+#include "progress.h"
 #include "formats/synthetic_checkpoint.h"
 #include "qvl/error.hpp"
 
@@ -49,23 +48,14 @@ Runner add_synth_command(CLI::App& app) {
   cmd->add_option("--seed", a->seed, "Random seed of the weights (default: 1)");
   return [a] {
     const std::string tokenizer_dir = a->tokenizer_dir.empty() ? bundled_tokenizer_dir() : a->tokenizer_dir;
-    const bool tty = ::isatty(STDERR_FILENO) != 0;
-    int last = -1;
-    bool open_line = false;
-    try {
+    {
+      ProgressPrinter progress;  // its line ends before the summary, or before an error
+      const std::string label = "writing " + a->preset;
       write_synthetic_checkpoint(a->preset, a->out, tokenizer_dir, a->seed, [&](uint64_t done, uint64_t total) {
-        const int pct = static_cast<int>(100 * done / std::max<uint64_t>(1, total));
-        if (pct == last || (!tty && pct < last + 10 && pct != 100)) return;
-        last = pct;
-        std::fprintf(stderr, tty ? "\rwriting %s: %3d%% of %.2f GB" : "writing %s: %3d%% of %.2f GB\n",
-                     a->preset.c_str(), pct, total / 1e9);
-        open_line = tty;
+        progress.update(label, static_cast<int64_t>(done), static_cast<int64_t>(total));
       });
-    } catch (...) {
-      if (open_line) std::fputc('\n', stderr);
-      throw;
     }
-    std::fprintf(stderr, "%swrote %s (%s)\n", open_line ? "\n" : "", a->out.c_str(), a->preset.c_str());
+    std::fprintf(stderr, "wrote %s (%s)\n", a->out.c_str(), a->preset.c_str());
     return 0;
   };
 }
