@@ -1,4 +1,4 @@
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 
 #include <filesystem>
 #include <new>
