@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "devtools/synthetic_checkpoint.h"
 #include "qvl/qvl.h"
 #include "qvl/qvl.hpp"

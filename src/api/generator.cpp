@@ -2,7 +2,7 @@
 #include <chrono>
 #include <cmath>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "api/generator_impl.h"
 

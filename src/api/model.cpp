@@ -2,7 +2,7 @@
 #include <cctype>
 #include <filesystem>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "model/text/kv_cache.h"

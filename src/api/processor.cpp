@@ -2,7 +2,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "api/model_impl.h"

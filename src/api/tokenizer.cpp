@@ -1,4 +1,4 @@
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "tokenizer/stop_strings.h"

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "api/api_boundary.h"
 #include "core/check.h"
+#include "core/error_boundary.h"
 #include "core/fs_util.h"
 #include "core/json_util.h"
 #include "api/generator_impl.h"

@@ -5,7 +5,7 @@
 #include <set>
 
 #include "core/check.h"
-#include "model/vision/vision_internal.h"
+#include "model/vision/vision_types.h"
 #include "model/weight_view.h"
 
 namespace qvl {
