@@ -35,30 +35,23 @@ void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vecto
   stats.evaluated_tokens += n;
   logits.resize(static_cast<size_t>(m.config.text.vocab_size));
   last_hidden.resize(static_cast<size_t>(hd));
+  const Qwen3VL& model = *m.qwen;
+  const int32_t image_pad = model.vision_ids().image_pad;
   int64_t vision_row = 0;
   if (report_prefill) report(Progress::Stage::kPrefill, 0, n);
   for (int64_t c0 = 0; c0 < n; c0 += kPrefillChunk) {
-    const int64_t c1 = std::min(n, c0 + kPrefillChunk), len = c1 - c0;
-    std::vector<float> embeds(static_cast<size_t>(len * hd));
-    DeepstackInjection deepstack;
-    const int64_t first_vision_row = vision_row;
-    for (int64_t i = 0; i < len; ++i) {
-      const int32_t id = ids[static_cast<size_t>(c0 + i)];
-      if (vision != nullptr && id == m.vision_ids.image_pad) {
-        QVL_ASSERT(vision_row < vision->tokens);
-        std::copy_n(vision->embeds.data() + vision_row * hd, hd, embeds.data() + i * hd);
-        deepstack.rows.push_back(i);
-        ++vision_row;
-      } else {
-        m.decoder->embed(id, embeds.data() + i * hd);
-      }
+    const int64_t c1 = std::min(n, c0 + kPrefillChunk);
+    inputs.clear(model);
+    for (int64_t i = c0; i < c1; ++i) {
+      const int32_t id = ids[static_cast<size_t>(i)];
+      if (vision != nullptr && id == image_pad) inputs.add_vision_row(*vision, vision_row++, positions[size_t(i)]);
+      else inputs.add_token(model, id, positions[static_cast<size_t>(i)]);
     }
-    if (vision != nullptr && !deepstack.rows.empty())
-      for (const auto& feature : vision->deepstack) deepstack.per_layer.push_back(feature.data() + first_vision_row * hd);
     const bool last_chunk = c1 == n;
-    m.decoder->forward(embeds.data(), len, positions.data() + c0, deepstack.rows.empty() ? nullptr : &deepstack, cache,
-                       last_chunk ? DecoderOutputs{last_hidden.data(), logits.data()} : DecoderOutputs{},
-                       m.pool.get());
+    const DecoderSequence rows{&cache, 0, inputs.rows(), last_chunk ? last_hidden.data() : nullptr,
+                               last_chunk ? logits.data() : nullptr};
+    model.decoder().forward_batch(inputs.embeds(), inputs.rows(), inputs.positions(), {&rows, 1}, inputs.deepstack(),
+                                  workspace, m.pool.get());
     if (report_prefill) report(Progress::Stage::kPrefill, c1, n);
   }
   for (float v : logits)
@@ -164,27 +157,22 @@ void Generator::Impl::append(const ProcessedInputs& inputs) {
          " (raise the context length)");
 
   // Images first: encoding them changes nothing here, so a cancel there needs no undoing.
+  const Qwen3VL& model = *m.qwen;
   VisionOutput vision;
   if (!inputs.image_grid_thw.empty()) {
-    if (!m.vision) fail(ErrorKind::kUnsupported, "this model has no vision encoder");
-    std::vector<GridTHW> grids;
-    for (const auto& g3 : inputs.image_grid_thw) grids.push_back({g3[0], g3[1], g3[2]});
-    const int64_t depth = m.config.vision->depth;
-    report(Progress::Stage::kImageEncode, 0, depth);
+    report(Progress::Stage::kImageEncode, 0, model.vision_depth());
     auto t0 = Clock::now();
-    vision = m.vision->encode(inputs.pixel_values.data(), inputs.pixel_rows, grids, m.pool.get(),
-                              [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
+    vision = model.encode_images(inputs.pixel_values.data(), inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
+                                 [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
     stats.vision_seconds += seconds_since(t0);
-    stats.images += static_cast<int64_t>(grids.size());
+    stats.images += static_cast<int64_t>(inputs.image_grid_thw.size());
   }
-  const int64_t pads = std::count(inputs.input_ids.begin(), inputs.input_ids.end(), m.vision_ids.image_pad);
+  const int64_t pads = model.image_tokens(inputs.input_ids);
   if (pads != vision.tokens)
     fail(ErrorKind::kInvalidArgument, "the input holds ", pads, " image placeholder tokens but the images give ",
          vision.tokens);
   flush_pending();
-  MropePositions pos = compute_mrope_positions(inputs.input_ids, inputs.image_grid_thw, m.vision_ids,
-                                               m.config.vision ? m.config.vision->spatial_merge_size : 2,
-                                               next_position());
+  MropePositions pos = model.positions(inputs.input_ids, inputs.image_grid_thw, next_position());
   auto t0 = Clock::now();
   evaluate(inputs.input_ids, pos.positions, &vision, /*report_prefill=*/true);
   stats.prefill_seconds += seconds_since(t0);
@@ -196,8 +184,7 @@ void Generator::Impl::append(const ProcessedInputs& inputs) {
     sequence.push_back(inputs.input_ids[i]);
     next_position_after.push_back(after);
   }
-  last_prompt_positions = std::move(pos.positions);
-  last_vision = std::move(vision);
+  if (observe_prompt) observe_prompt(PromptIntermediates{pos.positions, vision, last_hidden});
   prompt_end = sequence.size();
   clear_stop();
 }
@@ -206,7 +193,7 @@ void Generator::set_inputs(const ProcessedInputs& conversation) {
   Impl& g = *impl_;
   translate_exceptions("setting the conversation", [&] {
     const auto& ids = conversation.input_ids;
-    const int32_t pad = g.m.vision_ids.image_pad;
+    const int32_t pad = g.m.qwen->vision_ids().image_pad;
     size_t common = 0;
     while (common < ids.size() && common < g.sequence.size() && ids[common] == g.sequence[common]) ++common;
     if (common == ids.size() && common > 0) --common;  // re-run the last token to get fresh logits
@@ -219,12 +206,12 @@ void Generator::set_inputs(const ProcessedInputs& conversation) {
 
 void Generator::Impl::replace_suffix(const ProcessedInputs& conversation, size_t common) {
   const auto& ids = conversation.input_ids;
-  const int32_t pad = m.vision_ids.image_pad;
+  const int32_t pad = m.qwen->vision_ids().image_pad;
   // The suffix keeps the images whose pads lie in it.
   ProcessedInputs suffix;
   suffix.input_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(common), ids.end());
   suffix.pixel_cols = conversation.pixel_cols;
-  const int64_t merge = m.config.vision ? m.config.vision->spatial_merge_size : 2;
+  const int64_t merge = m.qwen->merge_size();
   size_t image = 0;
   int64_t row = 0;
   for (size_t i = 0; i < ids.size();) {
@@ -325,7 +312,7 @@ void Generator::Impl::rewind(size_t length) {
   } else {
     // Keep length-1 tokens in the cache and re-evaluate the last kept one on the next step,
     // so the logits that follow it are fresh.
-    if (sequence[length - 1] == m.vision_ids.image_pad)
+    if (sequence[length - 1] == m.qwen->vision_ids().image_pad)
       fail(ErrorKind::kInvalidArgument, "cannot rewind into the middle of an image");
     sequence.resize(length);
     next_position_after.resize(length);

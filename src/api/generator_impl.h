@@ -18,6 +18,8 @@ struct Generator::Impl {
   GeneratorParams params;
   Sampler sampler;
   KvCache cache;
+  DecoderInputs inputs;         // the rows of the current decoder call
+  DecoderWorkspace workspace;   // the decoder's activations, kept between calls
 
   std::vector<int32_t> sequence;              // evaluated tokens, then possibly one pending token
   std::vector<int64_t> next_position_after;   // per sequence entry: the MRoPE position that follows it
@@ -25,12 +27,19 @@ struct Generator::Impl {
   size_t prompt_end = 0;                      // generated tokens start here (for penalties)
   std::vector<float> logits;                  // of the last evaluated position
   std::vector<float> last_hidden;             // final-normed hidden state of the last evaluated position
-  std::vector<Position3> last_prompt_positions;  // positions of the last appended chunk
-  VisionOutput last_vision;                   // vision output of the last appended inputs
   GeneratorStats stats;
   std::string stop_reason;
   bool context_full = false;                  // stop_reason "length" came from the context, not max_new_tokens
   ProgressCallback progress;
+
+  // What append() computed on the way, shown to a developer tool (the golden dump) while it is at
+  // hand; the generator keeps none of it.
+  struct PromptIntermediates {
+    const std::vector<Position3>& positions;  // of the appended tokens
+    const VisionOutput& vision;               // of its images (empty without)
+    const std::vector<float>& last_hidden;    // final-normed hidden state of its last token
+  };
+  std::function<void(const PromptIntermediates&)> observe_prompt;
 
   int64_t next_position() const { return next_position_after.empty() ? 0 : next_position_after.back(); }
   // Runs rows through the decoder: embeddings from ids (vision rows taken from `vision`).

@@ -107,13 +107,10 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   TextWeightFormats formats;
   formats.layers = weight_format_option(options.weights_type);
   formats.head = eight_bit_companion_format(options.head_weights_type, formats.layers);
-  m.decoder = std::make_unique<TextDecoder>(m.config, *m.checkpoint, formats, m.pool.get());
-  if (m.config.vision)
-    m.vision = std::make_unique<VisionEncoder>(*m.config.vision, *m.checkpoint, weight_format_option(options.vision_weights_type),
-                                               m.pool.get());
+  m.qwen = std::make_unique<Qwen3VL>(m.config, *m.checkpoint, formats, weight_format_option(options.vision_weights_type),
+                                     m.pool.get());
   m.checkpoint->check_all_used();
 
-  m.vision_ids = {static_cast<int32_t>(m.config.image_token_id), static_cast<int32_t>(m.config.video_token_id)};
   if (m.tokenizer->vocab_size() > m.config.text.vocab_size)
     fail(ErrorKind::kInvalidFile, "tokenizer.json has ", m.tokenizer->vocab_size(),
          " tokens but the model's vocab_size is ", m.config.text.vocab_size);
@@ -125,7 +122,7 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   info.num_layers = m.config.text.num_hidden_layers;
   info.max_context_length = max_context;
   info.context_length = options.context_length > 0 ? options.context_length : std::min<int64_t>(max_context, 32768);
-  info.has_vision = m.vision != nullptr;
+  info.has_vision = m.qwen->has_vision();
   auto add_eos = [&](int64_t id) {
     if (std::find(info.eos_token_ids.begin(), info.eos_token_ids.end(), id) == info.eos_token_ids.end())
       info.eos_token_ids.push_back(static_cast<int32_t>(id));
@@ -133,9 +130,9 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   for (int64_t id : m.generation.eos_token_ids) add_eos(id);
   for (int64_t id : m.config.eos_token_ids) add_eos(id);
   auto bytes = [](const kernels::WeightMatrix& w) { return static_cast<uint64_t>(kernels::weight_storage_bytes(w)); };
-  const TextWeights& tw = m.decoder->weights();
+  const TextWeights& tw = m.qwen->decoder().weights();
   // Vision and text matrices as held now (quantized or not) + the vision tower's small vectors.
-  info.weight_bytes = (m.vision ? m.vision->weight_bytes() : 0) + bytes(tw.embed_tokens) +
+  info.weight_bytes = (m.qwen->has_vision() ? m.qwen->vision().weight_bytes() : 0) + bytes(tw.embed_tokens) +
                       (tw.lm_head.data != tw.embed_tokens.data ? bytes(tw.lm_head) : 0);
   for (const auto& l : tw.layers)
     for (const auto* w : {&l.self_attn.q_proj, &l.self_attn.k_proj, &l.self_attn.v_proj, &l.self_attn.o_proj,

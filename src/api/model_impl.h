@@ -11,8 +11,7 @@
 #include "formats/model_config.h"
 #include "image/preprocess.h"
 #include "model/mrope_positions.h"
-#include "model/text/text_decoder.h"
-#include "model/vision/vision_encoder.h"
+#include "model/qwen3_vl.h"
 #include "qvl/qvl.hpp"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -24,12 +23,10 @@ struct Model::Impl {
   ModelConfig config;
   GenerationConfig generation;
   std::unique_ptr<Checkpoint> checkpoint;
-  std::unique_ptr<TextDecoder> decoder;
-  std::unique_ptr<VisionEncoder> vision;  // null for text-only models
+  std::unique_ptr<Qwen3VL> qwen;  // both towers and their wiring
   std::unique_ptr<BpeTokenizer> tokenizer;
   std::optional<ChatTemplate> chat_template;
   PreprocessorConfig preprocessor;
-  VisionTokenIds vision_ids;
   std::unique_ptr<ThreadPool> pool;
   kernels::KvType kv_type = kernels::KvType::kF16;  // of each generator's cache (already fitted to head_dim)
   ModelInfo info;

@@ -165,7 +165,7 @@ ProcessedInputs process_messages(const Model::Impl& m, const ProcessorOptions& o
   }
   if (images.size() > image_items)
     fail(ErrorKind::kInvalidArgument, images.size(), " images given but the messages place only ", image_items);
-  if (image_items > 0 && !m.vision)
+  if (image_items > 0 && !m.qwen->has_vision())
     fail(ErrorKind::kUnsupported, "the model in '", m.dir, "' has no vision encoder; it cannot take images");
 
   ProcessedInputs out;
@@ -194,8 +194,8 @@ ProcessedInputs process_messages(const Model::Impl& m, const ProcessorOptions& o
   size_t image_index = 0;
   out.input_ids.reserve(ids.size());
   for (int32_t id : ids) {
-    if (id == m.vision_ids.video_pad) fail(ErrorKind::kUnsupported, "video placeholders are not supported yet");
-    if (id != m.vision_ids.image_pad) {
+    if (id == m.qwen->vision_ids().video_pad) fail(ErrorKind::kUnsupported, "video placeholders are not supported yet");
+    if (id != m.qwen->vision_ids().image_pad) {
       out.input_ids.push_back(id);
       continue;
     }

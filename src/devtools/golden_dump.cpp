@@ -43,34 +43,36 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
   params.stop_at_eos = false;
   params.max_new_tokens = options.greedy_tokens;
   Generator gen(model, params);
-  gen.append_inputs(inputs);
   Generator::Impl& g = GeneratorInternals::of(gen);
-
   Json out;
   out["name"] = name;
   out["input_ids"] = inputs.input_ids;
   out["image_grid_thw"] = inputs.image_grid_thw;
-  Json rows = Json::array({Json::array(), Json::array(), Json::array()});
-  for (const Position3& p : g.last_prompt_positions)
-    for (int c = 0; c < 3; ++c) rows[c].push_back(p[static_cast<size_t>(c)]);
-  out["position_ids"] = rows;
-  out["rope_deltas"] = g.next_position() - static_cast<int64_t>(inputs.input_ids.size());
-  double norm = 0;
-  for (float v : g.last_hidden) norm += static_cast<double>(v) * v;
-  out["final_hidden_norm_last"] = std::sqrt(norm);
-  out["last_logits"] = write_f32(out_dir, name + ".last_logits.f32.bin", g.logits.data(),
-                                 {static_cast<int64_t>(g.logits.size())});
-  if (!inputs.image_grid_thw.empty()) {
+  // The prompt's intermediates are written while the generator shows them.
+  g.observe_prompt = [&](const Generator::Impl::PromptIntermediates& seen) {
+    Json rows = Json::array({Json::array(), Json::array(), Json::array()});
+    for (const Position3& p : seen.positions)
+      for (int c = 0; c < 3; ++c) rows[c].push_back(p[static_cast<size_t>(c)]);
+    out["position_ids"] = rows;
+    double norm = 0;
+    for (float v : seen.last_hidden) norm += static_cast<double>(v) * v;
+    out["final_hidden_norm_last"] = std::sqrt(norm);
+    if (inputs.image_grid_thw.empty()) return;
     out["pixel_values"] = write_f32(out_dir, name + ".pixel_values.f32.bin", inputs.pixel_values.data(),
                                     {inputs.pixel_rows, inputs.pixel_cols});
-    const VisionOutput& v = g.last_vision;
+    const VisionOutput& v = seen.vision;
     out["vision_embeds"] = write_f32(out_dir, name + ".vision_embeds.f32.bin", v.embeds.data(), {v.tokens, v.hidden});
     Json ds = Json::array();
     for (size_t j = 0; j < v.deepstack.size(); ++j)
       ds.push_back(write_f32(out_dir, name + ".deepstack" + std::to_string(j) + ".f32.bin", v.deepstack[j].data(),
                              {v.tokens, v.hidden}));
     out["deepstack_embeds"] = ds;
-  }
+  };
+  gen.append_inputs(inputs);
+  g.observe_prompt = nullptr;
+  out["rope_deltas"] = g.next_position() - static_cast<int64_t>(inputs.input_ids.size());
+  out["last_logits"] = write_f32(out_dir, name + ".last_logits.f32.bin", g.logits.data(),
+                                 {static_cast<int64_t>(g.logits.size())});
   std::vector<int32_t> tokens;
   while (!gen.is_done()) {
     gen.generate_next_token();

@@ -70,7 +70,7 @@ struct Sequence {
   // Per prompt token: the image it belongs to (index into images) and its row there, or -1.
   std::vector<int32_t> image_of;
   std::vector<int64_t> image_row;
-  std::vector<std::shared_ptr<const ImageEmbedding>> images;
+  std::vector<std::shared_ptr<const VisionOutput>> images;
 
   bool pending = false;              // tokens.back() was sampled and is not in the cache yet
   std::vector<int32_t> generated;
@@ -116,14 +116,10 @@ struct Engine::Impl {
   double last_step_seconds = 0;
 
   // Step buffers, kept so that a steady step allocates nothing.
-  std::vector<float> embeds;
-  std::vector<Position3> positions;
+  DecoderInputs inputs;
   std::vector<DecoderSequence> batch;
   std::vector<Sequence*> batch_owner;
-  std::vector<std::vector<float>> deepstack_rows;
-  DeepstackInjection deepstack;
   DecoderWorkspace workspace;
-  std::vector<float> token_embedding;  // one row of embed_tokens
 
   void finish(Sequence& s, const std::string& reason, bool context_full = false, const std::string& error = {});
   void report_error(Request& r, const std::string& error);
@@ -204,7 +200,7 @@ void Engine::Impl::evict_finished(int64_t needed) {
 
 Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   const auto& ids = r.inputs.input_ids;
-  const int32_t pad = m.vision_ids.image_pad;
+  const int32_t pad = m.qwen->vision_ids().image_pad;
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t context = m.info.context_length;
   if (n == 0) return report_error(r, "the prompt is empty"), Admission::kRejected;
@@ -231,7 +227,7 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
 
   // Images: their rows, hashes and the content key of every prompt position.
   const auto& grids = r.inputs.image_grid_thw;
-  const int64_t merge = m.config.vision ? m.config.vision->spatial_merge_size : 2;
+  const int64_t merge = m.qwen->merge_size();
   std::vector<uint64_t> hashes;
   std::vector<int64_t> first_pixel_row;
   int64_t pixel_row = 0;
@@ -271,9 +267,10 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
     if (image != grids.size())
       return report_error(r, cat(grids.size(), " images given but the prompt places ", image)), Admission::kRejected;
   }
-  if (!grids.empty() && !m.vision) return report_error(r, "this model has no vision encoder"), Admission::kRejected;
+  if (!grids.empty() && !m.qwen->has_vision())
+    return report_error(r, "this model has no vision encoder"), Admission::kRejected;
   try {
-    MropePositions pos = compute_mrope_positions(ids, grids, m.vision_ids, merge, 0);
+    MropePositions pos = m.qwen->positions(ids, grids, 0);
     s->prompt_positions = std::move(pos.positions);
     s->next_position = pos.next_position;
   } catch (const Error& e) {
@@ -316,19 +313,19 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   s->stats.images = static_cast<int64_t>(grids.size());
   if (!to_encode.empty()) {
     std::vector<float> pixels;
-    std::vector<GridTHW> enc_grids;
+    std::vector<ImageGrid> enc_grids;
     int64_t rows = 0;
     for (size_t img : to_encode) {
       const auto& g = grids[img];
       const int64_t pr = g[0] * g[1] * g[2];
       const float* src = r.inputs.pixel_values.data() + first_pixel_row[img] * r.inputs.pixel_cols;
       pixels.insert(pixels.end(), src, src + pr * r.inputs.pixel_cols);
-      enc_grids.push_back({g[0], g[1], g[2]});
+      enc_grids.push_back(g);
       rows += pr;
     }
     VisionOutput out;
     try {
-      out = m.vision->encode(pixels.data(), rows, enc_grids, m.pool.get());
+      out = m.qwen->encode_images(pixels.data(), rows, enc_grids, m.pool.get());
     } catch (const Error& e) {
       return report_error(r, e.what()), Admission::kRejected;
     }
@@ -336,7 +333,7 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
     for (size_t j = 0; j < to_encode.size(); ++j) {
       const auto& g = grids[to_encode[j]];
       const int64_t tokens = g[0] * g[1] * g[2] / (merge * merge), hd = out.hidden;
-      auto e = std::make_shared<ImageEmbedding>();
+      auto e = std::make_shared<VisionOutput>();
       e->tokens = tokens;
       e->hidden = hd;
       e->embeds.assign(out.embeds.begin() + row * hd, out.embeds.begin() + (row + tokens) * hd);
@@ -425,61 +422,36 @@ bool Engine::Impl::step() {
   }
 
   // Rows: one per decoding sequence first, then prefill chunks in admission order.
-  const int64_t hd = m.config.text.hidden_size;
-  embeds.clear();
-  positions.clear();
+  const Qwen3VL& model = *m.qwen;
+  inputs.clear(model);
   batch.clear();
   batch_owner.clear();
-  deepstack.rows.clear();
-  const size_t ds_layers = m.vision ? m.config.vision->deepstack_visual_indexes.size() : 0;
-  deepstack_rows.resize(ds_layers);
-  for (auto& d : deepstack_rows) d.clear();
-  int64_t rows = 0;
-  auto add_row = [&](const float* embedding, const Position3& pos) {
-    embeds.resize(static_cast<size_t>((rows + 1) * hd));
-    std::copy(embedding, embedding + hd, embeds.data() + rows * hd);
-    positions.push_back(pos);
-    ++rows;
-  };
-  token_embedding.resize(static_cast<size_t>(hd));
   for (auto& s : running) {
     if (!s->pending) continue;
-    m.decoder->embed(s->tokens.back(), token_embedding.data());
     const int64_t p = s->next_position - 1;
-    batch.push_back({s->cache.get(), rows, 1, nullptr, s->logits.data()});
+    batch.push_back({s->cache.get(), inputs.rows(), 1, nullptr, s->logits.data()});
     batch_owner.push_back(s.get());
-    add_row(token_embedding.data(), Position3{p, p, p});
+    inputs.add_token(model, s->tokens.back(), Position3{p, p, p});
   }
-  int64_t budget = std::max<int64_t>(1, options.max_step_tokens - rows);
+  int64_t budget = std::max<int64_t>(1, options.max_step_tokens - inputs.rows());
   for (auto& s : running) {
     if (s->pending || !s->prefilling() || budget == 0) continue;
     const int64_t from = s->evaluated(), len = std::min(budget, s->prompt_length - from);
-    const int64_t first = rows;
+    const int64_t first = inputs.rows();
     for (int64_t i = from; i < from + len; ++i) {
       const int32_t img = s->image_of[static_cast<size_t>(i)];
-      if (img >= 0) {
-        const ImageEmbedding& e = *s->images[static_cast<size_t>(img)];
-        const int64_t r = s->image_row[static_cast<size_t>(i)];
-        deepstack.rows.push_back(rows);
-        for (size_t l = 0; l < ds_layers; ++l)
-          deepstack_rows[l].insert(deepstack_rows[l].end(), e.deepstack[l].begin() + r * hd,
-                                   e.deepstack[l].begin() + (r + 1) * hd);
-        add_row(e.embeds.data() + r * hd, s->prompt_positions[static_cast<size_t>(i)]);
-      } else {
-        m.decoder->embed(s->tokens[static_cast<size_t>(i)], token_embedding.data());
-        add_row(token_embedding.data(), s->prompt_positions[static_cast<size_t>(i)]);
-      }
+      const Position3& pos = s->prompt_positions[static_cast<size_t>(i)];
+      if (img >= 0) inputs.add_vision_row(*s->images[static_cast<size_t>(img)], s->image_row[static_cast<size_t>(i)], pos);
+      else inputs.add_token(model, s->tokens[static_cast<size_t>(i)], pos);
     }
     const bool completes = from + len == s->prompt_length;
     batch.push_back({s->cache.get(), first, len, nullptr, completes ? s->logits.data() : nullptr});
     batch_owner.push_back(s.get());
     budget -= len;
   }
-  deepstack.per_layer.clear();
-  for (auto& d : deepstack_rows) deepstack.per_layer.push_back(d.data());
   try {
-    m.decoder->forward_batch(embeds.data(), rows, positions.data(), batch,
-                             deepstack.rows.empty() ? nullptr : &deepstack, workspace, m.pool.get());
+    model.decoder().forward_batch(inputs.embeds(), inputs.rows(), inputs.positions(), batch, inputs.deepstack(),
+                                  workspace, m.pool.get());
   } catch (const std::exception& ex) {
     // Nothing of this step is trustworthy: every sequence in it ends with the error.
     const std::string error = ex.what();

@@ -27,20 +27,24 @@ uint64_t hash_image(const float* pixels, int64_t rows, int64_t cols, const std::
   return h;
 }
 
-std::shared_ptr<const ImageEmbedding> VisionCache::find(uint64_t key) {
+int64_t image_bytes(const VisionOutput& image) {
+  return static_cast<int64_t>((1 + image.deepstack.size()) * image.embeds.size() * sizeof(float));
+}
+
+std::shared_ptr<const VisionOutput> VisionCache::find(uint64_t key) {
   auto it = index_.find(key);
   if (it == index_.end()) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->second;
 }
 
-void VisionCache::insert(uint64_t key, std::shared_ptr<const ImageEmbedding> image) {
-  if (index_.count(key) || image->bytes() > budget_) return;
-  bytes_ += image->bytes();
+void VisionCache::insert(uint64_t key, std::shared_ptr<const VisionOutput> image) {
+  if (index_.count(key) || image_bytes(*image) > budget_) return;
+  bytes_ += image_bytes(*image);
   lru_.emplace_front(key, std::move(image));
   index_[key] = lru_.begin();
   while (bytes_ > budget_) {
-    bytes_ -= lru_.back().second->bytes();
+    bytes_ -= image_bytes(*lru_.back().second);
     index_.erase(lru_.back().first);
     lru_.pop_back();
   }

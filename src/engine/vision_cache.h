@@ -10,27 +10,24 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/vision/vision_encoder.h"
+
 namespace qvl {
 
-// One image's rows of the vision tower's output.
-struct ImageEmbedding {
-  int64_t tokens = 0, hidden = 0;
-  std::vector<float> embeds;                  // [tokens, hidden]
-  std::vector<std::vector<float>> deepstack;  // per DeepStack layer, [tokens, hidden]
-  int64_t bytes() const { return static_cast<int64_t>((1 + deepstack.size()) * embeds.size() * sizeof(float)); }
-};
+// One image's rows of the vision tower's output (a VisionOutput of that image alone).
+int64_t image_bytes(const VisionOutput& image);
 
 uint64_t hash_image(const float* pixels, int64_t rows, int64_t cols, const std::array<int64_t, 3>& grid);
 
 class VisionCache {
  public:
   explicit VisionCache(int64_t budget_bytes) : budget_(budget_bytes) {}
-  std::shared_ptr<const ImageEmbedding> find(uint64_t key);  // null when absent
-  void insert(uint64_t key, std::shared_ptr<const ImageEmbedding> image);
+  std::shared_ptr<const VisionOutput> find(uint64_t key);  // null when absent
+  void insert(uint64_t key, std::shared_ptr<const VisionOutput> image);
   int64_t bytes() const { return bytes_; }
 
  private:
-  using Entry = std::pair<uint64_t, std::shared_ptr<const ImageEmbedding>>;
+  using Entry = std::pair<uint64_t, std::shared_ptr<const VisionOutput>>;
   int64_t budget_, bytes_ = 0;
   std::list<Entry> lru_;  // most recent first
   std::unordered_map<uint64_t, std::list<Entry>::iterator> index_;
