@@ -329,5 +329,40 @@ TEST(Engine, BackgroundThreadAndCancelFromAnotherThread) {
   for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(col.out[ids[i]].tokens, expected[i].tokens) << "case " << i;
 }
 
+// A new image prompt does not pause running streams: its image goes through the vision tower one
+// block per step, between decode batches, and every step still gives each running stream a token.
+TEST(Engine, ImageAdmissionNeverPausesRunningStreams) {
+  auto model = tiny();
+  Processor p(model);
+  EngineOptions o;
+  o.background_thread = false;
+  Engine engine(model, o);
+  std::map<RequestId, int64_t> tokens;
+  auto count = [&](const RequestEvent& e) { tokens[e.id] += e.token >= 0; };
+  const RequestId a = engine.submit(p.process_prompt("First stream."), params_of(60, false, 0), count);
+  const RequestId b = engine.submit(p.process_prompt("Second stream."), params_of(60, false, 0), count);
+  while (tokens[a] == 0 || tokens[b] == 0) engine.step();
+  const Case image{p.process_prompt("Describe the picture.", {load_image_file(image_path("b_320x256.png"))}),
+                   params_of(3, false, 0)};
+  std::map<RequestId, int64_t> seen;
+  const RequestId c = engine.submit(image.inputs, image.params, [&](const RequestEvent& e) {
+    count(e);
+    if (e.finished) seen[e.id] = e.stats.generated_tokens;
+  });
+  int steps = 0;
+  while (tokens[c] == 0) {
+    const int64_t before_a = tokens[a], before_b = tokens[b];
+    engine.step();
+    ++steps;
+    EXPECT_EQ(tokens[a], before_a + 1) << "step " << steps;
+    EXPECT_EQ(tokens[b], before_b + 1) << "step " << steps;
+    ASSERT_LT(steps, 50);
+  }
+  // The tiny tower has 4 blocks, one per step (the prompt is prefilled in the step of the last).
+  EXPECT_EQ(steps, 4);
+  engine.wait_idle();
+  EXPECT_EQ(seen[c], 3);
+}
+
 }  // namespace
 }  // namespace qvl

@@ -71,6 +71,10 @@ struct Sequence {
   std::vector<int32_t> image_of;
   std::vector<int64_t> image_row;
   std::vector<std::shared_ptr<const VisionOutput>> images;
+  // Images still in the vision tower: one block runs per engine step, between decode batches.
+  std::unique_ptr<VisionEncodeJob> encoding;
+  std::vector<size_t> encoding_images;     // which of `images` the job produces, in order
+  std::vector<uint64_t> encoding_hashes;   // their vision-cache keys
 
   bool pending = false;              // tokens.back() was sampled and is not in the cache yet
   std::vector<int32_t> generated;
@@ -81,7 +85,7 @@ struct Sequence {
   bool first_token_reported = false;
 
   int64_t evaluated() const { return cache->size(); }
-  bool prefilling() const { return evaluated() < prompt_length; }
+  bool prefilling() const { return !encoding && evaluated() < prompt_length; }
 };
 
 }  // namespace
@@ -128,6 +132,8 @@ struct Engine::Impl {
   bool step();
   void emit_token(Sequence& s, int32_t token);
   void release(std::unique_ptr<Sequence> s, bool keep);
+  void advance_encoding(Sequence& s);
+  void fail_sequence(RequestId id, const std::string& error);
   void evict_finished(int64_t needed);
   void publish_stats();
 };
@@ -173,6 +179,42 @@ void Engine::Impl::emit_token(Sequence& s, int32_t token) {
   e.token = token;
   e.text = s.stops.push(s.stream.put(token));
   deliver(s.callback, e);
+}
+
+// ---- images ----------------------------------------------------------------------------------
+
+void Engine::Impl::advance_encoding(Sequence& s) {
+  s.encoding->run_block(m.pool.get());
+  if (!s.encoding->done()) return;
+  // Split the output per image: each is cached and referenced on its own.
+  const VisionOutput out = s.encoding->take_output();
+  s.encoding.reset();
+  const int64_t hd = out.hidden;
+  int64_t row = 0;
+  for (size_t j = 0; j < s.encoding_images.size(); ++j) {
+    const size_t img = s.encoding_images[j];
+    int64_t tokens = 0;
+    for (int32_t owner : s.image_of) tokens += owner == static_cast<int32_t>(img);
+    auto e = std::make_shared<VisionOutput>();
+    e->tokens = tokens;
+    e->hidden = hd;
+    e->embeds.assign(out.embeds.begin() + row * hd, out.embeds.begin() + (row + tokens) * hd);
+    for (const auto& layer : out.deepstack)
+      e->deepstack.emplace_back(layer.begin() + row * hd, layer.begin() + (row + tokens) * hd);
+    row += tokens;
+    vision_cache.insert(s.encoding_hashes[j], e);
+    s.images[img] = std::move(e);
+  }
+}
+
+void Engine::Impl::fail_sequence(RequestId id, const std::string& error) {
+  for (auto it = running.begin(); it != running.end(); ++it)
+    if ((*it)->id == id) {
+      finish(**it, "error", false, error);
+      release(std::move(*it), false);
+      running.erase(it);
+      return;
+    }
 }
 
 // ---- KV budget -----------------------------------------------------------------------------
@@ -323,26 +365,15 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
       enc_grids.push_back(g);
       rows += pr;
     }
-    VisionOutput out;
-    try {
-      out = m.qwen->encode_images(pixels.data(), rows, enc_grids, m.pool.get());
+    std::vector<GridTHW> g3;
+    for (const auto& g : enc_grids) g3.push_back({g[0], g[1], g[2]});
+    try {  // validates the grids and embeds the patches; the blocks run in later steps
+      s->encoding = std::make_unique<VisionEncodeJob>(m.qwen->vision(), pixels.data(), rows, g3, m.pool.get());
     } catch (const Error& e) {
       return report_error(r, e.what()), Admission::kRejected;
     }
-    int64_t row = 0;
-    for (size_t j = 0; j < to_encode.size(); ++j) {
-      const auto& g = grids[to_encode[j]];
-      const int64_t tokens = g[0] * g[1] * g[2] / (merge * merge), hd = out.hidden;
-      auto e = std::make_shared<VisionOutput>();
-      e->tokens = tokens;
-      e->hidden = hd;
-      e->embeds.assign(out.embeds.begin() + row * hd, out.embeds.begin() + (row + tokens) * hd);
-      for (const auto& layer : out.deepstack)
-        e->deepstack.emplace_back(layer.begin() + row * hd, layer.begin() + (row + tokens) * hd);
-      row += tokens;
-      vision_cache.insert(hashes[to_encode[j]], e);
-      s->images[to_encode[j]] = std::move(e);
-    }
+    s->encoding_images = to_encode;
+    for (size_t img : to_encode) s->encoding_hashes.push_back(hashes[img]);
   }
 
   const TextConfig& t = m.config.text;
@@ -421,6 +452,22 @@ bool Engine::Impl::step() {
     return did_work;
   }
 
+  // One vision-tower block of the first sequence whose images are being encoded: a running
+  // stream waits at most one block per step for a new image, never for the whole tower.
+  for (auto& s : running) {
+    if (!s->encoding) continue;
+    try {
+      advance_encoding(*s);
+    } catch (const std::exception& ex) {
+      fail_sequence(s->id, ex.what());
+    }
+    break;
+  }
+  if (running.empty()) {
+    publish_stats();
+    return true;
+  }
+
   // Rows: one per decoding sequence first, then prefill chunks in admission order.
   const Qwen3VL& model = *m.qwen;
   inputs.clear(model);
@@ -448,6 +495,11 @@ bool Engine::Impl::step() {
     batch.push_back({s->cache.get(), first, len, nullptr, completes ? s->logits.data() : nullptr});
     batch_owner.push_back(s.get());
     budget -= len;
+  }
+  if (inputs.rows() == 0) {  // only images in the tower this step
+    ++steps;
+    publish_stats();
+    return true;
   }
   try {
     model.decoder().forward_batch(inputs.embeds(), inputs.rows(), inputs.positions(), batch, inputs.deepstack(),

@@ -12,6 +12,7 @@
 #include <string>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -138,8 +139,13 @@ double decode_rate(Generator& gen, int64_t tokens) {
 struct ParallelResult {
   double tok_s = 0, step_ms_mean = 0, step_ms_max = 0;
   uint64_t kv_bytes = 0;
+  // With an image prompt: the longest step (= inter-token gap of the running streams) between its
+  // submission and its first token, and how many steps that took.
+  double admit_gap_ms = 0;
+  int64_t admit_steps = 0;
 };
-ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n, int64_t steps, uint32_t seed) {
+ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n, int64_t steps, uint32_t seed,
+                               const ProcessedInputs* image_prompt) {
   EngineOptions eo;
   eo.background_thread = false;
   eo.max_sequences = n;
@@ -168,6 +174,18 @@ ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n,
   r.step_ms_mean = seconds * 1000 / static_cast<double>(steps);
   const EngineStats st = engine.stats();
   r.kv_bytes = static_cast<uint64_t>(st.kv_reserved_tokens) * st.kv_bytes_per_token;
+  if (image_prompt != nullptr) {
+    GeneratorParams one = params;
+    one.max_new_tokens = 1;
+    bool answered = false;
+    engine.submit(*image_prompt, one, [&](const RequestEvent& e) { answered = answered || e.token >= 0 || e.finished; });
+    while (!answered) {
+      const auto s0 = Clock::now();
+      engine.step();
+      r.admit_gap_ms = std::max(r.admit_gap_ms, since(s0) * 1000);
+      ++r.admit_steps;
+    }
+  }
   for (RequestId id = 1; id <= static_cast<RequestId>(n); ++id) engine.cancel(id);
   engine.wait_idle();
   return r;
@@ -220,14 +238,22 @@ int bench(const BenchArgs& a) {
   }
   if (!a.parallel.empty()) {
     nlohmann::json tok_s = nlohmann::json::object(), step_ms = nlohmann::json::object(),
-                   step_max = nlohmann::json::object(), kv = nlohmann::json::object();
+                   step_max = nlohmann::json::object(), kv = nlohmann::json::object(),
+                   gap = nlohmann::json::object();
+    // A new image prompt (the first --image size) arrives while the N streams decode.
+    std::optional<ProcessedInputs> image_prompt;
+    int w = 0, h = 0;
+    if (info.has_vision && !a.image_sizes.empty() && std::sscanf(a.image_sizes.front().c_str(), "%dx%d", &w, &h) == 2)
+      image_prompt = Processor(model).process_prompt("Describe this picture.", {noise_image(w, h)});
     for (int n : a.parallel) {
       std::vector<double> runs;
       ParallelResult last;
       for (int r = 0; r < a.repetitions; ++r) {
-        last = parallel_decode(model, n, a.tg, 100 + 17 * static_cast<uint32_t>(r));
+        last = parallel_decode(model, n, a.tg, 100 + 17 * static_cast<uint32_t>(r),
+                               image_prompt ? &*image_prompt : nullptr);
         runs.push_back(last.tok_s);
       }
+      if (image_prompt) gap[std::to_string(n)] = last.admit_gap_ms;
       const std::string key = std::to_string(n);
       tok_s[key] = summarize(runs).mean;
       step_ms[key] = last.step_ms_mean;
@@ -238,6 +264,7 @@ int bench(const BenchArgs& a) {
     out["parallel_step_ms"] = step_ms;
     out["parallel_step_ms_max"] = step_max;
     out["parallel_kv_bytes"] = kv;
+    if (image_prompt) out["parallel_image_admit_gap_ms"] = gap;
   }
   if (info.has_vision) {
     Processor processor(model);
@@ -309,6 +336,9 @@ int bench(const BenchArgs& a) {
                   out["parallel_tg_tok_s"][key].get<double>() / out["tg_tok_s"].get<double>(),
                   out["parallel_step_ms"][key].get<double>(), out["parallel_step_ms_max"][key].get<double>(),
                   out["parallel_kv_bytes"][key].get<double>() / 1e6);
+      if (out.contains("parallel_image_admit_gap_ms"))
+        std::printf("  a %s image prompt admitted meanwhile: longest inter-token gap %.1f ms\n",
+                    a.image_sizes.front().c_str(), out["parallel_image_admit_gap_ms"][key].get<double>());
     }
     std::printf("peak RSS %.0f MB\n", out["peak_rss_mb"].get<double>());
   }

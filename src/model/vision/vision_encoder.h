@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "formats/checkpoint.h"
@@ -22,6 +23,31 @@ struct VisionOutput {
   int64_t hidden = 0;                         // out_hidden_size
   std::vector<float> embeds;                  // [tokens, hidden], merger output
   std::vector<std::vector<float>> deepstack;  // one [tokens, hidden] per deepstack_visual_indexes entry
+};
+
+class VisionEncoder;
+
+// One encode run a block at a time, so that a caller can interleave it with other work (the
+// engine runs a block per step between decode batches, so that running streams never wait for
+// a whole image). VisionEncoder::encode runs one to the end.
+class VisionEncodeJob {
+ public:
+  // Validates the request and embeds the patches (see VisionEncoder::encode for the arguments).
+  VisionEncodeJob(const VisionEncoder& encoder, const float* pixel_values, int64_t rows,
+                  const std::vector<GridTHW>& grids, ThreadPool* pool);
+  ~VisionEncodeJob();
+  VisionEncodeJob(VisionEncodeJob&&) noexcept;
+
+  int64_t blocks() const;       // the tower's depth
+  int64_t blocks_done() const;
+  bool done() const { return blocks_done() == blocks(); }
+  // Runs the next block (and its DeepStack merger); after the last one, the final merger too.
+  void run_block(ThreadPool* pool);
+  VisionOutput take_output();   // once done
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 class VisionEncoder {
@@ -48,6 +74,7 @@ class VisionEncoder {
   uint64_t weight_bytes() const;
 
  private:
+  friend class VisionEncodeJob;
   VisionConfig cfg_;
   VisionWeights weights_;
   std::vector<kernels::QuantizedMatrix> owned_;  // storage of matrices quantized at load
