@@ -11,7 +11,7 @@ namespace qvl {
 TextDecoder::TextDecoder(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& formats,
                          ThreadPool* pool)
     : config_(config.text), weights_(load_text_weights(config, ckpt)), rotary_(config.text) {
-  quantize_text_weights(weights_, formats, pool);
+  quantize_text_weights(weights_, config, formats, pool);
 }
 
 void TextDecoder::embed(int32_t token, float* out) const {
