@@ -16,7 +16,7 @@
 #include "core/mapped_file.h"
 #include "formats/checkpoint.h"
 #include "qvl/qvl.hpp"
-#include "runtime/quantize_checkpoint.h"
+#include "devtools/quantize_checkpoint.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 

@@ -17,10 +17,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "fuzz_common.h"
 #include "qvl/error.hpp"
 #include "tokenizer/chat_template.h"
-#include "tokenizer/utf8.h"
 
 namespace {
 

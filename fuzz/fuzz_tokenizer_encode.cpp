@@ -12,11 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
 #include "fuzz_common.h"
 #include "qvl/error.hpp"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 
 namespace {
 

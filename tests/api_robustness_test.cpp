@@ -9,12 +9,12 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
-#include "api/api_boundary.h"
-#include "formats/synthetic_checkpoint.h"
+#include "core/error_boundary.h"
+#include "devtools/synthetic_checkpoint.h"
 #include "qvl/qvl.h"
 #include "qvl/qvl.hpp"
-#include "runtime/golden_dump.h"
-#include "runtime/quantize_checkpoint.h"
+#include "devtools/golden_dump.h"
+#include "devtools/quantize_checkpoint.h"
 #include "test_util.h"
 
 namespace qvl {

@@ -10,8 +10,8 @@
 
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
-#include "formats/synthetic_checkpoint.h"
-#include "runtime/quantize_checkpoint.h"
+#include "devtools/synthetic_checkpoint.h"
+#include "devtools/quantize_checkpoint.h"
 #include "qvl/qvl.hpp"
 #include "test_util.h"
 

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "formats/synthetic_checkpoint.h"
+#include "devtools/synthetic_checkpoint.h"
 #include "qvl/qvl.hpp"
-#include "runtime/golden_dump.h"
+#include "devtools/golden_dump.h"
 #include "test_util.h"
 
 namespace qvl {

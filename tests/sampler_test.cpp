@@ -6,7 +6,7 @@
 #include <map>
 
 #include "core/check.h"
-#include "runtime/sampler.h"
+#include "api/sampler.h"
 
 namespace qvl {
 namespace {

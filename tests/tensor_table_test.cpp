@@ -11,7 +11,7 @@
 #include "formats/checkpoint.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
-#include "formats/synthetic_checkpoint.h"
+#include "devtools/synthetic_checkpoint.h"
 #include "model/text/text_tensors.h"
 #include "model/vision/vision_encoder.h"
 #include "model/vision/vision_tensors.h"

@@ -12,11 +12,11 @@
 #include <thread>
 
 #include "core/check.h"
+#include "core/utf8.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 #include "test_util.h"
 
 namespace qvl {

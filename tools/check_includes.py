@@ -11,7 +11,9 @@ apart, even though the preprocessor never loops.
 
 Layers, low to high; a file may include its own layer and lower ones only:
   core < formats, kernels, jinja, image < tokenizer < model (model/text, model/vision) <
-  runtime < engine < api
+  api < engine < devtools
+(api implements Model, Tokenizer, Processor and Generator; the engine builds on their internals;
+the developer tools (golden dump, quantize, synthetic checkpoints) on everything.)
 Exit status 0 when clean, 1 naming every cycle and every violating edge, 2 on usage errors.
 """
 
@@ -24,9 +26,9 @@ LAYERS = [
     ["formats", "kernels", "jinja", "image"],
     ["tokenizer"],
     ["model"],
-    ["runtime"],
-    ["engine"],
     ["api"],
+    ["engine"],
+    ["devtools"],
 ]
 LAYER_OF = {top: rank for rank, tops in enumerate(LAYERS) for top in tops}
 SOURCE_EXTENSIONS = (".h", ".hpp", ".cpp", ".cc", ".c", ".inl")

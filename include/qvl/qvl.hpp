@@ -65,10 +65,10 @@ class Model {
   const ModelInfo& info() const;
   const std::string& dir() const;
 
-  struct Impl;
-  const Impl& impl() const { return *impl_; }
+  struct Impl;  // the library's side; reached from inside it through ModelInternals
 
  private:
+  friend struct ModelInternals;
   Model();
   static std::shared_ptr<Model> load_checked(const std::string& dir, const ModelOptions& options);
   std::unique_ptr<Impl> impl_;
@@ -227,10 +227,10 @@ class Generator {
   bool context_full() const;
   void set_progress_callback(ProgressCallback callback);  // empty = no reports
 
-  struct Impl;
-  Impl& impl() { return *impl_; }
+  struct Impl;  // the library's side; reached from inside it through GeneratorInternals
 
  private:
+  friend struct GeneratorInternals;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -2,9 +2,9 @@
 #include <chrono>
 #include <cmath>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
-#include "runtime/generator_impl.h"
+#include "api/generator_impl.h"
 
 namespace qvl {
 
@@ -20,7 +20,7 @@ constexpr int64_t kPrefillChunk = 256;
 
 Generator::Impl::Impl(std::shared_ptr<const Model> model_in, const GeneratorParams& p)
     : model(std::move(model_in)),
-      m(model->impl()),
+      m(ModelInternals::of(*model)),
       params(p),
       sampler(p),
       cache(m.config.text.num_hidden_layers, m.info.context_length, m.config.text.num_key_value_heads,

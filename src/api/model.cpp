@@ -2,13 +2,13 @@
 #include <cctype>
 #include <filesystem>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
 #include "model/text/kv_cache.h"
 #include "model/text/text_tensors.h"
 #include "model/weight_view.h"
-#include "runtime/model_impl.h"
+#include "api/model_impl.h"
 
 namespace qvl {
 
@@ -149,7 +149,7 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
 }
 
 GeneratorParams GeneratorParams::from_model(const Model& model) {
-  const GenerationConfig& g = model.impl().generation;
+  const GenerationConfig& g = ModelInternals::of(model).generation;
   GeneratorParams p;
   p.do_sample = g.do_sample;
   p.temperature = static_cast<float>(g.temperature);

@@ -2,10 +2,10 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
-#include "runtime/model_impl.h"
+#include "api/model_impl.h"
 
 namespace qvl {
 
@@ -250,7 +250,7 @@ ProcessedInputs Processor::process(const std::string& messages_json, const std::
   return translate_exceptions("processing the messages", [&] {
     require_utf8(messages_json, "the messages JSON");
     require_utf8(extra_json, "the chat template variables JSON");
-    return process_messages(model_->impl(), options_, messages_json, images, add_generation_prompt, base_dir,
+    return process_messages(ModelInternals::of(*model_), options_, messages_json, images, add_generation_prompt, base_dir,
                             extra_json);
   });
 }
@@ -260,7 +260,7 @@ ProcessedInputs Processor::process_prompt(const std::string& text, const std::ve
   return translate_exceptions("processing the prompt", [&] {
     require_utf8(text, "the prompt");
     require_utf8(system, "the system prompt");
-    return process_messages(model_->impl(), options_, prompt_messages_json(text, images.size(), system), images,
+    return process_messages(ModelInternals::of(*model_), options_, prompt_messages_json(text, images.size(), system), images,
                             true, ".", "{}");
   });
 }

@@ -1,8 +1,8 @@
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
-#include "engine/stop_strings.h"
-#include "runtime/model_impl.h"
+#include "tokenizer/stop_strings.h"
+#include "api/model_impl.h"
 
 namespace qvl {
 
@@ -32,16 +32,16 @@ Tokenizer::Tokenizer(std::shared_ptr<const Model> model) : model_(std::move(mode
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   return translate_exceptions("encoding text", [&] {
     require_utf8(text, "the text");
-    return model_->impl().tokenizer->encode(text);
+    return ModelInternals::of(*model_).tokenizer->encode(text);
   });
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-  return translate_exceptions("decoding tokens", [&] { return model_->impl().tokenizer->decode(ids, skip_special_tokens); });
+  return translate_exceptions("decoding tokens", [&] { return ModelInternals::of(*model_).tokenizer->decode(ids, skip_special_tokens); });
 }
 
 int32_t Tokenizer::token_to_id(std::string_view token) const {
-  return translate_exceptions("looking up a token", [&] { return model_->impl().tokenizer->token_to_id(token); });
+  return translate_exceptions("looking up a token", [&] { return ModelInternals::of(*model_).tokenizer->token_to_id(token); });
 }
 
 std::string Tokenizer::apply_chat_template(const std::string& messages_json, bool add_generation_prompt,
@@ -49,7 +49,7 @@ std::string Tokenizer::apply_chat_template(const std::string& messages_json, boo
   return translate_exceptions("rendering the chat template", [&] {
     require_utf8(messages_json, "the messages JSON");
     require_utf8(extra_json, "the chat template variables JSON");
-    return model_->impl().require_chat_template().render_ordered(
+    return ModelInternals::of(*model_).require_chat_template().render_ordered(
         parse_json_ordered(messages_json, "messages"), add_generation_prompt,
         parse_json_ordered(extra_json, "chat template variables"));
   });
@@ -60,7 +60,7 @@ TokenizerStream Tokenizer::create_stream(bool skip_special_tokens) const { retur
 TokenizerStream Tokenizer::create_stream(const std::vector<std::string>& stop, bool skip_special_tokens) const {
   return translate_exceptions("creating a token stream", [&] {
     return TokenizerStream(std::make_unique<TokenizerStream::Impl>(TokenizerStream::Impl{
-        BpeTokenizer::StreamDecoder(*model_->impl().tokenizer, skip_special_tokens), StopStringFilter(stop)}));
+        BpeTokenizer::StreamDecoder(*ModelInternals::of(*model_).tokenizer, skip_special_tokens), StopStringFilter(stop)}));
   });
 }
 

@@ -12,12 +12,12 @@
 #include <thread>
 
 #include "core/check.h"
-#include "engine/stop_strings.h"
+#include "tokenizer/stop_strings.h"
 #include "engine/vision_cache.h"
 #include "model/mrope_positions.h"
 #include "model/text/kv_cache.h"
-#include "runtime/model_impl.h"
-#include "runtime/sampler.h"
+#include "api/model_impl.h"
+#include "api/sampler.h"
 
 namespace qvl {
 
@@ -88,7 +88,7 @@ struct Sequence {
 
 struct Engine::Impl {
   Impl(std::shared_ptr<const Model> model_in, const EngineOptions& o)
-      : model(std::move(model_in)), m(model->impl()), options(o), vision_cache(o.vision_cache_bytes) {}
+      : model(std::move(model_in)), m(ModelInternals::of(*model)), options(o), vision_cache(o.vision_cache_bytes) {}
 
   std::shared_ptr<const Model> model;
   const Model::Impl& m;

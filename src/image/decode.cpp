@@ -8,8 +8,8 @@
 #include <system_error>
 #include <filesystem>
 
-#include "api/api_boundary.h"
 #include "core/check.h"
+#include "core/error_boundary.h"
 
 namespace qvl {
 namespace image_detail {

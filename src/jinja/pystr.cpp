@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "core/check.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace qvl::jinja::pystr {
 namespace {

@@ -1,12 +1,14 @@
 // Public kernel entry points: argument checks, instruction-set dispatch and work splitting.
-// The arithmetic lives in reference.cpp (scalar), simd_hwy.cpp (Highway float kernels) and
-// q_avx512.cpp / q_avx2.cpp (int8 dot products).
+// The arithmetic lives in reference.cpp (scalar), simd_hwy.cpp (Highway float kernels),
+// q_avx512.cpp / q_avx2.cpp (int8 dot products) and quant.cpp (packing quantized weights).
 #include "kernels/kernels.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -22,16 +24,6 @@
 namespace qvl::kernels {
 
 // ---- instruction-set selection ---------------------------------------------------------------
-
-std::string_view isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kSSE4: return "sse4";
-    case Isa::kAVX2: return "avx2";
-    case Isa::kAVX512: return "avx512";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -242,41 +234,56 @@ void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half
   detail::rope_rotate_half_simd(x, cos, sin, half);
 }
 
+// ---- quantized matrices ------------------------------------------------------------------------
+
+size_t weight_storage_bytes(WeightFormat format, DType dtype, int64_t rows, int64_t cols) {
+  if (format == WeightFormat::kDense) return static_cast<size_t>(rows * cols) * dtype_size(dtype);
+  return detail::q_layout(format, rows, cols).total_bytes();
+}
+
+void QuantizedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(64)); }
+
+QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, ThreadPool* pool) {
+  if (format == WeightFormat::kDense)
+    fail(ErrorKind::kInvalidArgument, "quantize_matrix: the target format must be a quantized one");
+  if (!src.data) fail(ErrorKind::kInvalidArgument, "quantize_matrix: matrix has no data");
+  if (!src.quantized() && src.dtype != DType::kF32 && src.dtype != DType::kF16 && src.dtype != DType::kBF16)
+    fail(ErrorKind::kUnsupported, "quantize_matrix: cannot quantize ", dtype_name(src.dtype), " weights");
+  const detail::QLayout L = detail::q_layout(format, src.rows, src.cols);  // validates the shape
+
+  QuantizedMatrix out;
+  out.size_ = L.total_bytes();
+  out.buffer_.reset(static_cast<uint8_t*>(::operator new(out.size_, std::align_val_t(64))));
+  uint8_t* data = out.buffer_.get();
+  std::memset(data, 0, out.size_);
+
+  auto work = [&](int64_t g0, int64_t g1, int) {
+    std::vector<float> rows(static_cast<size_t>(detail::kGroupRows * L.cols));
+    for (int64_t g = g0; g < g1; ++g) {
+      std::fill(rows.begin(), rows.end(), 0.0f);
+      for (int64_t r = 0; r < detail::kGroupRows; ++r) {
+        const int64_t row = g * detail::kGroupRows + r;
+        if (row < L.rows) gather_row(src, row, rows.data() + r * L.cols);
+      }
+      detail::quantize_group(L, rows.data(), data + static_cast<size_t>(g) * L.group_bytes);
+    }
+  };
+  if (pool) pool->parallel_for(L.groups, work);
+  else work(0, L.groups, 0);
+
+  out.view_ = WeightMatrix{DType::kU8, src.rows, src.cols, data, format};
+  return out;
+}
+
+void dequantize_matrix(const WeightMatrix& w, float* out, ThreadPool* pool) {
+  auto work = [&](int64_t r0, int64_t r1, int) {
+    for (int64_t r = r0; r < r1; ++r) ref::gather_row(w, r, out + r * w.cols);
+  };
+  if (pool) pool->parallel_for(w.rows, work, 16);
+  else work(0, w.rows, 0);
+}
+
 // ---- KV rows and attention ----------------------------------------------------------------
-
-std::string_view kv_type_name(KvType t) {
-  switch (t) {
-    case KvType::kF32: return "f32";
-    case KvType::kF16: return "f16";
-    case KvType::kQ8_0: return "q8_0";
-  }
-  return "?";
-}
-
-KvType parse_kv_type(std::string_view name) {
-  std::string s(name);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0})
-    if (s == kv_type_name(t)) return t;
-  fail(ErrorKind::kInvalidArgument, "unknown KV cache type '", name, "' (expected f16, f32 or q8_0)");
-}
-
-bool kv_type_fits(KvType t, int64_t head_dim) {
-  return head_dim > 0 && (t != KvType::kQ8_0 || head_dim % kKvBlock == 0);
-}
-
-size_t kv_bytes(KvType t, int64_t n) {
-  if (n < 0) fail(ErrorKind::kInvalidArgument, "kv_bytes: negative count ", n);
-  switch (t) {
-    case KvType::kF32: return static_cast<size_t>(n) * 4;
-    case KvType::kF16: return static_cast<size_t>(n) * 2;
-    case KvType::kQ8_0:
-      if (n % kKvBlock != 0)
-        fail(ErrorKind::kInvalidArgument, "q8_0 KV rows hold whole blocks of ", kKvBlock, " elements, not ", n);
-      return static_cast<size_t>(n / kKvBlock) * (4 + kKvBlock);
-  }
-  fail(ErrorKind::kInvalidArgument, "unknown KV type ", static_cast<int>(t));
-}
 
 void store_kv_row(const float* src, int64_t n, KvType t, void* dst) {
   kv_bytes(t, n);  // validates n for the type

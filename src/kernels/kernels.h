@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/dtype.h"
+#include "kernels/types.h"  // re-exported: WeightFormat, WeightMatrix, KvType, AttentionShape, Isa
 
 namespace qvl {
 class ThreadPool;
@@ -17,42 +18,11 @@ class ThreadPool;
 
 namespace qvl::kernels {
 
-// How a WeightMatrix stores its elements.
-//   kDense: rows × cols elements of `dtype` (F32, F16 or BF16), row-major.
-//   kQ8_0:  blocks of 32 weights along a row, int8 + one fp16 scale per block (8.5 bits/weight).
-//   kQ4_0:  blocks of 32, 4-bit codes with an implicit zero point of 8 + one fp16 scale (4.5 b/w).
-//   kQ4_K:  blocks of 32 with their own scale AND offset (w = scale·q - min, q in 0..15), the
-//           per-block scale/min stored as 8-bit multiples of two fp16 values shared by a
-//           super-block of 8 blocks (4.625 bits/weight); better quality than kQ4_0.
-// The quantized formats are repacked for the int8 dot-product kernels (16 rows interleaved; see
-// kernels/quant.h) and require cols % 32 == 0. They are made by quantize_matrix().
-enum class WeightFormat : uint8_t { kDense = 0, kQ8_0 = 1, kQ4_0 = 2, kQ4_K = 3 };
-
-std::string_view weight_format_name(WeightFormat f);  // "dense", "q8_0", "q4_0", "q4_k"
-// Parses "q8_0", "q4_0", "q4_k" (case-insensitive) or "dense"; throws qvl::Error otherwise.
-WeightFormat parse_weight_format(std::string_view name);
-
-// A weight matrix W[rows, cols] as stored (rows = output features, cols = input features, the
-// nn.Linear layout). The data is not owned: it points into the mapped file or into a buffer
-// owned by whoever built the matrix (e.g. a QuantizedMatrix).
-struct WeightMatrix {
-  DType dtype = DType::kF32;  // kDense: F32, F16 or BF16. Quantized formats: ignored (kU8).
-  int64_t rows = 0;
-  int64_t cols = 0;
-  const void* data = nullptr;
-  WeightFormat format = WeightFormat::kDense;
-
-  bool quantized() const { return format != WeightFormat::kDense; }
-};
-
 // Bytes that `data` spans for a matrix of this format and shape (dtype used when kDense).
 size_t weight_storage_bytes(WeightFormat format, DType dtype, int64_t rows, int64_t cols);
 inline size_t weight_storage_bytes(const WeightMatrix& w) {
   return weight_storage_bytes(w.format, w.dtype, w.rows, w.cols);
 }
-
-// Whether a rows × cols matrix can be stored in `format` (quantized formats: cols % 32 == 0).
-bool can_quantize(WeightFormat format, int64_t rows, int64_t cols);
 
 class QuantizedMatrix;
 // Quantizes src (any format; quantized sources are dequantized first) into `format`.
@@ -112,30 +82,6 @@ void add(float* x, const float* y, int64_t n);
 // "rotate_half" RoPE convention of Hugging Face models. x has 2*half elements.
 void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half);
 
-// How attention's K and V rows are stored (the text decoder's KV cache). Element offsets and
-// strides into such rows are counted in ELEMENTS; kv_bytes() turns them into bytes.
-//   kF32:  fp32.
-//   kF16:  IEEE half, rounded to nearest even on store; read back exactly as fp32.
-//   kQ8_0: blocks of 32 consecutive elements, 36 bytes each: the fp32 scale d, then 32 int8
-//          codes q in -127..127; element = d * q (one fp32 multiply, as the kernels read it).
-//          Stored with amax = max |x| over the block, d = amax / 127, q = round(x * 127 / amax)
-//          (nearest, ties to even; 0 when amax = 0), the rounding of the int8 activations.
-//          Rows hold whole blocks: every element count, offset and stride must be a multiple
-//          of 32 (so a KV head starts on a block when head_dim % 32 == 0). An fp32 scale
-//          (not fp16) keeps the kernel's inner loop free of conversions for 6 % more bytes.
-enum class KvType : uint8_t { kF32 = 0, kF16 = 1, kQ8_0 = 2 };
-constexpr int64_t kKvBlock = 32;  // elements per kQ8_0 block
-
-std::string_view kv_type_name(KvType t);  // "f32", "f16", "q8_0"
-// Parses "f32", "f16" or "q8_0" (case-insensitive); throws qvl::Error (kInvalidArgument) naming
-// the value otherwise.
-KvType parse_kv_type(std::string_view name);
-// Whether rows of head_dim elements per head can be stored as t (kQ8_0: head_dim % 32 == 0).
-bool kv_type_fits(KvType t, int64_t head_dim);
-// Bytes of n consecutive elements, i.e. the byte offset of element n from a row's start.
-// Throws qvl::Error (kInvalidArgument) for kQ8_0 when n % 32 != 0.
-size_t kv_bytes(KvType t, int64_t n);
-
 // Writes src[n] into dst as n elements of type t (the same bytes at every ISA level).
 void store_kv_row(const float* src, int64_t n, KvType t, void* dst);
 // Reads n elements of type t back as fp32 (exactly the values attention computes with).
@@ -151,23 +97,9 @@ void load_kv_row(const void* src, int64_t n, KvType t, float* dst);
 // these k/v (head h's queries start at q + h * q_head_stride and its output at
 // out + h * out_head_stride; every head has the same positions). One pass over K/V then
 // serves all of them, which is what makes decode attention cheap: prefer one call per KV head.
-struct AttentionShape {
-  int64_t q_len = 0, kv_len = 0, head_dim = 0;
-  int64_t q_stride = 0, k_stride = 0, v_stride = 0, out_stride = 0;
-  float scale = 1.0f;
-  bool causal = false;
-  int64_t causal_offset = 0;
-  int64_t q_heads = 1;  // query heads sharing k/v (GQA group); 1 = a single head
-  int64_t q_head_stride = 0, out_head_stride = 0;
-  KvType kv_type = KvType::kF32;  // element type of k and v (kQ8_0: head_dim, strides % 32 == 0)
-};
 void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
 
 // ---- Instruction-set selection -------------------------------------------------------------
-// kSSE4 uses 128-bit SIMD for the float kernels (the int8 ones run the scalar code);
-// kAVX2 needs AVX2+FMA+F16C; kAVX512 needs AVX-512 F/BW/VL/DQ + VNNI.
-enum class Isa : uint8_t { kScalar = 0, kSSE4 = 1, kAVX2 = 2, kAVX512 = 3 };
-std::string_view isa_name(Isa isa);
 Isa detected_isa();  // the best level this CPU supports
 Isa active_isa();    // the level in use: min(detected, QVL_MAX_ISA env var, set_max_isa)
 // Caps the level used from now on (tests and benchmarks): min(isa, detected, QVL_MAX_ISA);

@@ -2,53 +2,16 @@
 #include "kernels/quant.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
-#include <new>
-#include <string>
-#include <vector>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 #include "core/check.h"
-#include "core/thread_pool.h"
-#include "kernels/reference.h"
 
 namespace qvl::kernels {
-
-std::string_view weight_format_name(WeightFormat f) {
-  switch (f) {
-    case WeightFormat::kDense: return "dense";
-    case WeightFormat::kQ8_0: return "q8_0";
-    case WeightFormat::kQ4_0: return "q4_0";
-    case WeightFormat::kQ4_K: return "q4_k";
-  }
-  return "?";
-}
-
-WeightFormat parse_weight_format(std::string_view name) {
-  std::string s(name);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (WeightFormat f : {WeightFormat::kDense, WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K})
-    if (s == weight_format_name(f)) return f;
-  fail(ErrorKind::kInvalidArgument, "unknown weight format '", name, "' (expected q8_0, q4_0, q4_k or dense)");
-}
-
-bool can_quantize(WeightFormat format, int64_t rows, int64_t cols) {
-  if (rows <= 0 || cols <= 0) return false;
-  if (format == WeightFormat::kDense) return false;
-  return cols % detail::kBlock == 0;
-}
-
-size_t weight_storage_bytes(WeightFormat format, DType dtype, int64_t rows, int64_t cols) {
-  if (format == WeightFormat::kDense) return static_cast<size_t>(rows * cols) * dtype_size(dtype);
-  return detail::q_layout(format, rows, cols).total_bytes();
-}
-
-void QuantizedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(64)); }
 
 namespace detail {
 
@@ -233,6 +196,8 @@ void pack_codes(WeightFormat f, const uint8_t (*codes)[kBlock], uint8_t* dst) {
   }
 }
 
+}  // namespace
+
 void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_t* grp) {
   const int64_t nb = L.nb, cols = L.cols;
   uint8_t codes[kGroupRows][kBlock];
@@ -316,8 +281,6 @@ void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_
   }
 }
 
-}  // namespace
-
 namespace {
 // Position of column c (0..31) of row r inside a block's codes, and the nibble shift (Q4).
 inline size_t q8_pos(int64_t r, int64_t c) { return static_cast<size_t>((c / 4) * 64 + r * 4 + (c % 4)); }
@@ -366,45 +329,5 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
 }
 
 }  // namespace detail
-
-QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, ThreadPool* pool) {
-  if (format == WeightFormat::kDense)
-    fail(ErrorKind::kInvalidArgument, "quantize_matrix: the target format must be a quantized one");
-  if (!src.data) fail(ErrorKind::kInvalidArgument, "quantize_matrix: matrix has no data");
-  if (!src.quantized() && src.dtype != DType::kF32 && src.dtype != DType::kF16 && src.dtype != DType::kBF16)
-    fail(ErrorKind::kUnsupported, "quantize_matrix: cannot quantize ", dtype_name(src.dtype), " weights");
-  const detail::QLayout L = detail::q_layout(format, src.rows, src.cols);  // validates the shape
-
-  QuantizedMatrix out;
-  out.size_ = L.total_bytes();
-  out.buffer_.reset(static_cast<uint8_t*>(::operator new(out.size_, std::align_val_t(64))));
-  uint8_t* data = out.buffer_.get();
-  std::memset(data, 0, out.size_);
-
-  auto work = [&](int64_t g0, int64_t g1, int) {
-    std::vector<float> rows(static_cast<size_t>(detail::kGroupRows * L.cols));
-    for (int64_t g = g0; g < g1; ++g) {
-      std::fill(rows.begin(), rows.end(), 0.0f);
-      for (int64_t r = 0; r < detail::kGroupRows; ++r) {
-        const int64_t row = g * detail::kGroupRows + r;
-        if (row < L.rows) gather_row(src, row, rows.data() + r * L.cols);
-      }
-      detail::quantize_group(L, rows.data(), data + static_cast<size_t>(g) * L.group_bytes);
-    }
-  };
-  if (pool) pool->parallel_for(L.groups, work);
-  else work(0, L.groups, 0);
-
-  out.view_ = WeightMatrix{DType::kU8, src.rows, src.cols, data, format};
-  return out;
-}
-
-void dequantize_matrix(const WeightMatrix& w, float* out, ThreadPool* pool) {
-  auto work = [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) ref::gather_row(w, r, out + r * w.cols);
-  };
-  if (pool) pool->parallel_for(w.rows, work, 16);
-  else work(0, w.rows, 0);
-}
 
 }  // namespace qvl::kernels

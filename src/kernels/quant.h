@@ -26,11 +26,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/kernels.h"
+#include "kernels/types.h"
 
 namespace qvl::kernels::detail {
 
-constexpr int64_t kBlock = 32;        // columns per quantization block
+constexpr int64_t kBlock = kQuantBlock;  // columns per quantization block
 constexpr int64_t kGroupRows = 16;    // rows interleaved in one row group
 constexpr int64_t kSuperBlocks = 8;   // blocks per Q4_K super-block
 
@@ -76,6 +76,10 @@ void qmatmul_avx2(const QLayout& L, const uint8_t* data, const QActs& a, const f
                   int64_t g0, int64_t g1);
 void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y,
                     int64_t g0, int64_t g1);
+
+// Quantizes and packs one row group: rows holds its 16 rows × cols as fp32 (zero rows past the
+// end), grp receives L.group_bytes (the caller zeroes it first; quantize_matrix drives this).
+void quantize_group(const QLayout& L, const float* rows, uint8_t* grp);
 
 // Decodes row `row` of a packed matrix into out[cols].
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out);

@@ -3,7 +3,7 @@
 // are what runs when the active ISA is Isa::kScalar.
 #pragma once
 
-#include "kernels/kernels.h"
+#include "kernels/types.h"
 
 namespace qvl::kernels::ref {
 

@@ -7,9 +7,9 @@
 #include "core/check.h"
 #include "core/json_util.h"
 #include "core/mapped_file.h"
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_json.h"
-#include "tokenizer/utf8.h"
 
 namespace qvl {
 namespace {

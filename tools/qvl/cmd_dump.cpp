@@ -4,7 +4,7 @@
 
 #include "commands.h"
 #include "options.h"
-#include "runtime/golden_dump.h"
+#include "devtools/golden_dump.h"
 
 namespace qvl::cli {
 

@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "progress.h"
 #include "options.h"
-#include "runtime/quantize_checkpoint.h"
+#include "devtools/quantize_checkpoint.h"
 
 namespace qvl::cli {
 

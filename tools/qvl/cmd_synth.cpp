@@ -5,7 +5,7 @@
 
 #include "commands.h"
 #include "progress.h"
-#include "formats/synthetic_checkpoint.h"
+#include "devtools/synthetic_checkpoint.h"
 #include "qvl/error.hpp"
 
 namespace qvl::cli {

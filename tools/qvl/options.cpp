@@ -9,7 +9,7 @@
 #include <random>
 #include <sstream>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace qvl::cli {
 

@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "model/text/text_attention.h"
 #include "model/text/text_mlp.h"
+#include "model/text/text_tensors.h"
 
 namespace qvl {
 

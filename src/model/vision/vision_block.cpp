@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "formats/model_config.h"
 #include "kernels/kernels.h"
 #include "model/vision/span_attention.h"
 #include "model/vision/vision_internal.h"

@@ -10,15 +10,12 @@
 
 #include "formats/checkpoint.h"
 #include "formats/model_config.h"
+#include "model/vision/vision_types.h"  // re-exported: GridTHW
 #include "model/vision/vision_weights.h"
 
 namespace qvl {
 
 class ThreadPool;
-
-struct GridTHW {
-  int64_t t, h, w;  // in patches
-};
 
 struct VisionOutput {
   int64_t tokens = 0;                         // sum over images of t*h*w / merge^2

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/function_ref.h"
-#include "model/vision/vision_encoder.h"
+#include "model/vision/vision_types.h"
 #include "model/vision/vision_weights.h"
 
 namespace qvl {
@@ -17,14 +17,8 @@ class ThreadPool;
 
 namespace qvl::vision {
 
-enum class Activation { kGeluTanh, kGeluErf };
-
-// Maps config.json's vision `hidden_act` to an activation; fails (kUnsupported) on others.
-Activation parse_block_activation(const std::string& name);
+// Applies `act` to x[n] in place (the block MLP's activation).
 void apply_activation(Activation act, float* x, int64_t n);
-
-// floor(sqrt(n)) computed exactly on integers.
-int64_t pos_grid_side(int64_t n);
 
 // Calls fn(begin, end) over [0, n) on the pool (inline when pool is null).
 void parallel_rows(ThreadPool* pool, int64_t n, FunctionRef<void(int64_t, int64_t)> fn, int64_t grain = 1);

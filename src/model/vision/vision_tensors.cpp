@@ -1,5 +1,7 @@
 #include "model/vision/vision_tensors.h"
 
+#include "core/check.h"
+
 namespace qvl {
 
 namespace {
@@ -114,6 +116,20 @@ uint64_t vision_weight_bytes(const VisionConfig& config, const VisionWeights& w)
   auto& fields = const_cast<VisionWeights&>(w);  // only read through the fields below
   for (const TensorSpec& s : vision_tensor_specs(config)) total += held_bytes(vision_tensor_field(fields, s));
   return total;
+}
+
+VisionWeights load_vision_weights(const VisionConfig& c, Checkpoint& ckpt, const std::string& prefix) {
+  validate_vision_config(c);
+  VisionWeights w;
+  w.blocks.resize(static_cast<size_t>(c.depth));
+  w.merger.postshuffle_norm = false;
+  w.deepstack_merger_list.resize(c.deepstack_visual_indexes.size());
+  for (auto& merger : w.deepstack_merger_list) merger.postshuffle_norm = true;
+  for (const TensorSpec& spec : vision_tensor_specs(c, prefix)) load_tensor(ckpt, spec, vision_tensor_field(w, spec));
+  // Anything else under the prefix would be silently ignored: refuse it here, naming it.
+  refuse_stray_tensors(ckpt, prefix, "vision",
+                       cat("(depth ", c.depth, ", ", c.deepstack_visual_indexes.size(), " deepstack mergers)"));
+  return w;
 }
 
 }  // namespace qvl

@@ -1,11 +1,12 @@
 // The Qwen3-VL vision tower's tensor table: every checkpoint tensor under `model.visual.`, once.
-// Loading (vision_weights.cpp), quantize-at-load, byte accounting, `qvl quantize` and
+// Loading, quantize-at-load, byte accounting, `qvl quantize` and
 // `qvl synth` all enumerate it; another vision tower is new rows here plus its forward code.
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "formats/checkpoint.h"
 #include "formats/model_config.h"
 #include "model/tensor_table.h"
 #include "model/vision/vision_weights.h"
@@ -40,5 +41,11 @@ TensorField vision_tensor_field(VisionWeights& w, const TensorSpec& spec);
 
 // Every vision tensor as held now: matrices in their storage format, vectors as fp32.
 uint64_t vision_weight_bytes(const VisionConfig& config, const VisionWeights& w);
+
+// Loads and shape-checks every vision tensor of the table (config validated first by
+// validate_vision_config). Fails if the checkpoint holds tensors under `prefix` that no row
+// names (e.g. more blocks than `depth`), so that nothing there is silently ignored.
+VisionWeights load_vision_weights(const VisionConfig& config, Checkpoint& ckpt,
+                                  const std::string& prefix = kVisionTensorPrefix);
 
 }  // namespace qvl

@@ -53,11 +53,4 @@ struct VisionWeights {
   std::vector<VisionPatchMergerWeights> deepstack_merger_list;
 };
 
-// Loads and shape-checks every `model.visual.*` tensor (the rows of vision_tensors.h; config
-// validated first by validate_vision_config). Fails if the
-// checkpoint holds `model.visual.*` tensors this loader does not know (e.g. more blocks than
-// `depth`), so that nothing under the vision prefix is silently ignored.
-VisionWeights load_vision_weights(const VisionConfig& cfg, Checkpoint& ckpt,
-                                  const std::string& prefix = "model.visual.");
-
 }  // namespace qvl

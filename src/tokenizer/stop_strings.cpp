@@ -1,4 +1,4 @@
-#include "engine/stop_strings.h"
+#include "tokenizer/stop_strings.h"
 
 #include <algorithm>
 

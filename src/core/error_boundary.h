@@ -1,4 +1,6 @@
-// The public API's exception boundary: whatever goes wrong inside, callers see only qvl::Error.
+// The exception boundary: whatever goes wrong inside, callers see only qvl::Error. The public API
+// wraps every entry point in it; lower layers (image files, golden dumps) use it for their own
+// file and allocation work.
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-#include "runtime/quantize_checkpoint.h"
+#include "devtools/quantize_checkpoint.h"
 
 #include <filesystem>
 #include <map>

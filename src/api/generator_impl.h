@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "model/text/kv_cache.h"
-#include "runtime/model_impl.h"
-#include "runtime/sampler.h"
+#include "api/model_impl.h"
+#include "api/sampler.h"
 
 namespace qvl {
 
@@ -77,6 +77,11 @@ struct Generator::Impl {
       throw;
     }
   }
+};
+
+// How the library and its developer tools reach a Generator's internals.
+struct GeneratorInternals {
+  static Generator::Impl& of(Generator& generator) { return *generator.impl_; }
 };
 
 }  // namespace qvl

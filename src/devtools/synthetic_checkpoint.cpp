@@ -1,4 +1,4 @@
-#include "formats/synthetic_checkpoint.h"
+#include "devtools/synthetic_checkpoint.h"
 
 #include <cerrno>
 #include <cmath>

@@ -1,14 +1,14 @@
-#include "runtime/golden_dump.h"
+#include "devtools/golden_dump.h"
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
-#include "api/api_boundary.h"
 #include "core/check.h"
+#include "core/error_boundary.h"
 #include "core/fs_util.h"
 #include "core/json_util.h"
-#include "runtime/generator_impl.h"
+#include "api/generator_impl.h"
 
 namespace qvl {
 
@@ -44,7 +44,7 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
   params.max_new_tokens = options.greedy_tokens;
   Generator gen(model, params);
   gen.append_inputs(inputs);
-  Generator::Impl& g = gen.impl();
+  Generator::Impl& g = GeneratorInternals::of(gen);
 
   Json out;
   out["name"] = name;

@@ -1,4 +1,4 @@
-// UTF-8 helpers for the tokenizer: validation, lossy decoding and code-point access.
+// UTF-8 helpers (tokenizer, chat templates, API strings): validation, lossy decoding and code-point access.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-// What a loaded Model holds. Everything here is read-only after load, so generators on
+// What a loaded Model holds (the library's side of qvl::Model). Everything here is read-only after load, so generators on
 // several threads can share it (the thread pool serializes their parallel regions).
 #pragma once
 
@@ -35,6 +35,11 @@ struct Model::Impl {
   ModelInfo info;
 
   const ChatTemplate& require_chat_template() const;
+};
+
+// How the library reaches a Model's internals (the public class has no accessor for them).
+struct ModelInternals {
+  static const Model::Impl& of(const Model& model) { return *model.impl_; }
 };
 
 }  // namespace qvl

@@ -1,4 +1,4 @@
-#include "api/api_boundary.h"
+#include "core/error_boundary.h"
 
 #include <filesystem>
 #include <new>
@@ -6,7 +6,7 @@
 
 #include "core/check.h"
 #include "core/json_util.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace qvl {
 

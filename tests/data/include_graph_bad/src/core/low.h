@@ -1,0 +1,1 @@
+#include "api/high.h"  // upward: core must not depend on api

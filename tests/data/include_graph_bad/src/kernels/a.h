@@ -1,0 +1,1 @@
+// Same component as a.cpp.

@@ -1,0 +1,1 @@
+#include "kernels/a.h"  // closes the circle a.cpp -> b.h -> a.h
