@@ -6,7 +6,7 @@
 #include "core/check.h"
 #include "core/json_util.h"
 #include "model/text/kv_cache.h"
-#include "model/text/text_weights.h"
+#include "model/text/text_tensors.h"
 #include "model/weight_view.h"
 #include "api/model_impl.h"
 
@@ -129,17 +129,11 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   };
   for (int64_t id : m.generation.eos_token_ids) add_eos(id);
   for (int64_t id : m.config.eos_token_ids) add_eos(id);
-  auto bytes = [](const kernels::WeightMatrix& w) { return static_cast<uint64_t>(kernels::weight_storage_bytes(w)); };
   const TextWeights& tw = m.qwen->decoder().weights();
-  // Vision and text matrices as held now (quantized or not) + the vision tower's small vectors.
-  info.weight_bytes = (m.qwen->has_vision() ? m.qwen->vision().weight_bytes() : 0) + bytes(tw.embed_tokens) +
-                      (tw.lm_head.data != tw.embed_tokens.data ? bytes(tw.lm_head) : 0);
-  for (const auto& l : tw.layers)
-    for (const auto* w : {&l.self_attn.q_proj, &l.self_attn.k_proj, &l.self_attn.v_proj, &l.self_attn.o_proj,
-                          &l.mlp.gate_proj, &l.mlp.up_proj, &l.mlp.down_proj})
-      info.decode_weight_bytes += bytes(*w);
-  info.weight_bytes += info.decode_weight_bytes;
-  info.decode_weight_bytes += bytes(tw.lm_head);
+  // Every tensor as held now (quantized or not), from the towers' tensor tables.
+  const TextWeightBytes text_bytes = text_weight_bytes(m.config, tw);
+  info.weight_bytes = (m.qwen->has_vision() ? m.qwen->vision().weight_bytes() : 0) + text_bytes.all;
+  info.decode_weight_bytes = text_bytes.per_token;
   m.kv_type = KvCache::effective_type(kv_requested, m.config.text.head_dim);
   info.kv_cache_type = std::string(kernels::kv_type_name(m.kv_type));
   info.kv_bytes_per_token = static_cast<uint64_t>(2 * m.config.text.num_hidden_layers) *

@@ -1,7 +1,7 @@
 #include "devtools/quantize_checkpoint.h"
 
 #include <filesystem>
-#include <regex>
+#include <map>
 
 #include "core/check.h"
 #include "core/mapped_file.h"
@@ -11,7 +11,8 @@
 #include "formats/gguf.h"
 #include "formats/model_config.h"
 #include "kernels/kernels.h"
-#include "model/text/text_weights.h"
+#include "model/text/text_tensors.h"
+#include "model/vision/vision_tensors.h"
 #include "model/weight_view.h"
 #include "tokenizer/chat_template.h"
 
@@ -84,11 +85,13 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
     if (e.kind() != ErrorKind::kNotFound) throw;
   }
 
-  const std::string p = text_tensor_prefix(config);
-  static const std::regex kLayerMatrix(R"(layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight)");
-  const std::string vp = "model.visual.";
-  static const std::regex kVisionMatrix(
-      R"((blocks\.\d+\.(attn\.(qkv|proj)|mlp\.linear_fc[12])|(merger|deepstack_merger_list\.\d+)\.linear_fc[12])\.weight)");
+  // Which matrices to quantize, and in which format, is the tensor tables' word; a tensor no
+  // table names is copied as stored (the loader then refuses it, naming it).
+  const QuantFormats by_class{layers, head, vision};
+  std::map<std::string, QuantClass> quant_class;
+  for (const TensorSpec& s : text_tensor_specs(config)) quant_class[s.name] = s.quant;
+  if (config.vision)
+    for (const TensorSpec& s : vision_tensor_specs(*config.vision)) quant_class[s.name] = s.quant;
   std::vector<kernels::QuantizedMatrix> keep;  // buffers the writer points into
   keep.reserve(ckpt->tensor_count());
   const uint64_t total = ckpt->total_bytes();
@@ -97,10 +100,8 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
     const TensorView& v = *ckpt->view(name);
     done += v.nbytes;
     if (name == "lm_head.weight" && t.tie_word_embeddings) continue;  // a tied copy: the loader uses embed_tokens
-    kernels::WeightFormat f = kernels::WeightFormat::kDense;
-    if (name.rfind(p, 0) == 0 && std::regex_match(name.substr(p.size()), kLayerMatrix)) f = layers;
-    else if (name == p + "embed_tokens.weight" || name == "lm_head.weight") f = head;
-    else if (vl && name.rfind(vp, 0) == 0 && std::regex_match(name.substr(vp.size()), kVisionMatrix)) f = vision;
+    const auto known = quant_class.find(name);
+    const kernels::WeightFormat f = known == quant_class.end() ? kernels::WeightFormat::kDense : by_class.of(known->second);
     if (f != kernels::WeightFormat::kDense && v.shape.size() == 2 && kernels::can_quantize(f, v.shape[0], v.shape[1])) {
       keep.push_back(kernels::quantize_matrix(kernels::WeightMatrix{v.dtype, v.shape[0], v.shape[1], v.data}, f, &pool));
       const auto& q = keep.back();

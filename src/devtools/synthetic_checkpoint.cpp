@@ -12,6 +12,8 @@
 #include "core/json_util.h"
 #include "core/staged_output.h"
 #include "formats/model_config.h"
+#include "model/text/text_tensors.h"
+#include "model/vision/vision_tensors.h"
 
 namespace qvl {
 
@@ -66,75 +68,29 @@ Json config_of(const Preset& p) {
           {"text_config", text}, {"vision_config", vision}};
 }
 
-struct TensorSpec {
-  std::string name;
-  std::vector<int64_t> shape;
-  float scale;  // uniform in [-scale, scale]; norms are 1 + noise
-  bool is_norm_weight;
-};
-
+// Every tensor of the config (the towers' tensor tables), in checkpoint order.
 std::vector<TensorSpec> tensor_specs(const ModelConfig& c) {
-  std::vector<TensorSpec> t;
-  const TextConfig& x = c.text;
-  const int64_t h = x.hidden_size, d = x.head_dim, q = x.num_attention_heads * d, kv = x.num_key_value_heads * d;
-  auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-    t.push_back({n, {out, in}, 1.0f / std::sqrt(static_cast<float>(in)), false});
-  };
-  auto norm = [&](const std::string& n, int64_t size) { t.push_back({n, {size}, 0.02f, true}); };
-  auto bias = [&](const std::string& n, int64_t size) { t.push_back({n, {size}, 0.02f, false}); };
-  const std::string p = "model.language_model.";
-  t.push_back({p + "embed_tokens.weight", {x.vocab_size, h}, 0.05f, false});
-  for (int64_t i = 0; i < x.num_hidden_layers; ++i) {
-    const std::string l = p + "layers." + std::to_string(i) + ".";
-    norm(l + "input_layernorm.weight", h);
-    lin(l + "self_attn.q_proj.weight", q, h);
-    lin(l + "self_attn.k_proj.weight", kv, h);
-    lin(l + "self_attn.v_proj.weight", kv, h);
-    lin(l + "self_attn.o_proj.weight", h, q);
-    norm(l + "self_attn.q_norm.weight", d);
-    norm(l + "self_attn.k_norm.weight", d);
-    norm(l + "post_attention_layernorm.weight", h);
-    lin(l + "mlp.gate_proj.weight", x.intermediate_size, h);
-    lin(l + "mlp.up_proj.weight", x.intermediate_size, h);
-    lin(l + "mlp.down_proj.weight", h, x.intermediate_size);
+  std::vector<TensorSpec> specs = text_tensor_specs(c);
+  for (TensorSpec& s : vision_tensor_specs(*c.vision)) specs.push_back(std::move(s));
+  return specs;
+}
+
+// Random values are uniform in [-scale, scale]: 1/sqrt(fan-in) for projections, small for
+// tables and biases; norm weights are 1 + such noise.
+float init_scale(const TensorSpec& s) {
+  switch (s.role) {
+    case TensorRole::kLinear:
+    case TensorRole::kConvolution: {
+      int64_t fan_in = 1;
+      for (size_t k = 1; k < s.shape.size(); ++k) fan_in *= s.shape[k];
+      return 1.0f / std::sqrt(static_cast<float>(fan_in));
+    }
+    case TensorRole::kEmbedding: return 0.05f;
+    case TensorRole::kPositionTable:
+    case TensorRole::kNormWeight:
+    case TensorRole::kBias: break;
   }
-  norm(p + "norm.weight", h);
-  if (!x.tie_word_embeddings) lin("lm_head.weight", x.vocab_size, h);
-  const VisionConfig& v = *c.vision;
-  const int64_t vd = v.hidden_size, patch = 3 * v.temporal_patch_size * v.patch_size * v.patch_size;
-  const int64_t merged = vd * v.spatial_merge_size * v.spatial_merge_size;
-  const std::string vp = "model.visual.";
-  t.push_back({vp + "patch_embed.proj.weight", {vd, 3, v.temporal_patch_size, v.patch_size, v.patch_size},
-               1.0f / std::sqrt(static_cast<float>(patch)), false});
-  bias(vp + "patch_embed.proj.bias", vd);
-  t.push_back({vp + "pos_embed.weight", {v.num_position_embeddings, vd}, 0.02f, false});
-  for (int64_t i = 0; i < v.depth; ++i) {
-    const std::string b = vp + "blocks." + std::to_string(i) + ".";
-    norm(b + "norm1.weight", vd);
-    bias(b + "norm1.bias", vd);
-    norm(b + "norm2.weight", vd);
-    bias(b + "norm2.bias", vd);
-    lin(b + "attn.qkv.weight", 3 * vd, vd);
-    bias(b + "attn.qkv.bias", 3 * vd);
-    lin(b + "attn.proj.weight", vd, vd);
-    bias(b + "attn.proj.bias", vd);
-    lin(b + "mlp.linear_fc1.weight", v.intermediate_size, vd);
-    bias(b + "mlp.linear_fc1.bias", v.intermediate_size);
-    lin(b + "mlp.linear_fc2.weight", vd, v.intermediate_size);
-    bias(b + "mlp.linear_fc2.bias", vd);
-  }
-  auto merger = [&](const std::string& m, int64_t norm_size) {
-    norm(m + "norm.weight", norm_size);
-    bias(m + "norm.bias", norm_size);
-    lin(m + "linear_fc1.weight", merged, merged);
-    bias(m + "linear_fc1.bias", merged);
-    lin(m + "linear_fc2.weight", v.out_hidden_size, merged);
-    bias(m + "linear_fc2.bias", v.out_hidden_size);
-  };
-  merger(vp + "merger.", vd);
-  for (size_t j = 0; j < v.deepstack_visual_indexes.size(); ++j)
-    merger(vp + "deepstack_merger_list." + std::to_string(j) + ".", merged);
-  return t;
+  return 0.02f;
 }
 
 }  // namespace
@@ -198,12 +154,14 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
   for (const auto& s : specs) {
     uint64_t n = 1;
     for (int64_t d : s.shape) n *= static_cast<uint64_t>(d);
+    const float scale = init_scale(s);
+    const bool norm_weight = s.role == TensorRole::kNormWeight;
     for (uint64_t i = 0; i < n;) {
       const size_t m = static_cast<size_t>(std::min<uint64_t>(chunk.size(), n - i));
       for (size_t k = 0; k < m; ++k) {
         state ^= state << 13, state ^= state >> 7, state ^= state << 17;  // xorshift64
         const float u = static_cast<float>(state >> 40) * (2.0f / 16777216.0f) - 1.0f;
-        chunk[k] = f32_to_bf16(s.is_norm_weight ? 1.0f + s.scale * u : s.scale * u);
+        chunk[k] = f32_to_bf16(norm_weight ? 1.0f + scale * u : scale * u);
       }
       out.write(reinterpret_cast<const char*>(chunk.data()), static_cast<std::streamsize>(m * 2));
       if (!out) fail(ErrorKind::kIo, "write failed on '", path.string(), "': ", std::strerror(errno));

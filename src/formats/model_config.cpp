@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include "core/check.h"
@@ -110,28 +111,66 @@ VisionConfig parse_vision(const Json& v, const std::string& what) {
   c.out_hidden_size = positive(v, "out_hidden_size", w, kMaxDim);
   c.num_position_embeddings = positive(v, "num_position_embeddings", w, kMaxDim);
   c.hidden_act = json_string_or(v, "hidden_act", "gelu_pytorch_tanh", w);
-  if (c.in_channels != 3) fail(ErrorKind::kUnsupported, w, ": in_channels must be 3");
-  if (c.hidden_size % c.num_heads != 0)
-    fail(ErrorKind::kInvalidFile, w, ": hidden_size (", c.hidden_size, ") is not a multiple of num_heads (", c.num_heads, ")");
-  if ((c.hidden_size / c.num_heads) % 4 != 0)
-    fail(ErrorKind::kInvalidFile, w, ": head dim ", c.hidden_size / c.num_heads, " must be a multiple of 4 (2-D rotary)");
-  int64_t side = 0;
-  while ((side + 1) * (side + 1) <= c.num_position_embeddings) ++side;
-  if (side * side != c.num_position_embeddings)
-    fail(ErrorKind::kInvalidFile, w, ": num_position_embeddings (", c.num_position_embeddings, ") is not a square");
-  if (c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
-    fail(ErrorKind::kUnsupported, w, ": hidden_act '", c.hidden_act, "' is not supported");
-  if (v.contains("deepstack_visual_indexes")) {
-    for (int64_t i : int_or_list(v["deepstack_visual_indexes"], w, "deepstack_visual_indexes")) {
-      if (i < 0 || i >= c.depth)
-        fail(ErrorKind::kInvalidFile, w, ": deepstack_visual_indexes entry ", i, " is outside 0..", c.depth - 1);
-      c.deepstack_visual_indexes.push_back(static_cast<int>(i));
-    }
+  for (int64_t i : int_or_list(v.value("deepstack_visual_indexes", Json()), w, "deepstack_visual_indexes")) {
+    if (i < 0 || i > kMaxLayers)
+      fail(ErrorKind::kInvalidFile, w, ": deepstack_visual_indexes entry ", i, " is outside [0, depth=", c.depth, ")");
+    c.deepstack_visual_indexes.push_back(static_cast<int>(i));
   }
+  validate_vision_config(c, w);
   return c;
 }
 
 }  // namespace
+
+VisionActivation vision_activation(const std::string& hidden_act, const std::string& what) {
+  if (hidden_act == "gelu_pytorch_tanh" || hidden_act == "gelu_new") return VisionActivation::kGeluTanh;
+  if (hidden_act == "gelu") return VisionActivation::kGeluErf;
+  fail(ErrorKind::kUnsupported, what, ": hidden_act '", hidden_act,
+       "' is not supported (expected gelu_pytorch_tanh, gelu_new or gelu)");
+}
+
+void validate_vision_config(const VisionConfig& c, const std::string& what) {
+  auto positive = [&](const char* name, int64_t v) {
+    if (v <= 0) fail(ErrorKind::kInvalidFile, what, ": ", name, " must be positive, got ", v);
+  };
+  positive("depth", c.depth);
+  positive("hidden_size", c.hidden_size);
+  positive("num_heads", c.num_heads);
+  positive("intermediate_size", c.intermediate_size);
+  positive("patch_size", c.patch_size);
+  positive("temporal_patch_size", c.temporal_patch_size);
+  positive("spatial_merge_size", c.spatial_merge_size);
+  positive("out_hidden_size", c.out_hidden_size);
+  positive("num_position_embeddings", c.num_position_embeddings);
+  if (c.in_channels != 3)
+    fail(ErrorKind::kUnsupported, what, ": in_channels must be 3 (RGB), got ", c.in_channels);
+  if (c.hidden_size % c.num_heads != 0)
+    fail(ErrorKind::kInvalidFile, what, ": hidden_size (", c.hidden_size, ") is not a multiple of num_heads (",
+         c.num_heads, ")");
+  const int64_t head_dim = c.hidden_size / c.num_heads;
+  if (head_dim % 4 != 0)
+    fail(ErrorKind::kUnsupported, what, ": head dim ", head_dim,
+         " is not a multiple of 4 (the 2-D rotary embedding splits it into row and column halves)");
+  int64_t side = 0;
+  while ((side + 1) * (side + 1) <= c.num_position_embeddings) ++side;
+  if (side * side != c.num_position_embeddings)
+    fail(ErrorKind::kInvalidFile, what, ": num_position_embeddings (", c.num_position_embeddings,
+         ") is not a perfect square");
+  for (size_t k = 0; k < c.deepstack_visual_indexes.size(); ++k) {
+    const int idx = c.deepstack_visual_indexes[k];
+    if (idx < 0 || idx >= c.depth)
+      fail(ErrorKind::kInvalidFile, what, ": deepstack_visual_indexes entry ", idx, " is outside [0, depth=", c.depth,
+           ")");
+    if (std::find(c.deepstack_visual_indexes.begin(), c.deepstack_visual_indexes.begin() + k, idx) !=
+        c.deepstack_visual_indexes.begin() + k)
+      fail(ErrorKind::kInvalidFile, what, ": deepstack_visual_indexes lists block ", idx, " twice");
+  }
+  vision_activation(c.hidden_act, what);
+  if (!(c.layer_norm_eps > 0.0) || !std::isfinite(c.layer_norm_eps))
+    fail(ErrorKind::kInvalidFile, what, ": layer_norm_eps must be positive, got ", c.layer_norm_eps);
+  if (!(c.rope_theta > 0.0) || !std::isfinite(c.rope_theta))
+    fail(ErrorKind::kInvalidFile, what, ": rope_theta must be positive, got ", c.rope_theta);
+}
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& what) {
   Json j = parse_json(json_text, what);

@@ -55,6 +55,17 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;  // from config.json; generation_config.json may extend
 };
 
+// The vision MLP activations the forward code implements.
+enum class VisionActivation { kGeluTanh, kGeluErf };
+// config.json's vision `hidden_act` as an activation: gelu_pytorch_tanh and gelu_new (the same
+// tanh approximation) or gelu (exact erf); anything else fails (kUnsupported) naming these.
+VisionActivation vision_activation(const std::string& hidden_act, const std::string& what = "vision_config");
+
+// The one check of a vision config (parse_model_config runs it; so does the vision loader, for
+// configs built in code): every size the engine relies on, the activation, the DeepStack taps.
+// Fails with a qvl::Error whose message starts with `what`.
+void validate_vision_config(const VisionConfig& config, const std::string& what = "vision_config");
+
 // Parses config.json text; `what` names the file in errors.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& what);
 ModelConfig load_model_config(const std::string& model_dir);

@@ -5,13 +5,14 @@
 #include "core/check.h"
 #include "model/text/text_attention.h"
 #include "model/text/text_mlp.h"
+#include "model/text/text_tensors.h"
 
 namespace qvl {
 
 TextDecoder::TextDecoder(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& formats,
                          ThreadPool* pool)
     : config_(config.text), weights_(load_text_weights(config, ckpt)), rotary_(config.text) {
-  quantize_text_weights(weights_, formats, pool);
+  quantize_text_weights(weights_, config, formats, pool);
 }
 
 void TextDecoder::embed(int32_t token, float* out) const {

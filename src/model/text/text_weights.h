@@ -6,13 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "formats/checkpoint.h"
 #include "formats/model_config.h"
 #include "kernels/kernels.h"
-
-namespace qvl {
-class ThreadPool;
-}
 
 namespace qvl {
 
@@ -49,16 +44,5 @@ struct TextWeightFormats {
   kernels::WeightFormat layers = kernels::WeightFormat::kDense;
   kernels::WeightFormat head = kernels::WeightFormat::kDense;
 };
-
-// Quantizes the dense matrices of w in place (views switch to owned buffers). Matrices that are
-// already quantized, or whose shape the format cannot hold, stay as they are.
-void quantize_text_weights(TextWeights& w, const TextWeightFormats& formats, ThreadPool* pool);
-
-// Prefix of the text tensors: "model.language_model." for qwen3_vl, "model." for qwen3.
-std::string text_tensor_prefix(const ModelConfig& config);
-
-// Loads and shape-checks every text tensor. A checkpoint with tied embeddings may still
-// store an lm_head.weight copy; it is accepted (and must match embed_tokens' shape).
-TextWeights load_text_weights(const ModelConfig& config, Checkpoint& ckpt);
 
 }  // namespace qvl

@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "formats/model_config.h"
 #include "kernels/kernels.h"
 #include "model/vision/span_attention.h"
 #include "model/vision/vision_internal.h"
@@ -14,10 +15,7 @@
 namespace qvl::vision {
 
 Activation parse_block_activation(const std::string& name) {
-  if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::kGeluTanh;
-  if (name == "gelu") return Activation::kGeluErf;
-  fail(ErrorKind::kUnsupported, "vision hidden_act '", name,
-       "' is not supported (expected gelu_pytorch_tanh, gelu_new or gelu)");
+  return vision_activation(name) == VisionActivation::kGeluErf ? Activation::kGeluErf : Activation::kGeluTanh;
 }
 
 void apply_activation(Activation act, float* x, int64_t n) {

@@ -1,52 +1,21 @@
 #include "model/vision/vision_encoder.h"
 
 #include <algorithm>
-#include <initializer_list>
 
 #include "core/check.h"
 #include "model/vision/vision_internal.h"
+#include "model/vision/vision_tensors.h"
 
 namespace qvl {
 
 VisionEncoder::VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt, kernels::WeightFormat format,
                              ThreadPool* pool)
-    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, "model.visual.")) {
-  if (format == kernels::WeightFormat::kDense) return;
-  auto convert = [&](kernels::WeightMatrix& m) {
-    if (m.quantized() || !kernels::can_quantize(format, m.rows, m.cols)) return;
-    owned_.push_back(kernels::quantize_matrix(m, format, pool));
-    m = owned_.back().view();  // heap buffer: stays put when owned_ grows
-  };
-  for (auto& b : weights_.blocks)
-    for (kernels::WeightMatrix* m : {&b.attn_qkv, &b.attn_proj, &b.mlp_fc1, &b.mlp_fc2}) convert(*m);
-  convert(weights_.merger.fc1), convert(weights_.merger.fc2);
-  for (auto& merger : weights_.deepstack_merger_list) convert(merger.fc1), convert(merger.fc2);
+    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, kVisionTensorPrefix)) {
+  for (const TensorSpec& spec : vision_tensor_specs(cfg))
+    if (spec.quant == QuantClass::kVision) quantize_in_place(*vision_tensor_field(weights_, spec).matrix, format, owned_, pool);
 }
 
-uint64_t VisionEncoder::weight_bytes() const {
-  uint64_t total = 0;
-  auto matrix = [&](const kernels::WeightMatrix& m) { total += kernels::weight_storage_bytes(m); };
-  auto vectors = [&](std::initializer_list<const std::vector<float>*> vs) {
-    for (const auto* v : vs) total += v->size() * sizeof(float);
-  };
-  const VisionWeights& w = weights_;
-  matrix(w.patch_embed.proj);
-  matrix(w.pos_embed);
-  vectors({&w.patch_embed.proj_bias});
-  for (const auto& b : w.blocks) {
-    for (const auto* m : {&b.attn_qkv, &b.attn_proj, &b.mlp_fc1, &b.mlp_fc2}) matrix(*m);
-    vectors({&b.norm1_weight, &b.norm1_bias, &b.attn_qkv_bias, &b.attn_proj_bias, &b.norm2_weight, &b.norm2_bias,
-             &b.mlp_fc1_bias, &b.mlp_fc2_bias});
-  }
-  auto merger = [&](const VisionPatchMergerWeights& m) {
-    matrix(m.fc1);
-    matrix(m.fc2);
-    vectors({&m.norm_weight, &m.norm_bias, &m.fc1_bias, &m.fc2_bias});
-  };
-  merger(w.merger);
-  for (const auto& m : w.deepstack_merger_list) merger(m);
-  return total;
-}
+uint64_t VisionEncoder::weight_bytes() const { return vision_weight_bytes(cfg_, weights_); }
 
 struct VisionEncodeJob::State {
   const VisionEncoder* encoder = nullptr;

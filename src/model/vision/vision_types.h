@@ -1,6 +1,6 @@
 // Plain types and config rules shared by the vision tower's parts: the image grid, the block
 // activation and the position table's side. Kept apart from vision_encoder.h and
-// vision_internal.h so the weight loader (vision_weights.cpp) and the components can use them
+// vision_internal.h so the weight loader (vision_tensors.cpp) and the components can use them
 // without including each other; vision_encoder.h re-exports GridTHW.
 #pragma once
 

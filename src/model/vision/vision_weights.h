@@ -53,13 +53,4 @@ struct VisionWeights {
   std::vector<VisionPatchMergerWeights> deepstack_merger_list;
 };
 
-// Checks the config (sizes the engine relies on) and fails with a clear qvl::Error otherwise.
-void validate_vision_config(const VisionConfig& cfg);
-
-// Loads and shape-checks every `model.visual.*` tensor (config validated first). Fails if the
-// checkpoint holds `model.visual.*` tensors this loader does not know (e.g. more blocks than
-// `depth`), so that nothing under the vision prefix is silently ignored.
-VisionWeights load_vision_weights(const VisionConfig& cfg, Checkpoint& ckpt,
-                                  const std::string& prefix = "model.visual.");
-
 }  // namespace qvl
