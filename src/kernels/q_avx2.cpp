@@ -40,6 +40,9 @@ struct TileArgs {
   int64_t row0;
   const float* bias;
   float* y;
+  // A few activation rows (decode rows of several sequences): the weights stream from memory once
+  // for all of them, so the codes are prefetched ahead as in the one-row case.
+  bool stream_weights = false;
 };
 
 // MR activation rows × one row group (two halves of 8 rows).
@@ -55,7 +58,7 @@ inline void tile(const TileArgs& t) {
   const ActRows<MR> x(a, t.i0, nb);
 
   for (int64_t b = 0; b < nb; ++b) {
-    if constexpr (MR == 1) prefetch_codes_ahead<F>(t.grp, b);
+    if (MR == 1 || t.stream_weights) prefetch_codes_ahead<F>(t.grp, b);
     __m256i is[MR][2];
     if constexpr (F == WeightFormat::kQ8_0) {
       for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
@@ -146,6 +149,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
   t.a = &a;
   t.bias = bias;
   t.y = y;
+  t.stream_weights = a.m <= 8;
   const int64_t chunk = chunk_rows(a.k, kMR, 128 * 1024);
   for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
     const int64_t c1 = std::min(a.m, c0 + chunk);

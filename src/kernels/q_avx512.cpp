@@ -43,6 +43,9 @@ struct TileArgs {
   int64_t row0;           // first weight row of grp[0]
   const float* bias;
   float* y;
+  // A few activation rows (decode rows of several sequences): the weights stream from memory once
+  // for all of them, so the codes are prefetched ahead as in the one-row case.
+  bool stream_weights = false;
 };
 
 template <WeightFormat F, int MR, int NG>
@@ -61,7 +64,7 @@ inline void tile(const TileArgs& t) {
   // so its sums are split over kP partial accumulators (added once per block).
   constexpr int kP = MR == 1 ? 4 : 1;
   for (int64_t b = 0; b < nb; ++b) {
-    if constexpr (MR == 1)
+    if (MR == 1 || t.stream_weights)
       for (int g = 0; g < NG; ++g) prefetch_codes_ahead<F>(t.grp[g], b);
     __m512i part[MR][NG][kP];
     for (int i = 0; i < MR; ++i) {
@@ -165,6 +168,7 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
   t.a = &a;
   t.bias = bias;
   t.y = y;
+  t.stream_weights = a.m <= 8;
   auto mask_of = [&](int64_t g) -> __mmask16 {
     const int64_t valid = std::min<int64_t>(16, L.rows - g * 16);
     return static_cast<__mmask16>(valid >= 16 ? 0xffff : (1u << valid) - 1);
