@@ -30,19 +30,6 @@ struct RunArgs {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Longest suffix of `text` that is a proper prefix of some stop string: held back from the
-// stream until it is known not to start a stop string.
-size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const auto& s : stops)
-    for (size_t k = std::min(s.size() - 1, text.size()); k > hold; --k)
-      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-  return hold;
-}
-
 int run(const RunArgs& a) {
   auto t_load = Clock::now();
   auto model = Model::load(a.model_dir, a.model);
@@ -75,32 +62,23 @@ int run(const RunArgs& a) {
   ProgressPrinter progress;
   gen.set_progress_callback(show_progress(progress, total_image_tokens(inputs), [] { return true; }));
   Tokenizer tokenizer(model);
-  TokenizerStream stream = tokenizer.create_stream();
+  TokenizerStream stream = tokenizer.create_stream(params.stop);  // never returns a stop string
   auto t_first = Clock::now();
   gen.append_inputs(inputs);
-  std::string text, pending;
+  std::string text;
   double ttft = 0;
+  auto emit = [&](const std::string& piece) {
+    if (!a.json) std::fwrite(piece.data(), 1, piece.size(), stdout), std::fflush(stdout);
+    text += piece;
+  };
   while (!gen.is_done()) {
     const std::optional<int32_t> token = next_answer_token(gen);
     if (ttft == 0) ttft = since(t_first);
     if (!token) break;
-    pending += stream.decode(*token);
-    if (gen.stop_reason() == "stop") break;
-    const size_t hold = held_back(pending, a.stop);
-    if (!a.json) std::fwrite(pending.data(), 1, pending.size() - hold, stdout), std::fflush(stdout);
-    text += pending.substr(0, pending.size() - hold);
-    pending.erase(0, pending.size() - hold);
+    emit(stream.decode(*token));
   }
-  pending += stream.flush();
-  if (gen.stop_reason() == "stop") {  // cut at the first stop string, which is not emitted
-    const std::string all = text + pending;
-    size_t cut = all.size();
-    for (const auto& s : a.stop)
-      if (size_t p = all.find(s); p != std::string::npos) cut = std::min(cut, p);
-    pending = cut > text.size() ? all.substr(text.size(), cut - text.size()) : std::string();
-  }
-  if (!a.json) std::fwrite(pending.data(), 1, pending.size(), stdout), std::printf("\n");
-  text += pending;
+  emit(stream.flush());
+  if (!a.json) std::printf("\n");
 
   const GeneratorStats& s = gen.stats();
   const double pp = s.prefill_seconds > 0 ? s.prompt_tokens / s.prefill_seconds : 0;
