@@ -86,5 +86,32 @@ TEST(DecodeStep, AllocatesNothingAfterWarmUp) {
   }
 }
 
+// The same for a single Generator's decode steps (greedy and sampled).
+TEST(DecodeStep, GeneratorAllocatesNothingAfterWarmUp) {
+  if (!QVL_COUNTS_ALLOCATIONS) GTEST_SKIP() << "AddressSanitizer owns operator new here; the Release build counts";
+  ModelOptions mo;
+  mo.threads = 2;
+  mo.context_length = 512;
+  auto model = Model::load(test::tiny_model_dir(), mo);
+  for (bool sample : {false, true}) {
+    GeneratorParams p;
+    p.max_new_tokens = 200;
+    p.stop_at_eos = false;
+    p.do_sample = sample;
+    p.temperature = 0.8f;
+    p.top_k = sample ? 40 : 0;
+    p.repetition_penalty = sample ? 1.1f : 1.0f;
+    p.seed = 5;
+    Generator gen(model, p);
+    gen.append_inputs(Processor(model).process_prompt("Hello there"));
+    for (int i = 0; i < 8; ++i) gen.generate_next_token();  // warm-up
+    allocations = 0;
+    counting = true;
+    for (int i = 0; i < 20; ++i) gen.generate_next_token();
+    counting = false;
+    EXPECT_EQ(allocations.load(), 0) << "heap allocations in 20 generator decode steps, sampling " << sample;
+  }
+}
+
 }  // namespace
 }  // namespace qvl

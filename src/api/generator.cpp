@@ -24,9 +24,15 @@ Generator::Impl::Impl(std::shared_ptr<const Model> model_in, const GeneratorPara
       params(p),
       sampler(p),
       cache(m.config.text.num_hidden_layers, m.info.context_length, m.config.text.num_key_value_heads,
-            m.config.text.head_dim, m.kv_type) {}
+            m.config.text.head_dim, m.kv_type) {
+  // Room for a whole context, so that decode steps never grow these.
+  const size_t positions = static_cast<size_t>(cache.capacity()) + 1;
+  sequence.reserve(positions);
+  next_position_after.reserve(positions);
+  generated.reserve(positions);
+}
 
-void Generator::Impl::evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions,
+void Generator::Impl::evaluate(std::span<const int32_t> ids, std::span<const Position3> positions,
                                const VisionOutput* vision, bool report_prefill) {
   const int64_t n = static_cast<int64_t>(ids.size()), hd = m.config.text.hidden_size;
   if (cache.size() + n > cache.capacity())
@@ -65,7 +71,8 @@ void Generator::Impl::flush_pending() {
   // A token's position is the one that follows its predecessor.
   const int64_t pos = sequence.size() >= 2 ? next_position_after[sequence.size() - 2] : 0;
   auto t0 = Clock::now();
-  evaluate({token}, {Position3{pos, pos, pos}}, nullptr);
+  const Position3 position{pos, pos, pos};
+  evaluate({&token, 1}, {&position, 1}, nullptr);
   stats.decode_seconds += seconds_since(t0);
   has_pending = false;
 }
@@ -259,9 +266,9 @@ void Generator::generate_next_token() {
 
 void Generator::Impl::generate() {
   flush_pending();
-  std::vector<float> work = logits;
-  std::vector<int32_t> generated(sequence.begin() + static_cast<std::ptrdiff_t>(prompt_end), sequence.end());
-  const int32_t token = sampler.sample(work, sequence, generated);
+  sampled_logits.assign(logits.begin(), logits.end());  // last_logits() stays as the model gave them
+  generated.assign(sequence.begin() + static_cast<std::ptrdiff_t>(prompt_end), sequence.end());
+  const int32_t token = sampler.sample(sampled_logits, sequence, generated);
   generated.push_back(token);
   const int64_t pos = next_position();
   sequence.push_back(token);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 
 #include "model/text/kv_cache.h"
 #include "api/model_impl.h"
@@ -20,6 +21,9 @@ struct Generator::Impl {
   KvCache cache;
   DecoderInputs inputs;         // the rows of the current decoder call
   DecoderWorkspace workspace;   // the decoder's activations, kept between calls
+  // Sampling scratch kept between tokens, so that a steady decode step allocates nothing.
+  std::vector<float> sampled_logits;
+  std::vector<int32_t> generated;
 
   std::vector<int32_t> sequence;              // evaluated tokens, then possibly one pending token
   std::vector<int64_t> next_position_after;   // per sequence entry: the MRoPE position that follows it
@@ -44,7 +48,7 @@ struct Generator::Impl {
   int64_t next_position() const { return next_position_after.empty() ? 0 : next_position_after.back(); }
   // Runs rows through the decoder: embeddings from ids (vision rows taken from `vision`).
   // `report_prefill`: report each chunk to `progress` (which may cancel).
-  void evaluate(const std::vector<int32_t>& ids, const std::vector<Position3>& positions, const VisionOutput* vision,
+  void evaluate(std::span<const int32_t> ids, std::span<const Position3> positions, const VisionOutput* vision,
                 bool report_prefill = false);
   void flush_pending();
   void append(const ProcessedInputs& inputs);                                   // Generator::append_inputs
