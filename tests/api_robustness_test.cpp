@@ -26,13 +26,7 @@ using test::expect_error;
 
 const std::string kImage = test::golden_dir() + "/images/c2_450x250.png";
 
-std::shared_ptr<Model> tiny(int64_t context = 4096) {
-  ModelOptions o;
-  o.threads = 2;
-  o.context_length = context;
-  o.kv_cache_type = "f32";
-  return Model::load(test::tiny_model_dir(), o);
-}
+std::shared_ptr<Model> tiny(int64_t context = 4096) { return test::tiny_model(context); }
 
 // One model for the tests that do not depend on load options.
 const std::shared_ptr<Model>& shared_tiny() {
@@ -40,21 +34,8 @@ const std::shared_ptr<Model>& shared_tiny() {
   return model;
 }
 
-GeneratorParams greedy(int64_t n) {
-  GeneratorParams p;
-  p.max_new_tokens = n;
-  p.stop_at_eos = false;
-  return p;
-}
-
-std::vector<int32_t> generate(Generator& g) {
-  std::vector<int32_t> out;
-  while (!g.is_done()) {
-    g.generate_next_token();
-    out.push_back(g.next_token());
-  }
-  return out;
-}
+using test::generate;
+using test::greedy;
 
 // ---- 1. invalid UTF-8 and the exception boundary ----
 

@@ -17,14 +17,7 @@
 namespace qvl {
 namespace {
 
-std::shared_ptr<Model> tiny(int64_t context = 2048) {
-  ModelOptions o;
-  o.threads = 2;
-  o.context_length = context;
-  o.weights_type = "q8_0";
-  o.kv_cache_type = "f32";
-  return Model::load(test::tiny_model_dir(), o);
-}
+std::shared_ptr<Model> tiny(int64_t context = 2048) { return test::tiny_model(context, "q8_0"); }
 
 std::string image_path(const std::string& name) { return test::golden_dir() + "/images/" + name; }
 

@@ -20,32 +20,11 @@ namespace {
 
 using nlohmann::json;
 
-// An fp32 KV cache by default: several tests compare runs that evaluate the same tokens in
-// different chunks at fp32-rounding tolerances, which f16 rounding of K/V would exceed.
 std::shared_ptr<Model> tiny(int64_t context = 4096, const std::string& weights = "", const std::string& kv = "f32") {
-  ModelOptions o;
-  o.threads = 2;
-  o.context_length = context;
-  o.weights_type = weights;
-  o.kv_cache_type = kv;
-  return Model::load(test::tiny_model_dir(), o);
+  return test::tiny_model(context, weights, kv);
 }
-
-GeneratorParams greedy(int64_t n) {
-  GeneratorParams p;
-  p.max_new_tokens = n;
-  p.stop_at_eos = false;
-  return p;
-}
-
-std::vector<int32_t> generate(Generator& g) {
-  std::vector<int32_t> out;
-  while (!g.is_done()) {
-    g.generate_next_token();
-    out.push_back(g.next_token());
-  }
-  return out;
-}
+using test::generate;
+using test::greedy;
 
 std::string image_path(const std::string& name) { return test::golden_dir() + "/images/" + name; }
 

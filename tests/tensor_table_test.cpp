@@ -12,6 +12,7 @@
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 #include "devtools/synthetic_checkpoint.h"
+#include "model/qwen3_vl.h"
 #include "model/text/text_tensors.h"
 #include "model/vision/vision_encoder.h"
 #include "model/vision/vision_tensors.h"
@@ -22,18 +23,11 @@ namespace {
 
 using test::expect_error;
 
-std::vector<TensorSpec> all_specs(const ModelConfig& c) {
-  std::vector<TensorSpec> specs = text_tensor_specs(c);
-  if (c.vision)
-    for (TensorSpec& s : vision_tensor_specs(*c.vision)) specs.push_back(std::move(s));
-  return specs;
-}
-
 TEST(TensorTable, NamesExactlyTheTinyCheckpointsTensorsWithTheirShapes) {
   const ModelConfig config = load_model_config(test::tiny_model_dir());
   auto ckpt = Checkpoint::open(test::tiny_model_dir());
   std::map<std::string, std::vector<int64_t>> table;
-  for (const TensorSpec& s : all_specs(config)) EXPECT_TRUE(table.emplace(s.name, s.shape).second) << s.name;
+  for (const TensorSpec& s : model_tensor_specs(config)) EXPECT_TRUE(table.emplace(s.name, s.shape).second) << s.name;
   std::map<std::string, std::vector<int64_t>> stored;
   for (const std::string& name : ckpt->names()) stored[name] = ckpt->view(name)->shape;
   EXPECT_EQ(table, stored);
@@ -47,7 +41,7 @@ TEST(TensorTable, EnumeratesEverySynthPresetWithItsQuantizationClasses) {
     const int64_t layers = c.text.num_hidden_layers, depth = c.vision->depth;
     const int64_t mergers = 1 + static_cast<int64_t>(c.vision->deepstack_visual_indexes.size());
     const bool tied = c.text.tie_word_embeddings;
-    const std::vector<TensorSpec> specs = all_specs(c);
+    const std::vector<TensorSpec> specs = model_tensor_specs(c);
     std::set<std::string> names;
     std::map<QuantClass, int64_t> per_class;
     for (const TensorSpec& s : specs) {

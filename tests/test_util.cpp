@@ -19,6 +19,31 @@ std::string data_dir() { return QVL_TEST_DATA_DIR; }
 std::string golden_dir() { return data_dir() + "/golden"; }
 std::string tiny_model_dir() { return data_dir() + "/tiny-qwen3-vl"; }
 
+std::shared_ptr<Model> tiny_model(int64_t context, const std::string& weights, const std::string& kv) {
+  ModelOptions o;
+  o.threads = 2;
+  o.context_length = context;
+  o.weights_type = weights;
+  o.kv_cache_type = kv;
+  return Model::load(tiny_model_dir(), o);
+}
+
+GeneratorParams greedy(int64_t max_new_tokens) {
+  GeneratorParams p;
+  p.max_new_tokens = max_new_tokens;
+  p.stop_at_eos = false;
+  return p;
+}
+
+std::vector<int32_t> generate(Generator& g) {
+  std::vector<int32_t> out;
+  while (!g.is_done()) {
+    g.generate_next_token();
+    out.push_back(g.next_token());
+  }
+  return out;
+}
+
 std::string temp_dir() {
   static std::string dir = [] {
     auto p = std::filesystem::temp_directory_path() / ("qvl_test_" + std::to_string(::getpid()));

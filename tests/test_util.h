@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "qvl/error.hpp"
+#include "qvl/qvl.hpp"
 
 namespace qvl::test {
 
@@ -18,6 +19,14 @@ std::string data_dir();
 std::string golden_dir();      // tests/data/golden
 std::string tiny_model_dir();  // tests/data/tiny-qwen3-vl
 std::string temp_dir();        // a fresh per-process scratch folder
+
+// The tiny model with 2 threads and an fp32 KV cache by default: several tests compare runs that
+// evaluate the same tokens in different chunks at fp32-rounding tolerances, which f16 rounding of
+// K/V would exceed.
+std::shared_ptr<Model> tiny_model(int64_t context = 4096, const std::string& weights = "",
+                                  const std::string& kv = "f32");
+GeneratorParams greedy(int64_t max_new_tokens);  // greedy, no EOS stop
+std::vector<int32_t> generate(Generator& g);       // every token until it is done
 
 std::vector<float> read_f32(const std::string& path);
 std::string read_file(const std::string& path);

@@ -116,6 +116,7 @@ struct ProcessedInputs {
   std::string prompt_text;                              // rendered template (before pad expansion)
   std::vector<int32_t> input_ids;                       // image pads expanded
   std::vector<std::array<int64_t, 3>> image_grid_thw;   // per image, in patches
+  std::vector<int64_t> image_tokens;                    // per image: its placeholder tokens
   std::vector<float> pixel_values;                      // [pixel_rows, pixel_cols]
   int64_t pixel_rows = 0, pixel_cols = 0;
   // Things in the messages that were accepted but ignored (an unknown role or content item type),

@@ -99,8 +99,9 @@ Generator::Impl::Snapshot Generator::Impl::snapshot(int64_t first_saved_row) {
 }
 
 void Generator::Impl::restore(Snapshot& s) {
-  sequence = std::move(s.sequence);
-  next_position_after = std::move(s.next_position_after);
+  // Assigned, not moved: the vectors keep the capacity reserved for a whole context.
+  sequence.assign(s.sequence.begin(), s.sequence.end());
+  next_position_after.assign(s.next_position_after.begin(), s.next_position_after.end());
   has_pending = s.has_pending;
   context_full = s.context_full;
   prompt_end = s.prompt_end;

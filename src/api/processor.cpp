@@ -207,6 +207,7 @@ ProcessedInputs process_messages(const Model::Impl& m, const ProcessorOptions& o
   if (image_index != pad_counts.size())
     fail(ErrorKind::kInvalidArgument, "the chat template placed ", image_index, " image(s) but ", pad_counts.size(),
          " were given");
+  out.image_tokens = std::move(pad_counts);
   return out;
 }
 

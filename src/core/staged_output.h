@@ -1,4 +1,4 @@
-// Outputs that land whole or not at all. Long writers (quantize, synthetic checkpoints, dumps)
+// Outputs that land whole or not at all. Long writers (quantize, synthetic checkpoints)
 // write to a staging path beside the target and rename it onto the target only when complete,
 // so a failed or interrupted run leaves no truncated file behind, and an output that would
 // overwrite one of its own inputs is refused before any work starts.

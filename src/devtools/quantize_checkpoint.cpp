@@ -11,8 +11,7 @@
 #include "formats/gguf.h"
 #include "formats/model_config.h"
 #include "kernels/kernels.h"
-#include "model/text/text_tensors.h"
-#include "model/vision/vision_tensors.h"
+#include "model/qwen3_vl.h"
 #include "model/weight_view.h"
 #include "tokenizer/chat_template.h"
 
@@ -89,9 +88,7 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
   // table names is copied as stored (the loader then refuses it, naming it).
   const QuantFormats by_class{layers, head, vision};
   std::map<std::string, QuantClass> quant_class;
-  for (const TensorSpec& s : text_tensor_specs(config)) quant_class[s.name] = s.quant;
-  if (config.vision)
-    for (const TensorSpec& s : vision_tensor_specs(*config.vision)) quant_class[s.name] = s.quant;
+  for (const TensorSpec& s : model_tensor_specs(config)) quant_class[s.name] = s.quant;
   std::vector<kernels::QuantizedMatrix> keep;  // buffers the writer points into
   keep.reserve(ckpt->tensor_count());
   const uint64_t total = ckpt->total_bytes();

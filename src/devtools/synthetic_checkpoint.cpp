@@ -12,8 +12,7 @@
 #include "core/json_util.h"
 #include "core/staged_output.h"
 #include "formats/model_config.h"
-#include "model/text/text_tensors.h"
-#include "model/vision/vision_tensors.h"
+#include "model/qwen3_vl.h"
 
 namespace qvl {
 
@@ -68,13 +67,6 @@ Json config_of(const Preset& p) {
           {"text_config", text}, {"vision_config", vision}};
 }
 
-// Every tensor of the config (the towers' tensor tables), in checkpoint order.
-std::vector<TensorSpec> tensor_specs(const ModelConfig& c) {
-  std::vector<TensorSpec> specs = text_tensor_specs(c);
-  for (TensorSpec& s : vision_tensor_specs(*c.vision)) specs.push_back(std::move(s));
-  return specs;
-}
-
 // Random values are uniform in [-scale, scale]: 1/sqrt(fan-in) for projections, small for
 // tables and biases; norm weights are 1 + such noise.
 float init_scale(const TensorSpec& s) {
@@ -115,7 +107,7 @@ void write_synthetic_checkpoint(const std::string& preset, const std::string& ou
     if (!fs::is_regular_file(src))
       fail(ErrorKind::kNotFound, "'", src.string(), "' is needed to build a synthetic checkpoint (--tokenizer-from)");
   }
-  const auto specs = tensor_specs(config);
+  const auto specs = model_tensor_specs(config);
   Json header = Json::object();
   uint64_t offset = 0;
   for (const auto& s : specs) {

@@ -57,10 +57,8 @@ struct Sequence {
   GeneratorParams params;
   Sampler sampler;
   RequestCallback callback;
-  Clock::time_point submitted, admitted;
-  std::unique_ptr<KvCache> cache;
-  int64_t reserved = 0;              // KV positions held in the budget (the cache's capacity)
-  int64_t context_length = 0;
+  Clock::time_point submitted;
+  std::unique_ptr<KvCache> cache;    // its capacity is what the sequence holds of the KV budget
 
   std::vector<int32_t> tokens;       // prompt, then generated tokens
   std::vector<uint64_t> content;     // per token: what prefix reuse compares
@@ -73,10 +71,16 @@ struct Sequence {
   std::vector<std::shared_ptr<const VisionOutput>> images;
   // Images still in the vision tower: one block runs per engine step, between decode batches.
   std::unique_ptr<VisionEncodeJob> encoding;
-  std::vector<size_t> encoding_images;     // which of `images` the job produces, in order
-  std::vector<uint64_t> encoding_hashes;   // their vision-cache keys
+  struct EncodingImage {
+    size_t index;     // into `images`
+    int64_t tokens;   // its rows of the job's output, in order
+    uint64_t hash;    // its vision-cache key
+  };
+  std::vector<EncodingImage> encoding_images;
 
   bool pending = false;              // tokens.back() was sampled and is not in the cache yet
+  std::string finish_reason;         // set when sampling ends the sequence
+  bool context_full = false;
   std::vector<int32_t> generated;
   std::vector<float> logits;
   BpeTokenizer::StreamDecoder stream;
@@ -85,6 +89,7 @@ struct Sequence {
   bool first_token_reported = false;
 
   int64_t evaluated() const { return cache->size(); }
+  int64_t reserved() const { return cache->capacity(); }
   bool prefilling() const { return !encoding && evaluated() < prompt_length; }
 };
 
@@ -126,25 +131,30 @@ struct Engine::Impl {
   DecoderWorkspace workspace;
 
   void finish(Sequence& s, const std::string& reason, bool context_full = false, const std::string& error = {});
-  void report_error(Request& r, const std::string& error);
+  // The finished event of a request that never ran ("error" or "cancelled").
+  void report_unadmitted(Request& r, const std::string& reason, const std::string& error = {});
+  void report_error(Request& r, const std::string& error) { report_unadmitted(r, "error", error); }
   enum class Admission { kAdmitted, kWait, kRejected };
   Admission admit(Request& r);
   bool step();
   void emit_token(Sequence& s, int32_t token);
   void release(std::unique_ptr<Sequence> s, bool keep);
+  // Reports a running sequence finished, gives back its KV memory (keeping it for prefix reuse
+  // when `keep`), and returns the next position in `running`.
+  using Running = std::vector<std::unique_ptr<Sequence>>::iterator;
+  Running retire(Running it, const std::string& reason, bool keep, const std::string& error = {});
   void advance_encoding(Sequence& s);
-  void fail_sequence(RequestId id, const std::string& error);
   void evict_finished(int64_t needed);
   void publish_stats();
 };
 
 // ---- reporting -----------------------------------------------------------------------------
 
-void Engine::Impl::report_error(Request& r, const std::string& error) {
+void Engine::Impl::report_unadmitted(Request& r, const std::string& reason, const std::string& error) {
   RequestEvent e;
   e.id = r.id;
   e.finished = true;
-  e.finish_reason = "error";
+  e.finish_reason = reason;
   e.error = error;
   e.stats.queue_seconds = e.stats.total_seconds = seconds_between(r.submitted, Clock::now());
   deliver(r.callback, e);
@@ -155,8 +165,8 @@ void Engine::Impl::report_error(Request& r, const std::string& error) {
 void Engine::Impl::finish(Sequence& s, const std::string& reason, bool context_full, const std::string& error) {
   RequestEvent e;
   e.id = s.id;
-  e.text = s.stops.finish() + s.stream.flush();
-  if (reason == "stop") e.text.clear();
+  e.text = s.stops.push(s.stream.flush());  // the decoder's tail, through the stop filter like the rest
+  e.text += s.stops.finish();
   e.finished = true;
   e.finish_reason = reason;
   e.context_full = context_full;
@@ -191,10 +201,8 @@ void Engine::Impl::advance_encoding(Sequence& s) {
   s.encoding.reset();
   const int64_t hd = out.hidden;
   int64_t row = 0;
-  for (size_t j = 0; j < s.encoding_images.size(); ++j) {
-    const size_t img = s.encoding_images[j];
-    int64_t tokens = 0;
-    for (int32_t owner : s.image_of) tokens += owner == static_cast<int32_t>(img);
+  for (const auto& image : s.encoding_images) {
+    const int64_t tokens = image.tokens;
     auto e = std::make_shared<VisionOutput>();
     e->tokens = tokens;
     e->hidden = hd;
@@ -202,19 +210,15 @@ void Engine::Impl::advance_encoding(Sequence& s) {
     for (const auto& layer : out.deepstack)
       e->deepstack.emplace_back(layer.begin() + row * hd, layer.begin() + (row + tokens) * hd);
     row += tokens;
-    vision_cache.insert(s.encoding_hashes[j], e);
-    s.images[img] = std::move(e);
+    vision_cache.insert(image.hash, e);
+    s.images[image.index] = std::move(e);
   }
 }
 
-void Engine::Impl::fail_sequence(RequestId id, const std::string& error) {
-  for (auto it = running.begin(); it != running.end(); ++it)
-    if ((*it)->id == id) {
-      finish(**it, "error", false, error);
-      release(std::move(*it), false);
-      running.erase(it);
-      return;
-    }
+Engine::Impl::Running Engine::Impl::retire(Running it, const std::string& reason, bool keep, const std::string& error) {
+  finish(**it, reason, (*it)->context_full, error);
+  release(std::move(*it), keep);
+  return running.erase(it);
 }
 
 // ---- KV budget -----------------------------------------------------------------------------
@@ -223,17 +227,17 @@ void Engine::Impl::release(std::unique_ptr<Sequence> s, bool keep) {
   if (keep && options.keep_finished > 0 && s->evaluated() > 0) {
     finished.push_back(std::move(s));
     while (static_cast<int>(finished.size()) > options.keep_finished) {
-      reserved -= finished.front()->reserved;
+      reserved -= finished.front()->reserved();
       finished.pop_front();
     }
   } else {
-    reserved -= s->reserved;  // the cache's memory goes back to the system with s
+    reserved -= s->reserved();  // the cache's memory goes back to the system with s
   }
 }
 
 void Engine::Impl::evict_finished(int64_t needed) {
   while (!finished.empty() && reserved + needed > kv_budget) {
-    reserved -= finished.front()->reserved;
+    reserved -= finished.front()->reserved();
     finished.pop_front();
   }
 }
@@ -260,9 +264,7 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   s->id = r.id;
   s->callback = std::move(r.callback);
   s->submitted = r.submitted;
-  s->admitted = Clock::now();
-  s->stats.queue_seconds = seconds_between(s->submitted, s->admitted);
-  s->context_length = context;
+  s->stats.queue_seconds = seconds_between(s->submitted, Clock::now());
   s->tokens = ids;
   s->prompt_length = n;
   s->stats.prompt_tokens = n;
@@ -354,26 +356,27 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   }
   s->stats.images = static_cast<int64_t>(grids.size());
   if (!to_encode.empty()) {
-    std::vector<float> pixels;
-    std::vector<ImageGrid> enc_grids;
+    // The pixel rows of the images to encode (the inputs' own when that is all of them).
+    std::vector<float> subset;
+    std::vector<GridTHW> enc_grids;
     int64_t rows = 0;
     for (size_t img : to_encode) {
       const auto& g = grids[img];
       const int64_t pr = g[0] * g[1] * g[2];
-      const float* src = r.inputs.pixel_values.data() + first_pixel_row[img] * r.inputs.pixel_cols;
-      pixels.insert(pixels.end(), src, src + pr * r.inputs.pixel_cols);
-      enc_grids.push_back(g);
+      if (to_encode.size() < grids.size()) {
+        const float* src = r.inputs.pixel_values.data() + first_pixel_row[img] * r.inputs.pixel_cols;
+        subset.insert(subset.end(), src, src + pr * r.inputs.pixel_cols);
+      }
+      enc_grids.push_back({g[0], g[1], g[2]});
+      s->encoding_images.push_back({img, pr / (merge * merge), hashes[img]});
       rows += pr;
     }
-    std::vector<GridTHW> g3;
-    for (const auto& g : enc_grids) g3.push_back({g[0], g[1], g[2]});
+    const float* pixels = to_encode.size() < grids.size() ? subset.data() : r.inputs.pixel_values.data();
     try {  // validates the grids and embeds the patches; the blocks run in later steps
-      s->encoding = std::make_unique<VisionEncodeJob>(m.qwen->vision(), pixels.data(), rows, g3, m.pool.get());
+      s->encoding = std::make_unique<VisionEncodeJob>(m.qwen->vision(), pixels, rows, enc_grids, m.pool.get());
     } catch (const Error& e) {
       return report_error(r, e.what()), Admission::kRejected;
     }
-    s->encoding_images = to_encode;
-    for (size_t img : to_encode) s->encoding_hashes.push_back(hashes[img]);
   }
 
   const TextConfig& t = m.config.text;
@@ -382,7 +385,6 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   s->tokens.reserve(static_cast<size_t>(need + 1));
   s->content.reserve(static_cast<size_t>(need + 1));
   s->generated.reserve(static_cast<size_t>(need - n + 1));
-  s->reserved = need;
   reserved += need;
   if (donor != nullptr && reuse > 0) s->cache->copy_prefix_from(*donor->cache, reuse);
   s->stats.cached_tokens = reuse;
@@ -408,15 +410,7 @@ bool Engine::Impl::step() {
   if (!cancels.empty()) {
     for (auto it = queue.begin(); it != queue.end();) {
       if (cancels.count(it->id)) {
-        RequestEvent e;
-        e.id = it->id;
-        e.finished = true;
-        e.finish_reason = "cancelled";
-        deliver(it->callback, e);
-        {
-          std::lock_guard<std::mutex> lock(mutex);
-          --unfinished;
-        }
+        report_unadmitted(*it, "cancelled");
         it = queue.erase(it);
         did_work = true;
       } else {
@@ -425,9 +419,7 @@ bool Engine::Impl::step() {
     }
     for (auto it = running.begin(); it != running.end();) {
       if (cancels.count((*it)->id)) {
-        finish(**it, "cancelled");
-        release(std::move(*it), false);
-        it = running.erase(it);
+        it = retire(it, "cancelled", false);
         did_work = true;
       } else {
         ++it;
@@ -454,12 +446,12 @@ bool Engine::Impl::step() {
 
   // One vision-tower block of the first sequence whose images are being encoded: a running
   // stream waits at most one block per step for a new image, never for the whole tower.
-  for (auto& s : running) {
-    if (!s->encoding) continue;
+  for (auto it = running.begin(); it != running.end(); ++it) {
+    if (!(*it)->encoding) continue;
     try {
-      advance_encoding(*s);
+      advance_encoding(**it);
     } catch (const std::exception& ex) {
-      fail_sequence(s->id, ex.what());
+      retire(it, "error", false, ex.what());
     }
     break;
   }
@@ -507,20 +499,16 @@ bool Engine::Impl::step() {
   } catch (const std::exception& ex) {
     // Nothing of this step is trustworthy: every sequence in it ends with the error.
     const std::string error = ex.what();
-    for (auto it = running.begin(); it != running.end();) {
-      if (std::find(batch_owner.begin(), batch_owner.end(), it->get()) == batch_owner.end()) {
-        ++it;
-        continue;
-      }
-      finish(**it, "error", false, error);
-      release(std::move(*it), false);
-      it = running.erase(it);
-    }
+    for (auto it = running.begin(); it != running.end();)
+      it = std::find(batch_owner.begin(), batch_owner.end(), it->get()) == batch_owner.end()
+               ? it + 1
+               : retire(it, "error", false, error);
     publish_stats();
     return true;
   }
 
-  // Sample for every sequence whose last row produced logits.
+  // Sample for every sequence whose last row produced logits; decide there whether it ends.
+  const auto& eos = m.info.eos_token_ids;
   for (size_t b = 0; b < batch.size(); ++b) {
     Sequence& s = *batch_owner[b];
     s.pending = false;
@@ -530,38 +518,22 @@ bool Engine::Impl::step() {
     s.content.push_back(static_cast<uint32_t>(token));
     s.generated.push_back(token);
     ++s.next_position;
-    s.pending = true;
-    const auto& eos = m.info.eos_token_ids;
+    s.pending = true;  // evaluated in the next step, unless the sequence ends here
     if (s.params.stop_at_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
-      s.stats.ttft_seconds = s.first_token_reported ? s.stats.ttft_seconds : seconds_between(s.submitted, Clock::now());
+      if (!s.first_token_reported) s.stats.ttft_seconds = seconds_between(s.submitted, Clock::now());
       s.first_token_reported = true;
-      s.pending = false;
-      continue;  // finished below, the token not emitted
-    }
-    emit_token(s, token);
-  }
-
-  // Retire what finished.
-  for (auto it = running.begin(); it != running.end();) {
-    Sequence& s = **it;
-    std::string reason;
-    bool full = false;
-    const auto& eos = m.info.eos_token_ids;
-    if (!s.generated.empty() && !s.pending && s.params.stop_at_eos &&
-        std::find(eos.begin(), eos.end(), s.generated.back()) != eos.end())
-      reason = "eos";
-    else if (s.stops.stopped()) reason = "stop";
-    else if (static_cast<int64_t>(s.generated.size()) >= s.params.max_new_tokens) reason = "length";
-    else if (s.pending && s.cache->size() >= s.cache->capacity()) reason = "length", full = true;
-    if (reason.empty()) {
-      ++it;
+      s.finish_reason = "eos";  // the token is not emitted
       continue;
     }
-    s.pending = false;  // the last sampled token is never evaluated
-    finish(s, reason, full);
-    release(std::move(*it), true);
-    it = running.erase(it);
+    emit_token(s, token);
+    if (s.stops.stopped()) s.finish_reason = "stop";
+    else if (static_cast<int64_t>(s.generated.size()) >= s.params.max_new_tokens) s.finish_reason = "length";
+    else if (s.cache->size() >= s.cache->capacity()) s.finish_reason = "length", s.context_full = true;
   }
+
+  // Retire what finished (the last sampled token is never evaluated).
+  for (auto it = running.begin(); it != running.end();)
+    it = (*it)->finish_reason.empty() ? it + 1 : retire(it, (*it)->finish_reason, true);
   ++steps;
   last_step_seconds = seconds_between(t0, Clock::now());
   publish_stats();

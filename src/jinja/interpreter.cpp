@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/check.h"
+#include "jinja/builtin_helpers.h"
 #include "jinja/builtins.h"
 
 namespace qvl::jinja {
@@ -327,9 +328,7 @@ Value Interpreter::eval_binary(const BinaryExpr& expr) {
   if (expr.op == BinaryOp::kConcat) {
     std::string text = to_str(left, limits_.max_output_bytes);
     append_str(text, right, limits_.max_output_bytes);
-    budget_.check_string_size(text.size());
-    budget_.charge(text.size() / 16);
-    return Value(std::move(text));
+    return make_text(budget_, std::move(text));
   }
   return arithmetic(budget_, expr.op, left, right);
 }

@@ -41,6 +41,13 @@ int64_t Qwen3VL::image_tokens(const std::vector<int32_t>& ids) const {
   return std::count(ids.begin(), ids.end(), vision_ids_.image_pad);
 }
 
+std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {
+  std::vector<TensorSpec> specs = text_tensor_specs(config);
+  if (config.vision)
+    for (TensorSpec& s : vision_tensor_specs(*config.vision)) specs.push_back(std::move(s));
+  return specs;
+}
+
 void DecoderInputs::clear(const Qwen3VL& model) {
   hidden_ = model.hidden_size();
   rows_ = 0;

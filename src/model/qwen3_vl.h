@@ -14,6 +14,8 @@
 #include "formats/model_config.h"
 #include "model/mrope_positions.h"
 #include "model/text/text_decoder.h"
+#include "model/text/text_tensors.h"
+#include "model/vision/vision_tensors.h"
 #include "model/vision/vision_encoder.h"
 
 namespace qvl {
@@ -51,6 +53,10 @@ class Qwen3VL {
   int64_t merge_ = 2;
   size_t deepstack_layers_ = 0;
 };
+
+// Every tensor of a checkpoint with this config, from the towers' tensor tables, in checkpoint
+// order: the text decoder's, then the vision tower's when the config has one.
+std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config);
 
 // The rows of one decoder call, gathered from text tokens and vision outputs: embeddings,
 // positions, and the DeepStack features of the vision rows. Buffers are kept between calls

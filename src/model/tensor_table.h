@@ -49,6 +49,8 @@ struct QuantFormats {
 
 // A field of a weights struct that a tensor is loaded into: exactly one pointer is set.
 struct TensorField {
+  TensorField(kernels::WeightMatrix& m) : matrix(&m) {}  // NOLINT: implicit, a field is either
+  TensorField(std::vector<float>& v) : vector(&v) {}     // NOLINT
   kernels::WeightMatrix* matrix = nullptr;
   std::vector<float>* vector = nullptr;
 };

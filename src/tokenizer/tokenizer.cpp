@@ -14,7 +14,6 @@
 namespace qvl {
 namespace {
 
-constexpr int64_t kMaxAddedTokenId = int64_t(1) << 24;
 constexpr int64_t kSparseIdSlack = 65536;
 constexpr size_t kMaxTokenizerJsonBytes = size_t(256) << 20;
 
@@ -32,7 +31,7 @@ std::vector<AddedToken> read_added_tokens(const Json& list, const std::string& w
     const std::string where = what + " added_tokens[" + std::to_string(tokens.size()) + "]";
     AddedToken token;
     const int64_t id = json_int(item, "id", where);
-    if (id < 0 || id >= kMaxAddedTokenId) fail(ErrorKind::kInvalidFile, where, ": bad id ", id);
+    if (id < 0 || id >= BpeSource::kIdLimit) fail(ErrorKind::kInvalidFile, where, ": bad id ", id);
     token.id = static_cast<int32_t>(id);
     const Json& content = json_require(item, "content", where);
     if (!content.is_string()) fail(ErrorKind::kInvalidFile, where, ": 'content' must be a string");

@@ -155,10 +155,11 @@ ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n,
   params.stop_at_eos = false;
   params.max_new_tokens = steps + 8;
   int64_t tokens = 0;
+  std::vector<RequestId> ids;
   for (int i = 0; i < n; ++i) {
     ProcessedInputs in;
     in.input_ids = random_tokens(32, seed + static_cast<uint32_t>(i));
-    engine.submit(std::move(in), params, [&](const RequestEvent& e) { tokens += e.token >= 0; });
+    ids.push_back(engine.submit(std::move(in), params, [&](const RequestEvent& e) { tokens += e.token >= 0; }));
   }
   while (tokens < n) engine.step();  // prefill: every sequence has its first token
   ParallelResult r;
@@ -186,7 +187,7 @@ ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n,
       ++r.admit_steps;
     }
   }
-  for (RequestId id = 1; id <= static_cast<RequestId>(n); ++id) engine.cancel(id);
+  for (RequestId id : ids) engine.cancel(id);
   engine.wait_idle();
   return r;
 }

@@ -166,7 +166,7 @@ class Chat {
   void attach_image(const std::string& path) {
     try {
       Image image = load_image_file(path);
-      const int64_t tokens = image_tokens(processor_.process_prompt("", {image}), 0);
+      const int64_t tokens = processor_.process_prompt("", {image}).image_tokens.at(0);
       pending_images_.push_back(std::move(image));
       pending_image_tokens_ += tokens;
       const size_t number = images_.size() + pending_images_.size();

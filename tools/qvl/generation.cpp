@@ -5,27 +5,20 @@
 namespace qvl::cli {
 
 namespace {
-constexpr int64_t kPatchesPerToken = 4;            // Qwen3-VL's 2x2 spatial merge
 constexpr int64_t kLargeImageTokens = 4096;        // above this an image gets a hint
 constexpr int64_t kImageProgressTokens = 1024;     // encoding this many tokens takes a while
 constexpr int64_t kPrefillProgressTokens = 512;
 }  // namespace
 
 std::optional<int32_t> next_answer_token(Generator& generator) {
-  const int64_t before = generator.stats().generated_tokens;
   generator.generate_next_token();
-  if (generator.stats().generated_tokens == before || generator.stop_reason() == "eos") return std::nullopt;
+  if (generator.stop_reason() == "eos") return std::nullopt;
   return generator.next_token();
-}
-
-int64_t image_tokens(const ProcessedInputs& inputs, size_t image) {
-  const auto& thw = inputs.image_grid_thw.at(image);
-  return thw[0] * thw[1] * thw[2] / kPatchesPerToken;
 }
 
 int64_t total_image_tokens(const ProcessedInputs& inputs) {
   int64_t tokens = 0;
-  for (size_t i = 0; i < inputs.image_grid_thw.size(); ++i) tokens += image_tokens(inputs, i);
+  for (int64_t t : inputs.image_tokens) tokens += t;
   return tokens;
 }
 
@@ -43,7 +36,7 @@ void report_warnings(const ProcessedInputs& inputs) {
 
 void report_inputs(const ProcessedInputs& inputs) {
   report_warnings(inputs);
-  for (size_t i = 0; i < inputs.image_grid_thw.size(); ++i) report_large_image(i + 1, image_tokens(inputs, i));
+  for (size_t i = 0; i < inputs.image_tokens.size(); ++i) report_large_image(i + 1, inputs.image_tokens[i]);
 }
 
 ProgressCallback show_progress(ProgressPrinter& printer, int64_t image_tokens, std::function<bool()> keep_going) {

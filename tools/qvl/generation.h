@@ -11,12 +11,11 @@
 
 namespace qvl::cli {
 
-// Runs one generation step: the token it produced, or nothing when generation ended without a
-// new token to show (the end-of-sequence token, or no room left in the context).
+// Runs one generation step: the token it produced, or nothing when that token was the
+// end-of-sequence token (not part of the answer).
 std::optional<int32_t> next_answer_token(Generator& generator);
 
-// LLM tokens of one image of `inputs` (a 2x2 block of patches makes one token in Qwen3-VL).
-int64_t image_tokens(const ProcessedInputs& inputs, size_t image);
+// Placeholder tokens of all images of `inputs`.
 int64_t total_image_tokens(const ProcessedInputs& inputs);
 
 // The processor's warnings ("warning: ..." on stderr).

@@ -84,12 +84,10 @@ int main(int argc, char** argv) {
     for (auto* sub : app.get_subcommands())
       if (runners.count(sub)) return runners[sub]();
   } catch (const qvl::Error& e) {
-    qvl::cli::end_progress_line();
     std::cerr << "qvl: error (" << qvl::error_kind_name(e.kind()) << "): " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
     // Every library failure should be a qvl::Error; anything else still ends with a message and status 1.
-    qvl::cli::end_progress_line();
     std::cerr << "qvl: error: " << e.what() << "\n";
     return 1;
   }

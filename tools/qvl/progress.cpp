@@ -6,10 +6,6 @@
 
 namespace qvl::cli {
 
-namespace {
-ProgressPrinter* open_on_stderr = nullptr;  // the printer whose line on stderr is unfinished
-}
-
 ProgressPrinter::ProgressPrinter() : ProgressPrinter(stderr, isatty(fileno(stderr)) != 0) {}
 
 ProgressPrinter::ProgressPrinter(std::FILE* out, bool terminal) : out_(out), terminal_(terminal) {}
@@ -32,7 +28,6 @@ void ProgressPrinter::update(const std::string& label, int64_t done, int64_t tot
     // "\033[K" clears what a longer earlier line left on the right.
     std::fprintf(out_, "\r%s: %3d%% (%lld/%lld)\033[K", label.c_str(), percent, d, t);
     line_open_ = true;
-    if (out_ == stderr) open_on_stderr = this;
     if (percent == 100) end_line();
   } else {
     std::fprintf(out_, "%s: %d%% (%lld/%lld)\n", label.c_str(), percent, d, t);
@@ -41,15 +36,10 @@ void ProgressPrinter::update(const std::string& label, int64_t done, int64_t tot
 }
 
 void ProgressPrinter::end_line() {
-  if (open_on_stderr == this) open_on_stderr = nullptr;
   if (!line_open_) return;
   std::fputc('\n', out_);
   std::fflush(out_);
   line_open_ = false;
-}
-
-void end_progress_line() {
-  if (open_on_stderr != nullptr) open_on_stderr->end_line();
 }
 
 }  // namespace qvl::cli

@@ -14,7 +14,7 @@ class ProgressPrinter {
   // Writes to stderr, in place when stderr is a terminal.
   ProgressPrinter();
   ProgressPrinter(std::FILE* out, bool terminal);
-  ~ProgressPrinter();  // ends an open line
+  ~ProgressPrinter();  // ends an open line (also while an error unwinds past it)
   ProgressPrinter(const ProgressPrinter&) = delete;
   ProgressPrinter& operator=(const ProgressPrinter&) = delete;
 
@@ -33,7 +33,5 @@ class ProgressPrinter {
   int last_shown_ = -1;  // percent on a terminal, tenth otherwise
 };
 
-// Ends the line of whichever printer has one open on stderr; main calls it before an error.
-void end_progress_line();
 
 }  // namespace qvl::cli

@@ -25,8 +25,6 @@ Shape hidden_by_q(const TextConfig& c) { return {c.hidden_size, q_dim(c)}; }
 Shape ff_by_hidden(const TextConfig& c) { return {c.intermediate_size, c.hidden_size}; }
 Shape hidden_by_ff(const TextConfig& c) { return {c.hidden_size, c.intermediate_size}; }
 
-TensorField m(kernels::WeightMatrix& x) { return {&x, nullptr}; }
-TensorField v(std::vector<float>& x) { return {nullptr, &x}; }
 TextLayerWeights& layer(TextWeights& w, size_t i) { return w.layers.at(i); }
 
 }  // namespace
@@ -38,33 +36,33 @@ std::string text_tensor_prefix(const ModelConfig& config) {
 const std::vector<TextTensorRow>& text_tensor_rows() {
   static const std::vector<TextTensorRow> kRows = {
       {"{p}embed_tokens.weight", R::kEmbedding, Q::kTextHead, Rep::kOnce, vocab_by_hidden,
-       [](TextWeights& w, size_t) { return m(w.embed_tokens); }},
+       [](TextWeights& w, size_t) { return TensorField(w.embed_tokens); }},
       {"{p}layers.{i}.input_layernorm.weight", R::kNormWeight, Q::kNever, Rep::kPerLayer, hidden,
-       [](TextWeights& w, size_t i) { return v(layer(w, i).input_layernorm); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).input_layernorm); }},
       {"{p}layers.{i}.self_attn.q_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, q_by_hidden,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).self_attn.q_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.q_proj); }},
       {"{p}layers.{i}.self_attn.k_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, kv_by_hidden,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).self_attn.k_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.k_proj); }},
       {"{p}layers.{i}.self_attn.v_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, kv_by_hidden,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).self_attn.v_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.v_proj); }},
       {"{p}layers.{i}.self_attn.o_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, hidden_by_q,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).self_attn.o_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.o_proj); }},
       {"{p}layers.{i}.self_attn.q_norm.weight", R::kNormWeight, Q::kNever, Rep::kPerLayer, head,
-       [](TextWeights& w, size_t i) { return v(layer(w, i).self_attn.q_norm); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.q_norm); }},
       {"{p}layers.{i}.self_attn.k_norm.weight", R::kNormWeight, Q::kNever, Rep::kPerLayer, head,
-       [](TextWeights& w, size_t i) { return v(layer(w, i).self_attn.k_norm); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).self_attn.k_norm); }},
       {"{p}layers.{i}.post_attention_layernorm.weight", R::kNormWeight, Q::kNever, Rep::kPerLayer, hidden,
-       [](TextWeights& w, size_t i) { return v(layer(w, i).post_attention_layernorm); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).post_attention_layernorm); }},
       {"{p}layers.{i}.mlp.gate_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, ff_by_hidden,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).mlp.gate_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).mlp.gate_proj); }},
       {"{p}layers.{i}.mlp.up_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, ff_by_hidden,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).mlp.up_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).mlp.up_proj); }},
       {"{p}layers.{i}.mlp.down_proj.weight", R::kLinear, Q::kTextLayer, Rep::kPerLayer, hidden_by_ff,
-       [](TextWeights& w, size_t i) { return m(layer(w, i).mlp.down_proj); }},
+       [](TextWeights& w, size_t i) { return TensorField(layer(w, i).mlp.down_proj); }},
       {"{p}norm.weight", R::kNormWeight, Q::kNever, Rep::kOnce, hidden,
-       [](TextWeights& w, size_t) { return v(w.norm); }},
+       [](TextWeights& w, size_t) { return TensorField(w.norm); }},
       {"lm_head.weight", R::kLinear, Q::kTextHead, Rep::kUnlessTied, vocab_by_hidden,
-       [](TextWeights& w, size_t) { return m(w.lm_head); }},
+       [](TextWeights& w, size_t) { return TensorField(w.lm_head); }},
   };
   return kRows;
 }

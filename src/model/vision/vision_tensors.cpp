@@ -27,8 +27,6 @@ Shape merged_only(const VisionConfig& c, size_t) { return {merged(c)}; }
 Shape out_by_merged(const VisionConfig& c, size_t) { return {c.out_hidden_size, merged(c)}; }
 Shape out_only(const VisionConfig& c, size_t) { return {c.out_hidden_size}; }
 
-TensorField m(kernels::WeightMatrix& x) { return {&x, nullptr}; }
-TensorField v(std::vector<float>& x) { return {nullptr, &x}; }
 VisionBlockWeights& block(VisionWeights& w, size_t i) { return w.blocks.at(i); }
 VisionPatchMergerWeights& merger(VisionWeights& w, size_t i) {
   return i == 0 ? w.merger : w.deepstack_merger_list.at(i - 1);
@@ -42,48 +40,48 @@ const std::vector<VisionTensorRow>& vision_tensor_rows() {
        [](const VisionConfig& c, size_t) -> Shape {
          return {c.hidden_size, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size};
        },
-       [](VisionWeights& w, size_t) { return m(w.patch_embed.proj); }},
+       [](VisionWeights& w, size_t) { return TensorField(w.patch_embed.proj); }},
       {"{p}patch_embed.proj.bias", R::kBias, Q::kNever, Rep::kOnce, hidden,
-       [](VisionWeights& w, size_t) { return v(w.patch_embed.proj_bias); }},
+       [](VisionWeights& w, size_t) { return TensorField(w.patch_embed.proj_bias); }},
       {"{p}pos_embed.weight", R::kPositionTable, Q::kNever, Rep::kOnce,
        [](const VisionConfig& c, size_t) -> Shape { return {c.num_position_embeddings, c.hidden_size}; },
-       [](VisionWeights& w, size_t) { return m(w.pos_embed); }},
+       [](VisionWeights& w, size_t) { return TensorField(w.pos_embed); }},
       {"{p}blocks.{i}.norm1.weight", R::kNormWeight, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).norm1_weight); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).norm1_weight); }},
       {"{p}blocks.{i}.norm1.bias", R::kBias, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).norm1_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).norm1_bias); }},
       {"{p}blocks.{i}.norm2.weight", R::kNormWeight, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).norm2_weight); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).norm2_weight); }},
       {"{p}blocks.{i}.norm2.bias", R::kBias, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).norm2_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).norm2_bias); }},
       {"{p}blocks.{i}.attn.qkv.weight", R::kLinear, Q::kVision, Rep::kPerBlock, qkv,
-       [](VisionWeights& w, size_t i) { return m(block(w, i).attn_qkv); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).attn_qkv); }},
       {"{p}blocks.{i}.attn.qkv.bias", R::kBias, Q::kNever, Rep::kPerBlock, qkv_bias,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).attn_qkv_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).attn_qkv_bias); }},
       {"{p}blocks.{i}.attn.proj.weight", R::kLinear, Q::kVision, Rep::kPerBlock, hidden_by_hidden,
-       [](VisionWeights& w, size_t i) { return m(block(w, i).attn_proj); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).attn_proj); }},
       {"{p}blocks.{i}.attn.proj.bias", R::kBias, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).attn_proj_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).attn_proj_bias); }},
       {"{p}blocks.{i}.mlp.linear_fc1.weight", R::kLinear, Q::kVision, Rep::kPerBlock, inter_by_hidden,
-       [](VisionWeights& w, size_t i) { return m(block(w, i).mlp_fc1); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).mlp_fc1); }},
       {"{p}blocks.{i}.mlp.linear_fc1.bias", R::kBias, Q::kNever, Rep::kPerBlock, inter,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).mlp_fc1_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).mlp_fc1_bias); }},
       {"{p}blocks.{i}.mlp.linear_fc2.weight", R::kLinear, Q::kVision, Rep::kPerBlock, hidden_by_inter,
-       [](VisionWeights& w, size_t i) { return m(block(w, i).mlp_fc2); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).mlp_fc2); }},
       {"{p}blocks.{i}.mlp.linear_fc2.bias", R::kBias, Q::kNever, Rep::kPerBlock, hidden,
-       [](VisionWeights& w, size_t i) { return v(block(w, i).mlp_fc2_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(block(w, i).mlp_fc2_bias); }},
       {"{p}{m}norm.weight", R::kNormWeight, Q::kNever, Rep::kPerMerger, merger_norm,
-       [](VisionWeights& w, size_t i) { return v(merger(w, i).norm_weight); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).norm_weight); }},
       {"{p}{m}norm.bias", R::kBias, Q::kNever, Rep::kPerMerger, merger_norm,
-       [](VisionWeights& w, size_t i) { return v(merger(w, i).norm_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).norm_bias); }},
       {"{p}{m}linear_fc1.weight", R::kLinear, Q::kVision, Rep::kPerMerger, merged_by_merged,
-       [](VisionWeights& w, size_t i) { return m(merger(w, i).fc1); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).fc1); }},
       {"{p}{m}linear_fc1.bias", R::kBias, Q::kNever, Rep::kPerMerger, merged_only,
-       [](VisionWeights& w, size_t i) { return v(merger(w, i).fc1_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).fc1_bias); }},
       {"{p}{m}linear_fc2.weight", R::kLinear, Q::kVision, Rep::kPerMerger, out_by_merged,
-       [](VisionWeights& w, size_t i) { return m(merger(w, i).fc2); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).fc2); }},
       {"{p}{m}linear_fc2.bias", R::kBias, Q::kNever, Rep::kPerMerger, out_only,
-       [](VisionWeights& w, size_t i) { return v(merger(w, i).fc2_bias); }},
+       [](VisionWeights& w, size_t i) { return TensorField(merger(w, i).fc2_bias); }},
   };
   return kRows;
 }
