@@ -126,12 +126,13 @@ std::vector<float> randn(size_t n, uint32_t seed) {
   return v;
 }
 
-void bench_matmul(benchmark::State& state, const Shape& s, const Fmt& f, int64_t m, Isa isa, int threads) {
+void bench_matmul(benchmark::State& state, const Shape& s, const Fmt& f, int64_t m, Isa isa, int threads,
+                  bool dram) {
   if (set_max_isa(isa) != isa) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
-  Weights& w = weights(s, f, m == 1 ? (256u << 20) : 0);
+  Weights& w = weights(s, f, dram ? (256u << 20) : 0);
   const std::vector<float> x = randn(static_cast<size_t>(m * s.cols), 1);
   std::vector<float> y(static_cast<size_t>(m * s.rows));
   ThreadPool* p = threads > 1 ? &pool(threads) : nullptr;
@@ -142,7 +143,9 @@ void bench_matmul(benchmark::State& state, const Shape& s, const Fmt& f, int64_t
     next = (next + 1) % w.mats.size();
   }
   set_max_isa(Isa::kAVX512);
-  if (m == 1) {
+  if (dram) {
+    if (m > 1)
+      state.counters["GOP/s"] = benchmark::Counter(2.0 * m * s.rows * s.cols, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["GB/s"] = benchmark::Counter(static_cast<double>(w.bytes), benchmark::Counter::kIsIterationInvariantRate);
   } else {
     state.counters["GOP/s"] = benchmark::Counter(2.0 * m * s.rows * s.cols, benchmark::Counter::kIsIterationInvariantRate);
@@ -258,20 +261,41 @@ struct Registrar {
         if (std::string(s.name) == "lm_head" && f.dtype == DType::kF32) continue;  // 1.6 GB x copies
         const std::string base = std::string("matvec/") + s.name + "/" + f.name + "/";
         stats(benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, threads); }))
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, threads, true); }))
             ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (std::string(s.name) != "lm_head")
           stats(benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, 1); }))
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, best, 1, true); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (best >= Isa::kAVX2 && std::string(s.name) == "2560to9728")
           stats(benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kAVX2, threads); }))
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kAVX2, threads, true); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
         if (std::string(s.name) == "2560to9728")
           stats(benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kScalar, threads); }))
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 1, Isa::kScalar, threads, true); }))
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
+      }
+    }
+    // Decode of several sequences in one step (continuous batching): m = 4 and 8 activation rows,
+    // weights from DRAM as in a real step ("dram") and from the caches ("cached": the kernel's
+    // compute rate alone).
+    for (const Shape& s : kShapes) {
+      if (std::string(s.name) == "lm_head") continue;
+      for (const Fmt& f : kFormats) {
+        if (f.format == WeightFormat::kDense) continue;
+        for (int64_t m : {4, 8}) {
+          for (bool dram : {true, false}) {
+            const std::string base = "decode_m" + std::to_string(m) + (dram ? "_dram/" : "_cached/") + s.name + "/" +
+                                     f.name + "/" + isa_str(best);
+            for (int t : {threads, 1}) {
+              stats(benchmark::RegisterBenchmark((base + "/threads:" + std::to_string(t)).c_str(),
+                                                 [=](benchmark::State& st) { bench_matmul(st, s, f, m, best, t, dram); }))
+                  ->Unit(benchmark::kMicrosecond)->UseRealTime();
+              if (threads == 1) break;
+            }
+          }
+        }
       }
     }
     // Prefill matmul, m = 512.
@@ -281,18 +305,18 @@ struct Registrar {
         if (f.dtype == DType::kF16) continue;  // same kernel as bf16 after conversion
         const std::string base = std::string("matmul_m512/") + s.name + "/" + f.name + "/";
         stats(benchmark::RegisterBenchmark((base + isa_str(best) + th).c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, threads); }))
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, threads, false); }))
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         stats(benchmark::RegisterBenchmark((base + isa_str(best) + "/threads:1").c_str(),
-                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, 1); }))
+                                     [=](benchmark::State& st) { bench_matmul(st, s, f, 512, best, 1, false); }))
             ->Unit(benchmark::kMillisecond)->UseRealTime();
         if (best >= Isa::kAVX2 && std::string(s.name) == "2560to9728")
           stats(benchmark::RegisterBenchmark((base + "avx2" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kAVX2, threads); }))
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kAVX2, threads, false); }))
               ->Unit(benchmark::kMillisecond)->UseRealTime();
         if (std::string(s.name) == "2560to4096" && (f.format == WeightFormat::kQ4_0 || f.dtype == DType::kBF16))
           stats(benchmark::RegisterBenchmark((base + "scalar" + th).c_str(),
-                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kScalar, threads); }))
+                                       [=](benchmark::State& st) { bench_matmul(st, s, f, 512, Isa::kScalar, threads, false); }))
               ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
       }
     }
