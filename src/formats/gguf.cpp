@@ -117,18 +117,28 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& path) {
 }  // namespace
 
 const GgmlTypeInfo* ggml_type_info(uint32_t type) {
+  // Block sizes as ggml defines them (ggml-common.h): elements per block, bytes per block.
   static const GgmlTypeInfo kF32Info{"F32", 1, 4}, kF16Info{"F16", 1, 2}, kBF16Info{"BF16", 1, 2},
-      kQ4_0Info{"Q4_0", 32, 18}, kQ4_1Info{"Q4_1", 32, 20}, kQ8_0Info{"Q8_0", 32, 34}, kQ4_KInfo{"Q4_K", 256, 144},
-      kQ6_KInfo{"Q6_K", 256, 210}, kI8Info{"I8", 1, 1};
+      kQ4_0Info{"Q4_0", 32, 18}, kQ4_1Info{"Q4_1", 32, 20}, kQ5_0Info{"Q5_0", 32, 22}, kQ5_1Info{"Q5_1", 32, 24},
+      kQ8_0Info{"Q8_0", 32, 34}, kQ2_KInfo{"Q2_K", 256, 84}, kQ3_KInfo{"Q3_K", 256, 110},
+      kQ4_KInfo{"Q4_K", 256, 144}, kQ5_KInfo{"Q5_K", 256, 176}, kQ6_KInfo{"Q6_K", 256, 210},
+      kIQ4_NLInfo{"IQ4_NL", 32, 18}, kIQ4_XSInfo{"IQ4_XS", 256, 136}, kI8Info{"I8", 1, 1};
   switch (static_cast<GgmlType>(type)) {
     case GgmlType::kF32: return &kF32Info;
     case GgmlType::kF16: return &kF16Info;
     case GgmlType::kBF16: return &kBF16Info;
     case GgmlType::kQ4_0: return &kQ4_0Info;
     case GgmlType::kQ4_1: return &kQ4_1Info;
+    case GgmlType::kQ5_0: return &kQ5_0Info;
+    case GgmlType::kQ5_1: return &kQ5_1Info;
     case GgmlType::kQ8_0: return &kQ8_0Info;
+    case GgmlType::kQ2_K: return &kQ2_KInfo;
+    case GgmlType::kQ3_K: return &kQ3_KInfo;
     case GgmlType::kQ4_K: return &kQ4_KInfo;
+    case GgmlType::kQ5_K: return &kQ5_KInfo;
     case GgmlType::kQ6_K: return &kQ6_KInfo;
+    case GgmlType::kIQ4_NL: return &kIQ4_NLInfo;
+    case GgmlType::kIQ4_XS: return &kIQ4_XSInfo;
     case GgmlType::kI8: return &kI8Info;
   }
   return nullptr;

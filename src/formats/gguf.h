@@ -13,9 +13,10 @@
 
 namespace qvl {
 
-// ggml tensor type ids (the subset qvl reads and writes).
+// ggml tensor type ids (the subset qvl reads; formats/ggml_quants dequantizes each of them).
 enum class GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ6_K = 14, kI8 = 24, kBF16 = 30,
+  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8, kQ2_K = 10, kQ3_K = 11,
+  kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20, kIQ4_XS = 23, kI8 = 24, kBF16 = 30,
 };
 
 struct GgmlTypeInfo {
