@@ -35,6 +35,10 @@ struct ModelOptions {
   // fp32, what long-context decode streams), "f32" (exact; the golden tests use it) or "q8_0"
   // (blocks of 32 int8 + an fp32 scale, ~0.28 of fp32; needs head_dim % 32 == 0, else f16).
   std::string kv_cache_type;
+  // A llama.cpp text GGUF's vision projector (the "mmproj" file), as llama.cpp's --mmproj takes
+  // it. Empty: a folder given as the model may hold it beside the text GGUF; without one a
+  // Qwen3-VL text GGUF runs text only.
+  std::string mmproj;
 };
 
 struct ModelInfo {
@@ -55,6 +59,8 @@ struct ModelInfo {
   // How the text matrices are held, in lower case: "bf16", "f16", "f32", "q8_0", "q4_0" or "q4_k".
   std::string weights_type;
   int threads = 1;
+  // Things about the load the user should hear (e.g. "text only: images need --mmproj").
+  std::vector<std::string> notes;
 };
 
 // A loaded checkpoint. Immutable after load: share one between any number of generators.

@@ -5,6 +5,7 @@
 #include "core/error_boundary.h"
 #include "core/check.h"
 #include "core/json_util.h"
+#include "formats/llama_gguf.h"
 #include "model/text/kv_cache.h"
 #include "model/text/text_tensors.h"
 #include "model/weight_view.h"
@@ -46,7 +47,7 @@ std::string lower_case(std::string_view name) {
 void check_stored_text_format(const Model::Impl& m, const std::string& weights_type) {
   if (weights_type.empty()) return;
   const TensorView* probe = m.checkpoint->view(text_tensor_prefix(m.config) + "layers.0.mlp.gate_proj.weight");
-  if (probe == nullptr) return;  // the decoder's loader names the missing tensor
+  if (probe == nullptr || probe->ggml_block_type != 0) return;  // missing: the loader says so; ggml: decoded to f32
   const kernels::WeightMatrix stored = as_matrix(*probe);
   if (!stored.quantized() || weight_format_option(weights_type) == stored.format) return;
   const std::string stored_name(kernels::weight_format_name(stored.format));
@@ -67,7 +68,22 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   std::shared_ptr<Model> model(new Model());
   Impl& m = *model->impl_;
   m.dir = dir;
-  if (fs::is_regular_file(dir)) {
+  std::string gguf_text, gguf_mmproj;
+  if (find_llama_gguf_pair(dir, options.mmproj, &gguf_text, &gguf_mmproj)) {
+    // A llama.cpp GGUF (+ projector): the side files are rebuilt from its metadata.
+    LlamaGgufModel g = open_llama_gguf(gguf_text, gguf_mmproj);
+    m.config = parse_model_config(g.config_json, gguf_text + " (config from its GGUF metadata)");
+    m.generation = parse_generation_config(g.generation_config_json, gguf_text + " (generation settings)");
+    m.tokenizer = BpeTokenizer::from_json_text(g.tokenizer_json, gguf_text + " (tokenizer.ggml.*)");
+    if (!g.chat_template.empty()) m.chat_template.emplace(g.chat_template);
+    if (!g.preprocessor_config_json.empty())
+      m.preprocessor = parse_preprocessor_config(g.preprocessor_config_json, gguf_mmproj + " (clip.vision.*)");
+    m.checkpoint = std::move(g.checkpoint);
+    m.info.notes = std::move(g.notes);
+  } else if (!options.mmproj.empty()) {
+    fail(ErrorKind::kInvalidArgument, "a vision projector (mmproj) goes with a llama.cpp text GGUF; '", dir,
+         "' is not one");
+  } else if (fs::is_regular_file(dir)) {
     // A single-file GGUF from `qvl quantize`: the side files travel as metadata strings.
     m.checkpoint = Checkpoint::open(dir);
     const Checkpoint& c = *m.checkpoint;

@@ -87,9 +87,15 @@ int dump_fixture_checked(const std::string& fixture_dir, const std::string& out_
                          std::ostream& log) {
   const fs::path fixture(fixture_dir), out(out_dir);
   Json manifest = load_json_file((fixture / "manifest.json").string());
-  const std::string model_dir = (fixture / json_require(manifest, "model_dir", "manifest.json").get<std::string>()).string();
-  create_directories_or_fail(out.string());
+  // The model: a Hugging Face folder ("model_dir"), or llama.cpp's text GGUF + projector
+  // ("gguf", "mmproj").
   ModelOptions mo;
+  const bool llama_gguf = manifest.contains("gguf");
+  const std::string model_dir =
+      (fixture / json_require(manifest, llama_gguf ? "gguf" : "model_dir", "manifest.json").get<std::string>()).string();
+  if (llama_gguf && manifest.contains("mmproj"))
+    mo.mmproj = (fixture / json_require(manifest, "mmproj", "manifest.json").get<std::string>()).string();
+  create_directories_or_fail(out.string());
   mo.threads = options.threads;
   mo.context_length = 8192;
   mo.kv_cache_type = options.kv_cache_type;

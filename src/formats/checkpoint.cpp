@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/json_util.h"
+#include "formats/ggml_quants.h"
 
 namespace qvl {
 
@@ -48,6 +49,28 @@ void index_gguf(const GgufFile& g, std::vector<std::unique_ptr<TensorView>>& vie
 }
 
 }  // namespace
+
+std::unique_ptr<Checkpoint> Checkpoint::assemble(std::string what, std::vector<std::unique_ptr<GgufFile>> files,
+                                                 std::vector<TensorView> views,
+                                                 std::map<std::string, std::vector<float>> owned) {
+  auto ckpt = std::make_unique<Checkpoint>();
+  ckpt->dir_ = std::move(what);
+  ckpt->converted_from_ = std::move(files);
+  ckpt->owned_ = std::move(owned);
+  for (TensorView& v : views) {
+    if (auto o = ckpt->owned_.find(v.name); o != ckpt->owned_.end()) {
+      v.dtype = DType::kF32;
+      v.data = reinterpret_cast<const std::byte*>(o->second.data());
+      v.nbytes = o->second.size() * sizeof(float);
+      v.ggml_block_type = 0;
+    }
+    auto view = std::make_unique<TensorView>(std::move(v));
+    if (!ckpt->index_.emplace(view->name, view.get()).second)
+      fail(ErrorKind::kInvalidFile, ckpt->dir_, ": tensor '", view->name, "' appears twice");
+    ckpt->gguf_views_.push_back(std::move(view));
+  }
+  return ckpt;
+}
 
 const std::string* Checkpoint::metadata_string(const std::string& key) const {
   return gguf_ ? gguf_->get_string(key) : nullptr;
@@ -117,6 +140,17 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
   if (t.shape != shape)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
          " but the config implies ", shape_to_string(shape));
+  if (t.ggml_block_type != 0) {
+    // Decoded once, now that the shape is known to be right (so no allocation follows a bad file).
+    std::vector<float>& out = owned_[name];
+    out.resize(static_cast<size_t>(t.numel()));
+    dequantize_ggml(static_cast<GgmlType>(t.ggml_block_type), t.data, t.numel(), out.data());
+    auto* decoded = const_cast<TensorView*>(&t);  // index_ points at views this checkpoint owns
+    decoded->ggml_block_type = 0;
+    decoded->dtype = DType::kF32;
+    decoded->data = reinterpret_cast<const std::byte*>(out.data());
+    decoded->nbytes = out.size() * sizeof(float);
+  }
   if (t.packed_format == 0 && t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
     fail(ErrorKind::kUnsupported, "tensor '", name, "' has dtype ", dtype_name(t.dtype),
          "; weights must be F32, F16 or BF16");

@@ -4,6 +4,7 @@
 // can refuse checkpoints carrying tensors the model would silently ignore.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -20,13 +21,21 @@ class Checkpoint {
   // qvl::Error naming the file on any problem.
   static std::unique_ptr<Checkpoint> open(const std::string& path);
 
+  // A checkpoint assembled by a converter (llama.cpp GGUF files): `files` stay open for the
+  // tensors that view them; a tensor in `owned` (by name) takes its data from there instead.
+  // `what` names the source in errors.
+  static std::unique_ptr<Checkpoint> assemble(std::string what, std::vector<std::unique_ptr<GgufFile>> files,
+                                              std::vector<TensorView> views,
+                                              std::map<std::string, std::vector<float>> owned);
+
   // GGUF only: a string metadata value (e.g. "qvl.config_json"), or nullptr.
   const std::string* metadata_string(const std::string& key) const;
   bool is_gguf() const { return gguf_ != nullptr; }
 
   bool has(const std::string& name) const;
   // Returns the tensor, checking its shape (error names the tensor and both shapes) and that
-  // its dtype is one of F32/F16/BF16. Marks it used.
+  // its dtype is one of F32/F16/BF16 (a ggml block type is decoded to F32 here, after the shape
+  // check). Marks it used.
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape);
   // Like get() but the tensor may be absent (returns nullptr).
   const TensorView* find(const std::string& name, const std::vector<int64_t>& shape);
@@ -48,6 +57,8 @@ class Checkpoint {
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::unique_ptr<GgufFile> gguf_;
+  std::vector<std::unique_ptr<GgufFile>> converted_from_;
+  std::map<std::string, std::vector<float>> owned_;  // converted or decoded tensors, by name
   std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;

@@ -23,6 +23,9 @@ struct TensorView {
   // Nonzero for a matrix stored in a qvl packed quantized layout (GGUF files written by
   // `qvl quantize`): the kernels' WeightFormat value; shape is then the logical [rows, cols].
   uint8_t packed_format = 0;
+  // Nonzero for a tensor of a llama.cpp GGUF stored in a ggml block type (a GgmlType value):
+  // Checkpoint::get decodes it to F32 when the model asks for it, after checking its shape.
+  uint32_t ggml_block_type = 0;
 
   int64_t numel() const;
   int64_t dim(size_t i) const { return shape.at(i); }

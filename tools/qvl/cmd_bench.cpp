@@ -351,7 +351,7 @@ int bench(const BenchArgs& a) {
 Runner add_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Measure prefill, decode, image encode, TTFT, memory and bandwidth");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder or qvl GGUF file")->required();
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder, qvl GGUF file, or llama.cpp GGUF")->required();
   add_model_options(*cmd, a->model, /*with_context=*/false);
   const IntegerRange positive{1, std::numeric_limits<int64_t>::max(), "a positive integer"};
   add_integer_option(*cmd, "-p,--n-prompt", a->pp, positive, "Prompt tokens for the prefill test (default: 512)");

@@ -262,7 +262,7 @@ class Chat {
 Runner add_chat_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /reset, /exit, /help)");
   auto a = std::make_shared<ChatArgs>();
-  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout), qvl GGUF file, or llama.cpp GGUF (or a folder with one and its mmproj)")
       ->required()
       ->type_name("PATH");
   add_system_option(*cmd, a->system);

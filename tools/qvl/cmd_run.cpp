@@ -112,7 +112,7 @@ int run(const RunArgs& a) {
 Runner add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Answer one prompt (text and images), streaming the answer");
   auto a = std::make_shared<RunArgs>();
-  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")
+  cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout), qvl GGUF file, or llama.cpp GGUF (or a folder with one and its mmproj)")
       ->required()
       ->type_name("PATH");
   add_prompt_options(*cmd, a->prompt);

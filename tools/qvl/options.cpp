@@ -134,6 +134,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context) 
   add_choice_option(cmd, "--kv-type", options.kv_cache_type, {"f16", "f32", "q8_0"},
                     "KV cache element type: f16 (default), f32 or q8_0 (q8_0 needs a head size divisible by 32, "
                     "else f16 is used and a note says so)");
+  cmd.add_option("--mmproj", options.mmproj,
+                 "Vision projector GGUF (llama.cpp's mmproj file) for a llama.cpp text GGUF given with -m")
+      ->type_name("FILE");
   add_threads_option(cmd, options.threads);
   if (with_context)
     add_range_option(cmd, "-c,--ctx-size", options.context_length,
@@ -146,6 +149,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context) 
 }
 
 void report_overridden_settings(const ModelOptions& requested, const ModelInfo& loaded) {
+  for (const std::string& note : loaded.notes) std::fprintf(stderr, "note: %s\n", note.c_str());
   if (!requested.kv_cache_type.empty() && requested.kv_cache_type != loaded.kv_cache_type)
     std::fprintf(stderr, "note: --kv-type %s requested, but the KV cache is %s for this model\n",
                  requested.kv_cache_type.c_str(), loaded.kv_cache_type.c_str());

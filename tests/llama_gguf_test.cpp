@@ -1,0 +1,201 @@
+// llama.cpp's GGUF files: what qvl rebuilds from their metadata, and the clear errors for a
+// projector that does not fit the text model, a tensor type qvl cannot decode, a missing,
+// misshapen or unknown tensor. The pair made by llama.cpp's tools is read from the workplace's
+// shared fixtures (../shared/fixtures/gguf beside the repository; 40 MB).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "core/json_util.h"
+#include "formats/gguf.h"
+#include "formats/llama_gguf.h"
+#include "qvl/qvl.hpp"
+#include "test_util.h"
+
+namespace qvl {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kDir = std::string(QVL_TEST_DATA_DIR) + "/../../../shared/fixtures/gguf";
+const std::string kText = kDir + "/tiny-qwen3-vl-s-Q4_K_M.gguf";
+const std::string kMmproj = kDir + "/tiny-qwen3-vl-s-mmproj-F16.gguf";
+
+void require_fixtures() {
+  ASSERT_TRUE(fs::exists(kText) && fs::exists(kMmproj))
+      << "missing " << kDir << ": the llama.cpp-made GGUF fixtures (../shared/fixtures/gguf beside the repository)";
+}
+
+// A copy of the projector with one change: edit() may set keys, drop tensors (return false) or
+// change a tensor's type and dims.
+struct TensorEdit {
+  GgmlType type;
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> replacement;  // new bytes when non-empty
+};
+std::string projector_variant(const std::string& name,
+                              const std::function<void(GgufWriter&)>& set_keys,
+                              const std::function<bool(const std::string&, TensorEdit&)>& edit_tensor,
+                              const std::vector<std::string>& extra_tensors = {}) {
+  const GgufFile src(kMmproj);
+  GgufWriter w;
+  for (const auto& [key, value] : src.metadata()) w.set(key, value);
+  set_keys(w);
+  std::vector<std::vector<uint8_t>> keep;
+  for (const auto& [tname, t] : src.tensors()) {
+    TensorEdit e{t.type, t.dims, {}};
+    if (!edit_tensor(tname, e)) continue;
+    if (e.replacement.empty()) {
+      w.add_tensor(tname, e.type, e.dims, t.data, t.nbytes);
+    } else {
+      keep.push_back(std::move(e.replacement));
+      w.add_tensor(tname, e.type, e.dims, keep.back().data(), keep.back().size());
+    }
+  }
+  static const float zeros[64] = {};
+  for (const std::string& extra : extra_tensors) w.add_tensor(extra, GgmlType::kF32, {64}, zeros, sizeof(zeros));
+  const std::string path = std::string(QVL_BINARY_DIR) + "/llama_gguf_test_" + name + ".gguf";
+  w.write(path);
+  return path;
+}
+
+auto no_keys = [](GgufWriter&) {};
+auto keep_all = [](const std::string&, TensorEdit&) { return true; };
+
+std::string load_error(const std::string& mmproj) {
+  ModelOptions o;
+  o.mmproj = mmproj;
+  o.threads = 1;
+  try {
+    Model::load(kText, o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(LlamaGguf, MetadataBecomesTheHuggingFaceConfig) {
+  require_fixtures();
+  const LlamaGgufModel g = open_llama_gguf(kText, kMmproj);
+  const Json config = Json::parse(g.config_json);
+  EXPECT_EQ(config["model_type"], "qwen3_vl");
+  const Json& t = config["text_config"];
+  EXPECT_EQ(t["hidden_size"], 256);
+  EXPECT_EQ(t["num_hidden_layers"], 3);
+  EXPECT_EQ(t["num_attention_heads"], 4);
+  EXPECT_EQ(t["num_key_value_heads"], 2);
+  EXPECT_EQ(t["head_dim"], 64);
+  EXPECT_EQ(t["intermediate_size"], 512);
+  EXPECT_EQ(t["vocab_size"], 151936);
+  EXPECT_EQ(t["rope_scaling"]["mrope_section"], Json::parse("[8, 12, 12]"));
+  EXPECT_EQ(t["tie_word_embeddings"], true);
+  const Json& v = config["vision_config"];
+  EXPECT_EQ(v["depth"], 3);
+  EXPECT_EQ(v["hidden_size"], 64);
+  EXPECT_EQ(v["num_position_embeddings"], 64);
+  EXPECT_EQ(v["temporal_patch_size"], 2);
+  EXPECT_EQ(v["deepstack_visual_indexes"], Json::parse("[0, 1]"));
+  EXPECT_EQ(config["image_token_id"], 151655);
+  EXPECT_EQ(config["vision_start_token_id"], 151652);
+  const Json pre = Json::parse(g.preprocessor_config_json);
+  EXPECT_EQ(pre["size"]["shortest_edge"], 65536);
+  EXPECT_EQ(pre["size"]["longest_edge"], 16777216);
+  EXPECT_NE(g.chat_template.find("<|im_start|>"), std::string::npos);
+  // Added tokens: control tokens are special, <think> & co. are not; padding rows are dropped.
+  const Json tok = Json::parse(g.tokenizer_json);
+  EXPECT_EQ(tok["added_tokens"].size(), 26u);
+  EXPECT_EQ(tok["model"]["vocab"].size(), 151643u);
+  for (const Json& a : tok["added_tokens"])
+    if (a["content"] == "<think>") EXPECT_EQ(a["special"], false);
+  // The Conv3d kernel is rebuilt from the two time steps llama.cpp stores apart.
+  const TensorView* patch = g.checkpoint->view("model.visual.patch_embed.proj.weight");
+  ASSERT_NE(patch, nullptr);
+  EXPECT_EQ(patch->shape, (std::vector<int64_t>{64, 3, 2, 16, 16}));
+}
+
+TEST(LlamaGguf, ProjectorOfAnotherModelSizeIsRefused) {
+  require_fixtures();
+  const std::string p = projector_variant(
+      "width", [](GgufWriter& w) { w.set("clip.vision.projection_dim", uint64_t{2048}); }, keep_all);
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("outputs 2048-wide embeddings but the text model"), std::string::npos) << e;
+  EXPECT_NE(e.find("has hidden size 256"), std::string::npos) << e;
+}
+
+TEST(LlamaGguf, DeepStackCountMustMatchTheTextModel) {
+  require_fixtures();
+  const std::string p = projector_variant(
+      "deepstack", [](GgufWriter& w) { w.set("clip.vision.is_deepstack_layers", std::vector<int64_t>{1, 0, 0}); },
+      keep_all);
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("takes 2 DeepStack layers but the projector"), std::string::npos) << e;
+  EXPECT_NE(e.find("marks 1"), std::string::npos) << e;
+}
+
+TEST(LlamaGguf, TensorOfATypeQvlCannotDecodeIsNamed) {
+  require_fixtures();
+  const std::string p = projector_variant("type", no_keys, [](const std::string& name, TensorEdit& e) {
+    if (name == "v.blk.0.attn_out.weight") {
+      e.type = GgmlType::kI8;
+      e.replacement.assign(64 * 64, 1);
+    }
+    return true;
+  });
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("tensor 'v.blk.0.attn_out.weight' has ggml type I8, which qvl cannot decode"), std::string::npos) << e;
+}
+
+TEST(LlamaGguf, MissingTensorIsNamed) {
+  require_fixtures();
+  const std::string p = projector_variant("missing", no_keys,
+                                          [](const std::string& name, TensorEdit&) { return name != "v.blk.1.ln1.weight"; });
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("tensor 'model.visual.blocks.1.norm1.weight' (shape [64]) is missing"), std::string::npos) << e;
+}
+
+TEST(LlamaGguf, ShapeThatDisagreesWithTheMetadataIsNamed) {
+  require_fixtures();
+  const std::string p = projector_variant("shape", no_keys, [](const std::string& name, TensorEdit& e) {
+    if (name == "mm.0.weight") {
+      e.dims = {128, 256};  // [256, 128] as the checkpoint orders it
+      e.replacement.assign(128 * 256 * 2, 0);
+    }
+    return true;
+  });
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("tensor 'model.visual.merger.linear_fc1.weight' has shape [256, 128] but the config implies [256, 256]"),
+            std::string::npos)
+      << e;
+}
+
+TEST(LlamaGguf, UnknownTensorIsRefused) {
+  require_fixtures();
+  const std::string p = projector_variant("stray", no_keys, keep_all, {"v.blk.0.extra.weight"});
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("tensor 'v.blk.0.extra.weight' is not part of a Qwen3-VL vision projector"), std::string::npos) << e;
+}
+
+TEST(LlamaGguf, NonQwenProjectorIsRefused) {
+  require_fixtures();
+  const std::string p =
+      projector_variant("kind", [](GgufWriter& w) { w.set("clip.projector_type", std::string("qwen2vl_merger")); }, keep_all);
+  const std::string e = load_error(p);
+  EXPECT_NE(e.find("projector type 'qwen2vl_merger' is not a Qwen3-VL projector (qwen3vl_merger)"), std::string::npos) << e;
+}
+
+// The same pair loaded twice gives the same greedy tokens as the goldens' reference (checked in
+// full by ctest golden_gguf_check); here: a folder holding the pair is the pair.
+TEST(LlamaGguf, FolderHoldingThePairFindsBoth) {
+  require_fixtures();
+  std::string text, mmproj;
+  ASSERT_TRUE(find_llama_gguf_pair(kDir, "", &text, &mmproj));
+  EXPECT_EQ(fs::path(text).filename(), "tiny-qwen3-vl-s-Q4_K_M.gguf");
+  EXPECT_EQ(fs::path(mmproj).filename(), "tiny-qwen3-vl-s-mmproj-F16.gguf");
+  // A Hugging Face folder is not a llama.cpp GGUF.
+  EXPECT_FALSE(find_llama_gguf_pair(std::string(QVL_TEST_DATA_DIR) + "/tiny-qwen3-vl", "", &text, &mmproj));
+}
+
+}  // namespace
+}  // namespace qvl
