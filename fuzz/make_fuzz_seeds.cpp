@@ -128,6 +128,65 @@ int main(int argc, char** argv) {
       fs::create_directories(out / "gguf");
       w.write((out / "gguf" / "small.gguf").string());
     }
+    // --- llama_gguf: a small llama.cpp-layout Qwen3-VL pair (u32 text length, text GGUF, projector GGUF).
+    {
+      const std::vector<std::string> tokens = {"a", "b", "a b", "<|im_start|>", "<|im_end|>", "<|image_pad|>",
+                                               "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<think>", "[PAD10]"};
+      qvl::GgufWriter t;
+      t.set("general.architecture", std::string("qwen3vl"));
+      for (const auto& [key, value] : std::vector<std::pair<std::string, uint64_t>>{
+               {"block_count", 1}, {"context_length", 4096}, {"embedding_length", 32}, {"feed_forward_length", 64},
+               {"attention.head_count", 2}, {"attention.head_count_kv", 1}, {"attention.key_length", 16},
+               {"attention.value_length", 16}, {"n_deepstack_layers", 1}})
+        t.set("qwen3vl." + key, value);
+      t.set("qwen3vl.attention.layer_norm_rms_epsilon", 1e-6);
+      t.set("qwen3vl.rope.freq_base", 5e6);
+      t.set("qwen3vl.rope.dimension_sections", std::vector<int64_t>{2, 3, 3, 0});
+      t.set("tokenizer.ggml.model", std::string("gpt2"));
+      t.set("tokenizer.ggml.pre", std::string("qwen2"));
+      t.set("tokenizer.ggml.tokens", tokens);
+      t.set("tokenizer.ggml.token_type", std::vector<int64_t>{1, 1, 1, 3, 3, 3, 3, 3, 3, 4, 5});
+      t.set("tokenizer.ggml.merges", std::vector<std::string>{"a b"});
+      t.set("tokenizer.ggml.eos_token_id", uint64_t{4});
+      t.set("tokenizer.chat_template", std::string("{% for m in messages %}{{ m.content }}{% endfor %}"));
+      std::vector<float> big(64 * 32, 0.01f), vec(64, 1.0f);
+      std::vector<uint8_t> q8(64 * 34, 1);
+      t.add_tensor("token_embd.weight", qvl::GgmlType::kQ8_0, {32, 11}, q8.data(), 11 * 34);
+      t.add_tensor("output_norm.weight", qvl::GgmlType::kF32, {32}, vec.data(), 32 * 4);
+      t.add_tensor("blk.0.attn_norm.weight", qvl::GgmlType::kF32, {32}, vec.data(), 32 * 4);
+      t.add_tensor("blk.0.attn_q.weight", qvl::GgmlType::kQ8_0, {32, 32}, q8.data(), 32 * 34);
+      t.add_tensor("blk.0.attn_k.weight", qvl::GgmlType::kF32, {32, 16}, big.data(), 32 * 16 * 4);
+      t.add_tensor("blk.0.ffn_down.weight", qvl::GgmlType::kQ8_0, {64, 32}, q8.data(), 64 * 34);
+      qvl::GgufWriter v;
+      v.set("general.architecture", std::string("clip"));
+      v.set("clip.projector_type", std::string("qwen3vl_merger"));
+      for (const auto& [key, value] : std::vector<std::pair<std::string, uint64_t>>{
+               {"block_count", 1}, {"embedding_length", 16}, {"feed_forward_length", 32}, {"attention.head_count", 2},
+               {"patch_size", 2}, {"spatial_merge_size", 2}, {"projection_dim", 32}})
+        v.set("clip.vision." + key, value);
+      v.set("clip.vision.is_deepstack_layers", std::vector<int64_t>{1});
+      v.set("clip.vision.image_mean", std::vector<double>{0.5, 0.5, 0.5});
+      v.add_tensor("v.patch_embd.weight", qvl::GgmlType::kF32, {2, 2, 3, 16}, big.data(), 2 * 2 * 3 * 16 * 4);
+      v.add_tensor("v.patch_embd.weight.1", qvl::GgmlType::kF32, {2, 2, 3, 16}, big.data(), 2 * 2 * 3 * 16 * 4);
+      v.add_tensor("v.position_embd.weight", qvl::GgmlType::kF32, {16, 4}, big.data(), 16 * 4 * 4);
+      v.add_tensor("v.blk.0.attn_qkv.weight", qvl::GgmlType::kF32, {16, 48}, big.data(), 16 * 48 * 4);
+      v.add_tensor("v.deepstack.0.fc1.weight", qvl::GgmlType::kF32, {64, 16}, big.data(), 64 * 16 * 4);
+      v.add_tensor("mm.0.weight", qvl::GgmlType::kF32, {64, 32}, big.data(), 64 * 32 * 4);
+      fs::create_directories(out / "llama_gguf");
+      const fs::path tp = out / "llama_gguf" / "text.tmp", vp = out / "llama_gguf" / "mmproj.tmp";
+      t.write(tp.string());
+      v.write(vp.string());
+      const std::string text = read(tp), mmproj = read(vp);
+      fs::remove(tp);
+      fs::remove(vp);
+      const uint32_t len = static_cast<uint32_t>(text.size());
+      std::string pair(4, '\0');
+      std::memcpy(pair.data(), &len, 4);
+      write(out / "llama_gguf" / "pair.bin", pair + text + mmproj);
+      const uint32_t all = static_cast<uint32_t>(text.size());
+      std::memcpy(pair.data(), &all, 4);
+      write(out / "llama_gguf" / "text_only.bin", pair + text);
+    }
     // --- configs: every JSON config of the test data.
     copy_matching(tiny, {".json"}, out / "configs");
     fs::remove(out / "configs" / "tokenizer.json");

@@ -107,8 +107,14 @@ TEST(LlamaGguf, MetadataBecomesTheHuggingFaceConfig) {
   const Json tok = Json::parse(g.tokenizer_json);
   EXPECT_EQ(tok["added_tokens"].size(), 26u);
   EXPECT_EQ(tok["model"]["vocab"].size(), 151643u);
-  for (const Json& a : tok["added_tokens"])
-    if (a["content"] == "<think>") EXPECT_EQ(a["special"], false);
+  int think = 0;
+  for (const Json& a : tok["added_tokens"]) {
+    if (a["content"] == "<think>") {
+      EXPECT_EQ(a["special"], false);
+      ++think;
+    }
+  }
+  EXPECT_EQ(think, 1);
   // The Conv3d kernel is rebuilt from the two time steps llama.cpp stores apart.
   const TensorView* patch = g.checkpoint->view("model.visual.patch_embed.proj.weight");
   ASSERT_NE(patch, nullptr);
@@ -183,6 +189,30 @@ TEST(LlamaGguf, NonQwenProjectorIsRefused) {
       projector_variant("kind", [](GgufWriter& w) { w.set("clip.projector_type", std::string("qwen2vl_merger")); }, keep_all);
   const std::string e = load_error(p);
   EXPECT_NE(e.find("projector type 'qwen2vl_merger' is not a Qwen3-VL projector (qwen3vl_merger)"), std::string::npos) << e;
+}
+
+// A token that is not text (found by fuzz_llama_gguf): named, not a JSON library exception.
+TEST(LlamaGguf, TokenThatIsNotUtf8IsNamed) {
+  GgufWriter t;
+  t.set("general.architecture", std::string("qwen3"));
+  for (const char* key : {"block_count", "context_length", "embedding_length", "feed_forward_length",
+                          "attention.head_count"})
+    t.set(std::string("qwen3.") + key, uint64_t{32});
+  t.set("qwen3.attention.layer_norm_rms_epsilon", 1e-6);
+  t.set("tokenizer.ggml.model", std::string("gpt2"));
+  t.set("tokenizer.ggml.tokens", std::vector<std::string>{"a", "\xC0" "b"});
+  t.set("tokenizer.ggml.token_type", std::vector<int64_t>{1, 1});
+  t.set("tokenizer.ggml.merges", std::vector<std::string>{});
+  std::vector<float> embd(2 * 32, 0.5f);
+  t.add_tensor("token_embd.weight", GgmlType::kF32, {32, 2}, embd.data(), embd.size() * 4);
+  const std::string path = std::string(QVL_BINARY_DIR) + "/llama_gguf_test_bad_token.gguf";
+  t.write(path);
+  try {
+    open_llama_gguf(path, "");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("token 1 is not valid UTF-8 (byte 0)"), std::string::npos) << e.what();
+  }
 }
 
 // The same pair loaded twice gives the same greedy tokens as the goldens' reference (checked in

@@ -59,6 +59,7 @@ class GgufFile {
   const std::map<std::string, GgufValue>& metadata() const { return contents_.metadata; }
   const std::map<std::string, GgufTensor>& tensors() const { return contents_.tensors; }
   const std::string* get_string(const std::string& key) const;
+  const GgufContents& contents() const { return contents_; }
 
  private:
   MappedFile file_;

@@ -5,10 +5,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "core/check.h"
 #include "core/json_util.h"
+#include "core/utf8.h"
 #include "formats/ggml_quants.h"
 
 namespace qvl {
@@ -28,10 +30,23 @@ constexpr const char* kQwen2Split =
 // ggml token types (llama.cpp's llama_token_type).
 enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
+// One parsed GGUF image and the name errors give it (a file's path).
+struct GgufSource {
+  const GgufContents& contents;
+  std::string name;
+  const std::string& path() const { return name; }
+  const std::map<std::string, GgufValue>& metadata() const { return contents.metadata; }
+  const std::map<std::string, GgufTensor>& tensors() const { return contents.tensors; }
+  const std::string* get_string(const std::string& key) const {
+    auto it = contents.metadata.find(key);
+    return it == contents.metadata.end() ? nullptr : std::get_if<std::string>(&it->second);
+  }
+};
+
 // Typed access to one file's metadata; every error names the file and the key.
 class Meta {
  public:
-  explicit Meta(const GgufFile& f) : f_(f) {}
+  explicit Meta(const GgufSource& f) : f_(f) {}
   const std::string& path() const { return f_.path(); }
   bool has(const std::string& key) const { return f_.metadata().count(key) != 0; }
   const GgufValue& get(const std::string& key) const {
@@ -83,15 +98,15 @@ class Meta {
   }
 
  private:
-  const GgufFile& f_;
+  const GgufSource& f_;
 };
 
-std::string architecture(const GgufFile& f) {
+std::string architecture(const GgufSource& f) {
   const std::string* a = f.get_string("general.architecture");
   return a ? *a : std::string();
 }
 
-bool is_projector(const GgufFile& f) {
+bool is_projector(const GgufSource& f) {
   const std::string* type = f.get_string("general.type");
   return architecture(f) == "clip" || (type && *type == "mmproj");
 }
@@ -193,7 +208,7 @@ TensorView view_of(const GgufTensor& t, std::string name, const std::string& pat
   return v;
 }
 
-Json text_config(const Meta& m, const GgufFile& f, const std::string& arch) {
+Json text_config(const Meta& m, const GgufSource& f, const std::string& arch) {
   const std::string a = arch + ".";
   Json t;
   t["hidden_size"] = m.positive(a + "embedding_length");
@@ -237,6 +252,13 @@ std::string tokenizer_json(const Meta& m) {
     fail(ErrorKind::kUnsupported, m.path(), ": tokenizer.ggml.pre '", pre, "' is not supported (qwen2)");
   const auto& tokens = m.strings("tokenizer.ggml.tokens");
   const std::vector<int64_t> types = m.integers("tokenizer.ggml.token_type");
+  // Byte-level BPE tokens are text (bytes map to printable characters): anything else is a broken file.
+  auto require_text = [&](const std::string& s, const char* what, size_t index) {
+    const size_t bad = utf8::first_invalid_offset(s);
+    if (bad != std::string::npos)
+      fail(ErrorKind::kInvalidFile, m.path(), ": ", what, " ", index, " is not valid UTF-8 (byte ", bad, ")");
+  };
+  for (size_t id = 0; id < tokens.size(); ++id) require_text(tokens[id], "token", id);
   if (types.size() != tokens.size())
     fail(ErrorKind::kInvalidFile, m.path(), ": tokenizer.ggml.token_type has ", types.size(), " entries for ",
          tokens.size(), " tokens");
@@ -256,7 +278,9 @@ std::string tokenizer_json(const Meta& m) {
     }
   }
   Json merges = Json::array();
-  for (const std::string& merge : m.strings("tokenizer.ggml.merges")) {
+  const auto& merge_list = m.strings("tokenizer.ggml.merges");
+  for (size_t i = 0; i < merge_list.size(); ++i) require_text(merge_list[i], "tokenizer merge", i);
+  for (const std::string& merge : merge_list) {
     const size_t space = merge.find(' ');
     if (space == std::string::npos || space == 0 || space + 1 == merge.size())
       fail(ErrorKind::kInvalidFile, m.path(), ": tokenizer merge '", merge, "' is not two tokens");
@@ -296,7 +320,7 @@ struct Vision {
   std::vector<int64_t> deepstack_layers;  // ViT layers that feed a DeepStack merger, ascending
 };
 
-Vision vision_config(const Meta& m, const GgufFile& f) {
+Vision vision_config(const Meta& m, const GgufSource& f) {
   const std::string projector = m.string_or("clip.projector_type", "");
   if (projector != "qwen3vl_merger")
     fail(ErrorKind::kUnsupported, m.path(), ": projector type '", projector,
@@ -338,7 +362,7 @@ Vision vision_config(const Meta& m, const GgufFile& f) {
 // Renames every tensor of `f` by `rules`; a tensor no rule names is an error (the model would
 // silently ignore it).
 template <size_t N>
-void rename_tensors(const GgufFile& f, const Rename (&rules)[N], const std::string& p_prefix,
+void rename_tensors(const GgufSource& f, const Rename (&rules)[N], const std::string& p_prefix,
                     const std::vector<int64_t>& deepstack_layers, const std::set<std::string>& handled,
                     std::vector<TensorView>& out) {
   for (const auto& [name, t] : f.tensors()) {
@@ -370,7 +394,7 @@ void rename_tensors(const GgufFile& f, const Rename (&rules)[N], const std::stri
 
 // The Conv3d patch embedding [hidden, 3, t, p, p], which llama.cpp stores as one [hidden, 3, p, p]
 // tensor per time step ("v.patch_embd.weight" and ".weight.1").
-std::vector<float> patch_embedding(const GgufFile& f, int64_t temporal, std::vector<int64_t>* shape) {
+std::vector<float> patch_embedding(const GgufSource& f, int64_t temporal, std::vector<int64_t>* shape) {
   std::vector<const GgufTensor*> steps;
   for (int64_t t = 0; t < temporal; ++t) {
     const std::string name = t == 0 ? "v.patch_embd.weight" : "v.patch_embd.weight." + std::to_string(t);
@@ -407,7 +431,8 @@ bool has_gguf_magic(const std::string& path) {
 
 bool is_llama_gguf(const std::string& path) {
   if (!fs::is_regular_file(path) || !has_gguf_magic(path)) return false;
-  const GgufFile f(path);
+  const GgufFile file(path);
+  const GgufSource f{file.contents(), path};
   const std::string arch = architecture(f);
   return f.get_string("qvl.config_json") == nullptr && (arch == "qwen3vl" || arch == "qwen3" || arch == "clip");
 }
@@ -416,7 +441,8 @@ bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, st
                           std::string* mmproj_path) {
   if (fs::is_regular_file(path)) {
     if (!is_llama_gguf(path)) return false;
-    if (is_projector(GgufFile(path)))
+    const GgufFile file(path);
+    if (is_projector(GgufSource{file.contents(), path}))
       fail(ErrorKind::kInvalidArgument, "'", path, "' is a vision projector (mmproj); give the text model GGUF as the model and this file as --mmproj");
     *text_path = path;
     *mmproj_path = mmproj;
@@ -426,7 +452,8 @@ bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, st
   std::vector<std::string> texts, projectors;
   for (const auto& e : fs::directory_iterator(path)) {
     if (!e.is_regular_file() || e.path().extension() != ".gguf" || !is_llama_gguf(e.path().string())) continue;
-    (is_projector(GgufFile(e.path().string())) ? projectors : texts).push_back(e.path().string());
+    const GgufFile file(e.path().string());
+    (is_projector(GgufSource{file.contents(), file.path()}) ? projectors : texts).push_back(e.path().string());
   }
   if (texts.empty()) return false;
   std::sort(texts.begin(), texts.end());
@@ -443,14 +470,27 @@ bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, st
 }
 
 LlamaGgufModel open_llama_gguf(const std::string& text_path, const std::string& mmproj_path) {
-  auto text = std::make_unique<GgufFile>(text_path);
+  std::vector<std::unique_ptr<GgufFile>> files;
+  files.push_back(std::make_unique<GgufFile>(text_path));
+  if (!mmproj_path.empty()) files.push_back(std::make_unique<GgufFile>(mmproj_path));
+  const GgufContents& text = files[0]->contents();
+  const GgufContents* mmproj = files.size() > 1 ? &files[1]->contents() : nullptr;
+  return convert_llama_gguf(text, text_path, mmproj, mmproj_path, std::move(files));
+}
+
+LlamaGgufModel convert_llama_gguf(const GgufContents& text_contents, const std::string& text_path,
+                                  const GgufContents* mmproj_contents, const std::string& mmproj_path,
+                                  std::vector<std::unique_ptr<GgufFile>> keep_alive) {
+  const GgufSource text_source{text_contents, text_path};
+  const GgufSource* text = &text_source;
   const Meta tm(*text);
   const std::string arch = architecture(*text);
   if (arch != "qwen3vl" && arch != "qwen3")
     fail(ErrorKind::kUnsupported, text_path, ": general.architecture '", arch, "' is not a Qwen3 or Qwen3-VL text model");
-  std::unique_ptr<GgufFile> proj;
-  if (!mmproj_path.empty()) {
-    proj = std::make_unique<GgufFile>(mmproj_path);
+  std::optional<GgufSource> proj_source;
+  const GgufSource* proj = nullptr;
+  if (mmproj_contents != nullptr) {
+    proj = &proj_source.emplace(GgufSource{*mmproj_contents, mmproj_path});
     if (!is_projector(*proj))
       fail(ErrorKind::kInvalidArgument, mmproj_path, ": not a vision projector (general.architecture '", architecture(*proj),
            "'; expected 'clip')");
@@ -518,11 +558,8 @@ LlamaGgufModel open_llama_gguf(const std::string& text_path, const std::string& 
   out.generation_config_json = generation_config(tm).dump();
   out.tokenizer_json = tokenizer_json(tm);
   out.chat_template = tm.string_or("tokenizer.chat_template", "");
-  std::vector<std::unique_ptr<GgufFile>> files;
-  files.push_back(std::move(text));
-  if (proj) files.push_back(std::move(proj));
-  out.checkpoint = Checkpoint::assemble(mmproj_path.empty() ? text_path : text_path + " + " + mmproj_path,
-                                        std::move(files), std::move(views), std::move(owned));
+  out.checkpoint = Checkpoint::assemble(proj == nullptr ? text_path : text_path + " + " + mmproj_path,
+                                        std::move(keep_alive), std::move(views), std::move(owned));
   return out;
 }
 

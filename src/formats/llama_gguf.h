@@ -39,4 +39,10 @@ bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, st
 // qvl cannot decode, a missing tensor) before any tensor is decoded.
 LlamaGgufModel open_llama_gguf(const std::string& text_path, const std::string& mmproj_path);
 
+// What open_llama_gguf does once the files are parsed (the fuzz target drives it on bytes in
+// memory): names are what errors call the two sources; the checkpoint's views point into the
+// contents, which `keep_alive` (or the caller) must hold for as long as the checkpoint lives.
+LlamaGgufModel convert_llama_gguf(const GgufContents& text, const std::string& text_name, const GgufContents* mmproj,
+                                  const std::string& mmproj_name, std::vector<std::unique_ptr<GgufFile>> keep_alive = {});
+
 }  // namespace qvl
