@@ -3,6 +3,8 @@
 // (<T>.deq, F32).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "qvl/error.hpp"
 #include "formats/ggml_quants.h"
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 
 namespace qvl {
 namespace {
@@ -60,6 +63,51 @@ TEST_P(GgmlDequantize, EqualsGgmlBitForBit) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, GgmlDequantize,
                          ::testing::Values("Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
                                            "Q6_K", "IQ4_NL", "IQ4_XS", "BF16", "F16"),
+                         [](const auto& info) { return info.param; });
+
+// Q8_0 and Q4_0 blocks packed for the int8 kernels as they are: the packed matrix decodes to
+// ggml's own dequantization bit for bit, and a matmul over it matches the f32 weights.
+class GgmlPack : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
+  const GgufFile file(kTypesFile);
+  const GgufTensor& q = file.tensors().at(GetParam() + ".q");
+  const GgufTensor& deq = file.tensors().at(GetParam() + ".deq");
+  const int64_t cols = q.dims[0], rows = q.dims[1];
+  const auto format = q.type == GgmlType::kQ8_0 ? kernels::WeightFormat::kQ8_0 : kernels::WeightFormat::kQ4_0;
+  const size_t row_bytes = static_cast<size_t>(cols / 32) * (q.type == GgmlType::kQ8_0 ? 34 : 18);
+  const kernels::QuantizedMatrix packed = kernels::pack_quantized_blocks(
+      format, rows, cols, [&](int64_t row, uint16_t* scales, uint8_t* codes) {
+        ggml_blocks_to_codes(q.type, q.data + static_cast<size_t>(row) * row_bytes, cols, scales, codes);
+      });
+  std::vector<float> got(static_cast<size_t>(rows * cols)), want(got.size());
+  kernels::dequantize_matrix(packed, got.data());
+  std::memcpy(want.data(), deq.data, want.size() * 4);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * 4));
+  // y = x · Wᵀ through the int8 kernel vs. exact double products of the decoded weights.
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(c)] = std::sin(0.37f * static_cast<float>(c));
+  std::vector<float> y(static_cast<size_t>(rows));
+  kernels::matmul(x.data(), 1, packed, nullptr, y.data(), nullptr);
+  for (int64_t r = 0; r < rows; ++r) {
+    // int8 activations: each element is off by at most half a step (its block's amax / 127), so
+    // the error is bounded by sum |w| * amax / 254 per block (plus fp32 accumulation).
+    double exact = 0, bound = 1e-5;
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      double amax = 0, wsum = 0;
+      for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+        const double w = want[static_cast<size_t>(r * cols + c)];
+        exact += w * x[static_cast<size_t>(c)];
+        amax = std::max(amax, std::fabs(static_cast<double>(x[static_cast<size_t>(c)])));
+        wsum += std::fabs(w);
+      }
+      bound += wsum * amax / 254.0 * 1.001;
+    }
+    EXPECT_NEAR(y[static_cast<size_t>(r)], exact, bound) << "row " << r;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Q8_0AndQ4_0, GgmlPack, ::testing::Values("Q8_0", "Q4_0"),
                          [](const auto& info) { return info.param; });
 
 // The fixture covers every type the decoder lists (a new type needs a new fixture entry).

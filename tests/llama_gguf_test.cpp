@@ -4,13 +4,20 @@
 // shared fixtures (../shared/fixtures/gguf beside the repository; 40 MB).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
 
 #include "core/json_util.h"
+#include "core/dtype.h"
+#include "formats/ggml_quants.h"
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 #include "formats/llama_gguf.h"
+#include "qvl/image.hpp"
 #include "qvl/qvl.hpp"
 #include "test_util.h"
 
@@ -189,6 +196,83 @@ TEST(LlamaGguf, NonQwenProjectorIsRefused) {
       projector_variant("kind", [](GgufWriter& w) { w.set("clip.projector_type", std::string("qwen2vl_merger")); }, keep_all);
   const std::string e = load_error(p);
   EXPECT_NE(e.find("projector type 'qwen2vl_merger' is not a Qwen3-VL projector (qwen3vl_merger)"), std::string::npos) << e;
+}
+
+// Q8_0 blocks holding exactly `values` (rows × cols), which must be on qvl's own q8_0 grid (a
+// quantize + dequantize round trip): every block's largest magnitude is 127 × its fp16 scale.
+std::vector<uint8_t> q8_0_blocks_of(const std::vector<float>& values, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const float* x = values.data() + r * cols + b * 32;
+      float amax = 0;
+      for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const uint16_t h = f32_to_f16(amax / 127.0f);
+      const float d = f16_to_f32(h);
+      EXPECT_EQ(d * 127.0f, amax);
+      out.push_back(static_cast<uint8_t>(h & 0xff));
+      out.push_back(static_cast<uint8_t>(h >> 8));
+      for (int j = 0; j < 32; ++j) {
+        const float q = d > 0 ? x[j] / d : 0.0f;
+        EXPECT_EQ(q, std::nearbyint(q));
+        out.push_back(static_cast<uint8_t>(static_cast<int8_t>(q)));
+      }
+    }
+  }
+  return out;
+}
+
+// A projector whose matrices are ggml Q8_0 runs on the int8 kernels with its weights exactly as
+// stored: the same weights given as F32 and quantized to q8_0 at load (which reproduces them
+// exactly, being on the q8_0 grid) give bit-identical logits, and the packed copy is held at
+// about a quarter of the f32 bytes.
+TEST(LlamaGguf, Q8_0MatricesArePackedAsStored) {
+  require_fixtures();
+  auto variant = [](const std::string& name, bool as_q8) {
+    return projector_variant(name, no_keys, [as_q8](const std::string& tname, TensorEdit& e) {
+      const bool matrix = e.dims.size() == 2 && e.type == GgmlType::kF16 && e.dims[0] % 32 == 0;
+      if (!matrix) return true;
+      const GgufFile src(kMmproj);
+      const GgufTensor& t = src.tensors().at(tname);
+      const int64_t cols = e.dims[0], rows = e.dims[1];
+      std::vector<float> values(static_cast<size_t>(rows * cols));
+      dequantize_ggml(t.type, t.data, rows * cols, values.data());
+      const kernels::QuantizedMatrix q = kernels::quantize_matrix(
+          kernels::WeightMatrix{DType::kF32, rows, cols, values.data()}, kernels::WeightFormat::kQ8_0);
+      kernels::dequantize_matrix(q, values.data());
+      if (as_q8) {
+        e.type = GgmlType::kQ8_0;
+        e.replacement = q8_0_blocks_of(values, rows, cols);
+      } else {
+        e.type = GgmlType::kF32;
+        e.replacement.resize(values.size() * 4);
+        std::memcpy(e.replacement.data(), values.data(), e.replacement.size());
+      }
+      return true;
+    });
+  };
+  const std::string q8 = variant("q8", true), f32 = variant("q8_as_f32", false);
+  auto run = [](const std::string& mmproj, const std::string& vision_type, uint64_t* bytes) {
+    ModelOptions o;
+    o.mmproj = mmproj;
+    o.threads = 1;
+    o.kv_cache_type = "f32";
+    o.vision_weights_type = vision_type;
+    auto model = Model::load(kText, o);
+    *bytes = model->info().weight_bytes;
+    Generator gen(model, GeneratorParams{});
+    const Image image = load_image_file(std::string(QVL_TEST_DATA_DIR) + "/golden/images/b_320x256.png");
+    gen.append_inputs(Processor(model).process_prompt("What is it?", {image}));
+    return gen.last_logits();
+  };
+  uint64_t packed_bytes = 0, quantized_bytes = 0, f32_bytes = 0;
+  const std::vector<float> packed = run(q8, "", &packed_bytes);
+  const std::vector<float> quantized_at_load = run(f32, "q8_0", &quantized_bytes);
+  const std::vector<float> dense = run(f32, "", &f32_bytes);
+  EXPECT_EQ(packed, quantized_at_load);
+  EXPECT_NE(packed, dense);  // the int8 kernels really ran
+  EXPECT_EQ(packed_bytes, quantized_bytes);
+  EXPECT_LT(packed_bytes + 1'500'000, f32_bytes) << packed_bytes << " vs " << f32_bytes;
 }
 
 // A token that is not text (found by fuzz_llama_gguf): named, not a JSON library exception.

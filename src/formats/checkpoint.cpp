@@ -133,14 +133,31 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& dir) {
 
 bool Checkpoint::has(const std::string& name) const { return index_.count(name) != 0; }
 
-const TensorView* Checkpoint::find(const std::string& name, const std::vector<int64_t>& shape) {
+const TensorView* Checkpoint::find(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok) {
   auto it = index_.find(name);
   if (it == index_.end()) return nullptr;
   const TensorView& t = *it->second;
   if (t.shape != shape)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
          " but the config implies ", shape_to_string(shape));
-  if (t.ggml_block_type != 0) {
+  const auto block_type = static_cast<GgmlType>(t.ggml_block_type);
+  const auto packed_format = block_type == GgmlType::kQ8_0 ? kernels::WeightFormat::kQ8_0 : kernels::WeightFormat::kQ4_0;
+  if (packed_ok && (block_type == GgmlType::kQ8_0 || block_type == GgmlType::kQ4_0) && t.shape.size() == 2 &&
+      kernels::can_quantize(packed_format, t.shape[0], t.shape[1])) {
+    // Packed once, after the shape check, for the int8 kernels: the same weights, no rounding.
+    const int64_t cols = t.shape[1];
+    const size_t row_bytes = static_cast<size_t>(cols / 32) * (block_type == GgmlType::kQ8_0 ? 34 : 18);
+    const kernels::QuantizedMatrix& q = packed_[name] = kernels::pack_quantized_blocks(
+        packed_format, t.shape[0], cols, [&](int64_t row, uint16_t* scales, uint8_t* codes) {
+          ggml_blocks_to_codes(block_type, t.data + static_cast<size_t>(row) * row_bytes, cols, scales, codes);
+        });
+    auto* packed = const_cast<TensorView*>(&t);  // index_ points at views this checkpoint owns
+    packed->ggml_block_type = 0;
+    packed->packed_format = static_cast<uint8_t>(packed_format);
+    packed->dtype = DType::kI8;
+    packed->data = reinterpret_cast<const std::byte*>(q.bytes());
+    packed->nbytes = q.size_bytes();
+  } else if (t.ggml_block_type != 0) {
     // Decoded once, now that the shape is known to be right (so no allocation follows a bad file).
     std::vector<float>& out = owned_[name];
     out.resize(static_cast<size_t>(t.numel()));
@@ -158,8 +175,8 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
   return &t;
 }
 
-const TensorView& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) {
-  const TensorView* t = find(name, shape);
+const TensorView& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok) {
+  const TensorView* t = find(name, shape, packed_ok);
   if (t == nullptr)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' (shape ", shape_to_string(shape),
          ") is missing from the checkpoint in '", dir_, "'");

@@ -12,6 +12,7 @@
 
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
+#include "kernels/kernels.h"
 
 namespace qvl {
 
@@ -36,9 +37,11 @@ class Checkpoint {
   // Returns the tensor, checking its shape (error names the tensor and both shapes) and that
   // its dtype is one of F32/F16/BF16 (a ggml block type is decoded to F32 here, after the shape
   // check). Marks it used.
-  const TensorView& get(const std::string& name, const std::vector<int64_t>& shape);
+  // With `packed_ok` (a matrix the kernels may take quantized), a 2-D ggml Q8_0 or Q4_0 tensor
+  // is packed for the matmul kernels as it is (no rounding) instead of being decoded to F32.
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);
   // Like get() but the tensor may be absent (returns nullptr).
-  const TensorView* find(const std::string& name, const std::vector<int64_t>& shape);
+  const TensorView* find(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);
   // Marks tensors that are knowingly ignored (e.g. a redundant lm_head copy).
   void mark_used(const std::string& name);
 
@@ -59,6 +62,7 @@ class Checkpoint {
   std::unique_ptr<GgufFile> gguf_;
   std::vector<std::unique_ptr<GgufFile>> converted_from_;
   std::map<std::string, std::vector<float>> owned_;  // converted or decoded tensors, by name
+  std::map<std::string, kernels::QuantizedMatrix> packed_;  // ggml Q8_0/Q4_0 matrices as the kernels take them
   std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;

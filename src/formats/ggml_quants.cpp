@@ -256,4 +256,22 @@ void dequantize_ggml(GgmlType type, const void* blocks, int64_t count, float* ou
     decode(src + static_cast<size_t>(i * info->block_bytes), out + i * info->block_elems);
 }
 
+void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, uint16_t* scales, uint8_t* codes) {
+  QVL_ASSERT((type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) && cols % kQK == 0);
+  const auto* b = static_cast<const uint8_t*>(row_blocks);
+  const size_t block_bytes = type == GgmlType::kQ8_0 ? 34 : 18;
+  for (int64_t i = 0; i < cols / kQK; ++i, b += block_bytes) {
+    std::memcpy(&scales[i], b, 2);
+    uint8_t* c = codes + i * kQK;
+    if (type == GgmlType::kQ8_0) {
+      for (int j = 0; j < 32; ++j) c[j] = static_cast<uint8_t>(static_cast<int8_t>(b[2 + j]) + 128);
+    } else {
+      for (int j = 0; j < 16; ++j) {
+        c[j] = b[2 + j] & 0x0F;
+        c[j + 16] = b[2 + j] >> 4;
+      }
+    }
+  }
+}
+
 }  // namespace qvl

@@ -20,4 +20,10 @@ bool ggml_type_dequantizable(GgmlType type);
 // Throws qvl::Error (kUnsupported) for a type it does not know.
 void dequantize_ggml(GgmlType type, const void* blocks, int64_t count, float* out);
 
+// One row of Q8_0 or Q4_0 blocks (cols / 32 of them) as scales and codes, unchanged: the fp16
+// scale bits of each block into scales[cols / 32], and per element Q8_0's int8 value + 128 or
+// Q4_0's 4-bit code (0..15) into codes[cols]. The weights are exactly the stored ones (what
+// kernels::pack_quantized_blocks takes).
+void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, uint16_t* scales, uint8_t* codes);
+
 }  // namespace qvl

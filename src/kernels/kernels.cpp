@@ -243,6 +243,14 @@ size_t weight_storage_bytes(WeightFormat format, DType dtype, int64_t rows, int6
 
 void QuantizedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(64)); }
 
+QuantizedMatrix QuantizedMatrix::zeroed(size_t bytes) {
+  QuantizedMatrix out;
+  out.size_ = bytes;
+  out.buffer_.reset(static_cast<uint8_t*>(::operator new(bytes, std::align_val_t(64))));
+  std::memset(out.buffer_.get(), 0, bytes);
+  return out;
+}
+
 QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, ThreadPool* pool) {
   if (format == WeightFormat::kDense)
     fail(ErrorKind::kInvalidArgument, "quantize_matrix: the target format must be a quantized one");
@@ -251,11 +259,8 @@ QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, Th
     fail(ErrorKind::kUnsupported, "quantize_matrix: cannot quantize ", dtype_name(src.dtype), " weights");
   const detail::QLayout L = detail::q_layout(format, src.rows, src.cols);  // validates the shape
 
-  QuantizedMatrix out;
-  out.size_ = L.total_bytes();
-  out.buffer_.reset(static_cast<uint8_t*>(::operator new(out.size_, std::align_val_t(64))));
+  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
   uint8_t* data = out.buffer_.get();
-  std::memset(data, 0, out.size_);
 
   auto work = [&](int64_t g0, int64_t g1, int) {
     std::vector<float> rows(static_cast<size_t>(detail::kGroupRows * L.cols));
@@ -272,6 +277,33 @@ QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, Th
   else work(0, L.groups, 0);
 
   out.view_ = WeightMatrix{DType::kU8, src.rows, src.cols, data, format};
+  return out;
+}
+
+QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t cols,
+                                      FunctionRef<void(int64_t, uint16_t*, uint8_t*)> row_source, ThreadPool* pool) {
+  if (format != WeightFormat::kQ8_0 && format != WeightFormat::kQ4_0)
+    fail(ErrorKind::kInvalidArgument, "pack_quantized_blocks: only q8_0 and q4_0 blocks can be packed as they are");
+  const detail::QLayout L = detail::q_layout(format, rows, cols);  // validates the shape
+  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
+  uint8_t* data = out.buffer_.get();
+  auto work = [&](int64_t g0, int64_t g1, int) {
+    std::vector<uint16_t> scales(static_cast<size_t>(detail::kGroupRows * L.nb));
+    std::vector<uint8_t> codes(static_cast<size_t>(detail::kGroupRows * L.cols));
+    for (int64_t g = g0; g < g1; ++g) {
+      std::fill(scales.begin(), scales.end(), uint16_t{0});
+      // Rows past the end are zero weights: code 128 (Q8_0) or 8 (Q4_0) with scale 0.
+      std::fill(codes.begin(), codes.end(), format == WeightFormat::kQ8_0 ? uint8_t{128} : uint8_t{8});
+      for (int64_t r = 0; r < detail::kGroupRows; ++r) {
+        const int64_t row = g * detail::kGroupRows + r;
+        if (row < rows) row_source(row, scales.data() + r * L.nb, codes.data() + r * L.cols);
+      }
+      detail::pack_group(L, scales.data(), codes.data(), data + static_cast<size_t>(g) * L.group_bytes);
+    }
+  };
+  if (pool) pool->parallel_for(L.groups, work);
+  else work(0, L.groups, 0);
+  out.view_ = WeightMatrix{DType::kU8, rows, cols, data, format};
   return out;
 }
 

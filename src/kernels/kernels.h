@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/dtype.h"
+#include "core/function_ref.h"
 #include "kernels/types.h"  // re-exported: WeightFormat, WeightMatrix, KvType, AttentionShape, Isa
 
 namespace qvl {
@@ -30,6 +31,15 @@ class QuantizedMatrix;
 // Parallel over groups of 16 rows when pool is given. Deterministic (thread-count independent).
 QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, ThreadPool* pool = nullptr);
 
+// Packs weights that are already quantized as blocks of 32 (one fp16 scale + 32 codes per block,
+// as llama.cpp's Q8_0 and Q4_0 store them) without rounding anything: row_source(row, scales,
+// codes) fills the row's cols/32 scales (fp16 bits) and cols codes — Q8_0: int8 value + 128
+// (value = scale × (code − 128)); Q4_0: 0..15 (value = scale × (code − 8)). format is kQ8_0 or
+// kQ4_0; the shape must satisfy can_quantize. row_source may be called from pool threads.
+QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t cols,
+                                      FunctionRef<void(int64_t, uint16_t*, uint8_t*)> row_source,
+                                      ThreadPool* pool = nullptr);
+
 // Owns the bytes of a quantized matrix; view() is what matmul and gather_row take. Movable;
 // moving keeps the data address (the buffer lives on the heap), so views stay valid.
 class QuantizedMatrix {
@@ -42,6 +52,9 @@ class QuantizedMatrix {
 
  private:
   friend QuantizedMatrix quantize_matrix(const WeightMatrix&, WeightFormat, ThreadPool*);
+  friend QuantizedMatrix pack_quantized_blocks(WeightFormat, int64_t, int64_t,
+                                               FunctionRef<void(int64_t, uint16_t*, uint8_t*)>, ThreadPool*);
+  static QuantizedMatrix zeroed(size_t bytes);  // a 64-byte aligned buffer of zeros
   struct Free {
     void operator()(uint8_t* p) const;
   };

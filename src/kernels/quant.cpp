@@ -198,6 +198,18 @@ void pack_codes(WeightFormat f, const uint8_t (*codes)[kBlock], uint8_t* dst) {
 
 }  // namespace
 
+void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, uint8_t* grp) {
+  QVL_ASSERT(L.format == WeightFormat::kQ8_0 || L.format == WeightFormat::kQ4_0);
+  uint8_t block[kGroupRows][kBlock];
+  for (int64_t b = 0; b < L.nb; ++b) {
+    for (int64_t r = 0; r < kGroupRows; ++r) {
+      std::memcpy(block[r], codes + r * L.cols + b * kBlock, kBlock);
+      put_u16(grp + L.scales_off + static_cast<size_t>(b * kGroupRows + r) * 2, scales[r * L.nb + b]);
+    }
+    pack_codes(L.format, block, grp + static_cast<size_t>(b) * L.codes_per_block);
+  }
+}
+
 void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_t* grp) {
   const int64_t nb = L.nb, cols = L.cols;
   uint8_t codes[kGroupRows][kBlock];

@@ -81,6 +81,11 @@ void qmatmul_avx512(const QLayout& L, const uint8_t* data, const QActs& a, const
 // end), grp receives L.group_bytes (the caller zeroes it first; quantize_matrix drives this).
 void quantize_group(const QLayout& L, const float* rows, uint8_t* grp);
 
+// Packs one row group from codes already chosen (Q8_0: int8 value + 128; Q4_0: 0..15) and their
+// fp16 block scales: scales [16][nb], codes [16][cols] (zero rows past the end). No rounding:
+// the packed matrix holds exactly these weights.
+void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, uint8_t* grp);
+
 // Decodes row `row` of a packed matrix into out[cols].
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out);
 

@@ -13,7 +13,7 @@ std::string expand_tensor_name(std::string pattern, const std::string& key, cons
 }
 
 void load_tensor(Checkpoint& ckpt, const TensorSpec& spec, TensorField field) {
-  const TensorView& t = ckpt.get(spec.name, spec.shape);
+  const TensorView& t = ckpt.get(spec.name, spec.shape, field.matrix != nullptr && spec.quant != QuantClass::kNever);
   if (field.vector != nullptr) {
     *field.vector = as_f32(t);
   } else if (spec.quant != QuantClass::kNever) {
