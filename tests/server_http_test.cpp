@@ -355,6 +355,13 @@ TEST(ServerHttp, ImageAsDataUrlCountsItsTokens) {
       {load_image_file(test::golden_dir() + "/images/b_320x256.png")});
   EXPECT_EQ(j["usage"]["prompt_tokens"], expected.input_ids.size());
   EXPECT_EQ(j["timings"]["images"], 1);
+
+  // The same image in another conversation is not encoded again.
+  Json again = body;
+  again["messages"][0]["content"][1]["text"] = "Describe it in one word.";
+  const Json k = json_of(post(s, "/v1/chat/completions", again));
+  EXPECT_EQ(k["timings"]["cached_images"], 1) << k.dump();
+  EXPECT_EQ(k["timings"]["image_encode_ms"], 0.0);
 }
 
 TEST(ServerHttp, CompletionsModelsTokenizeDetokenizeTemplate) {
