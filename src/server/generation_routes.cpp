@@ -162,7 +162,10 @@ struct Generation {
 void answer_whole(Generation& g, httplib::Response& res) {
   RequestEvent e;
   while (!g.finished) {
-    if (!g.wait(e)) return;  // the client left: nobody to answer
+    if (!g.wait(e)) {  // the client left: nobody to answer; logged as nginx's "client closed request"
+      res.status = 499;
+      return;
+    }
     if (e.token >= 0) g.add_logprobs(e);
     g.text += e.text;
     if (e.finished) g.finished = true, g.last = e;
