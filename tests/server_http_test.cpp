@@ -176,7 +176,11 @@ std::vector<std::string> sse_events(const std::string& body) {
 }
 
 std::shared_ptr<Model> tiny() {
-  static auto model = Model::load(test::tiny_model_dir(), {.threads = 2});
+  static auto model = [] {
+    ModelOptions o;  // as the server loads it (f16 KV cache), so greedy answers match
+    o.threads = 2;
+    return Model::load(test::tiny_model_dir(), o);
+  }();
   return model;
 }
 
