@@ -376,6 +376,21 @@ TEST(ServerHttp, CompletionsModelsTokenizeDetokenizeTemplate) {
   EXPECT_EQ(c["usage"]["prompt_tokens"], tokenizer.encode("Once upon a time").size());
   EXPECT_EQ(c["usage"]["completion_tokens"], 3);
 
+  // Streamed, with echo: the prompt first, then the same greedy text, a last chunk with the reason.
+  auto streamed = post(s, "/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 3}, {"temperature", 0},
+                                              {"stream", true}, {"echo", true}});
+  const auto events = sse_events(streamed->body);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string streamed_text;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const Json e = Json::parse(events[i]);
+    EXPECT_EQ(e["object"], "text_completion");
+    streamed_text += e["choices"][0]["text"].get<std::string>();
+    EXPECT_EQ(e["choices"][0]["finish_reason"].is_null(), i + 2 < events.size());
+  }
+  EXPECT_EQ(streamed_text, "Once upon a time" + c["choices"][0]["text"].get<std::string>());
+
   const Json models = json_of(s.client().Get("/v1/models"));
   EXPECT_EQ(models["object"], "list");
   ASSERT_EQ(models["data"].size(), 1u);
