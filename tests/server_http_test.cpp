@@ -496,6 +496,21 @@ TEST(ServerHttp, EveryRouteButHealthNeedsTheKey) {
     }
   }
   const httplib::Headers key{{"Authorization", "Bearer sk-test-123"}};
+  // A refused request's body is not left in a kept-alive connection to be read as the next request.
+  auto kept = s.client();
+  kept.set_keep_alive(true);
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = chat("Hello there, a body of some length.", 1).dump();
+    auto refused = kept.Post("/v1/chat/completions", body, "application/json");
+    ASSERT_TRUE(refused) << "round " << i;
+    EXPECT_EQ(refused->status, 401);
+    auto accepted = kept.Post("/v1/chat/completions", key, body, "application/json");
+    ASSERT_TRUE(accepted) << "round " << i;
+    EXPECT_EQ(accepted->status, 200) << accepted->body;
+    auto unrouted = kept.Post("/v1/nowhere", key, body, "application/json");
+    ASSERT_TRUE(unrouted) << "round " << i;
+    EXPECT_EQ(unrouted->status, 404);
+  }
   EXPECT_EQ(s.client().Get("/health")->status, 200);
   EXPECT_EQ(s.client().Get("/v1/models", key)->status, 200);
   EXPECT_EQ(post(s, "/v1/chat/completions", chat("Hi", 1), key)->status, 200);

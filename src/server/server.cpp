@@ -86,6 +86,12 @@ void install_middleware(ServerState& st) {
   http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
 
   http.set_pre_routing_handler([&st](const httplib::Request& req, httplib::Response& res) {
+    // A request refused here has not had its body read: the connection must not be reused, or
+    // that body would be taken for the next request.
+    auto refuse = [&req, &res] {
+      if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    };
     request_start = Clock::now();
     log_details = {};
     const ServerOptions& o = st.options;
@@ -106,16 +112,16 @@ void install_middleware(ServerState& st) {
       res.set_header("WWW-Authenticate", "Bearer");
       send_error(res, ApiError(401, "missing or invalid API key: send 'Authorization: Bearer KEY'", "",
                                "invalid_api_key"));
-      return httplib::Server::HandlerResponse::Handled;
+      return refuse();
     }
     if (needs_model(req.path) && !st.ready) {
       send_error(res, ApiError(503, "Loading model", "", "model_loading"));
       res.set_header("Retry-After", "1");
-      return httplib::Server::HandlerResponse::Handled;
+      return refuse();
     }
     if (is_generation(req.path) && st.draining) {
       send_error(res, ApiError(503, "the server is shutting down", "", "shutting_down"));
-      return httplib::Server::HandlerResponse::Handled;
+      return refuse();
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
@@ -147,6 +153,8 @@ void install_middleware(ServerState& st) {
     else if (res.status == 404) message = "no route for " + req.method + " " + req.path;
     else message = "the request could not be handled (HTTP " + std::to_string(res.status) + ")";
     send_error(res, ApiError(res.status, message, "", res.status == 413 ? "request_too_large" : ""));
+    // An unrouted or oversized request's body may be unread: do not reuse the connection.
+    if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) res.set_header("Connection", "close");
     return httplib::Server::HandlerResponse::Handled;
   }));
 
