@@ -1,0 +1,186 @@
+// Issue #12, test 3: the chat page served at GET / in headless Chromium (puppeteer-core driving Debian's
+// chromium): type a question, attach an image through the file input, send, and watch the streamed answer
+// and its tokens/s line. The screenshot is kept as a test artifact (its path is printed).
+// Run by ctest through run.sh: node webui_test.mjs --qvl QVL --model DIR --images DIR --artifacts DIR
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import puppeteer from 'puppeteer-core';
+import { testArgs, startServer } from './lib/server.mjs';
+
+const args = testArgs();
+const CHROMIUM = args.chromium || process.env.QVL_CHROMIUM || '/usr/bin/chromium';
+const artifacts = args.artifacts || process.cwd();
+const IMAGE = path.join(args.images, 'b_320x256.png');
+const WAIT_MS = 60_000; // every waitFor below is bounded by this
+
+if (!fs.existsSync(CHROMIUM)) {
+  // CI installs it (tools/install_deps.sh); a missing browser must not look like a pass.
+  console.error(`webui_test: no Chromium at ${CHROMIUM}: install it (apt-get install chromium, or tools/install_deps.sh) ` +
+                'or point --chromium / QVL_CHROMIUM at one');
+  process.exit(1);
+}
+
+async function launch() {
+  return puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true, // the new headless mode
+    // --no-sandbox: Chromium refuses to start its sandbox as root (CI containers run tests as root).
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+    timeout: WAIT_MS,
+    protocolTimeout: WAIT_MS,
+  });
+}
+
+// The JSON bodies the page POSTs to /v1/chat/completions, in order.
+function recordChatRequests(page) {
+  const bodies = [];
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && req.url().endsWith('/v1/chat/completions')) bodies.push(JSON.parse(req.postData() ?? 'null'));
+  });
+  return bodies;
+}
+
+async function setField(page, selector, value) {
+  await page.$eval(selector, (e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }, String(value));
+}
+
+// Waits until the last answer has finished streaming (send button back), then returns what the page shows.
+async function lastAnswer(page) {
+  await page.waitForFunction(() => {
+    const answers = document.querySelectorAll('[data-testid=answer]');
+    return answers.length && !answers[answers.length - 1].classList.contains('cursor') && !document.getElementById('send').disabled;
+  }, { timeout: WAIT_MS, polling: 100 });
+  return page.evaluate(() => {
+    const msgs = document.querySelectorAll('[data-testid=msg-assistant]');
+    const m = msgs[msgs.length - 1];
+    const stats = m.querySelector('[data-testid=answer-stats]');
+    return { text: m.querySelector('[data-testid=answer]').textContent, stats: stats.textContent,
+             tps: Number(stats.dataset.tps), ttft: Number(stats.dataset.ttftMs), tokens: Number(stats.dataset.tokens),
+             error: m.querySelector('[data-testid=error]')?.textContent ?? null };
+  });
+}
+
+describe('web chat page in headless Chromium', () => {
+  let server, browser;
+  before(async () => {
+    server = await startServer(args.qvl, args.model, ['-np', '4']);
+    browser = await launch();
+  });
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    if (server) await server.stop();
+  });
+
+  it('streams an answer to a question with an attached image, shows tokens/s, and keeps the conversation', async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1000, height: 800 });
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const sent = recordChatRequests(page);
+    const res = await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
+    assert.equal(res.status(), 200);
+    assert.match(res.headers()['content-type'] ?? '', /text\/html/);
+    await page.waitForSelector('#prompt', { timeout: WAIT_MS });
+
+    // Greedy and bounded, so the page's answer can be compared with the API's answer to the same request.
+    await page.click('#settings summary');
+    await setField(page, '#temperature', 0);
+    await setField(page, '#max-tokens', 16);
+
+    await page.type('#prompt', 'What is in this picture?');
+    const input = await page.$('#file-input');
+    await input.uploadFile(IMAGE);
+    await page.waitForSelector('[data-testid=attachment] img', { timeout: WAIT_MS });
+    await page.keyboard.press('Enter'); // Enter sends (focus is still in the prompt)
+
+    // Streamed text shows up while the answer is still running or right after.
+    await page.waitForFunction(() => document.querySelector('[data-testid=answer]')?.textContent.length > 0,
+                               { timeout: WAIT_MS, polling: 50 });
+    const first = await lastAnswer(page);
+    assert.equal(first.error, null, `page showed an error: ${first.error}`);
+    assert.ok(first.text.length > 0);
+    assert.ok(first.tps > 0, `tokens/s line: ${JSON.stringify(first.stats)}`);
+    assert.match(first.stats, /tok\/s/);
+    assert.ok(first.ttft >= 0);
+    assert.ok(first.tokens >= 1 && first.tokens <= 16, first.stats);
+    assert.equal(await page.$$eval('[data-testid=attachment]', (a) => a.length), 0, 'attachments cleared after sending');
+
+    // What the page sent: a streaming request with usage, the image as a data URI, the settings.
+    assert.equal(sent.length, 1);
+    const body = sent[0];
+    assert.equal(body.stream, true);
+    assert.equal(body.stream_options?.include_usage, true);
+    assert.equal(body.temperature, 0);
+    assert.equal(body.max_tokens, 16);
+    const parts = body.messages.at(-1).content;
+    const img = parts.find((p) => p.type === 'image_url');
+    assert.equal(img.image_url.url, `data:image/png;base64,${fs.readFileSync(IMAGE).toString('base64')}`);
+    assert.deepEqual(parts.find((p) => p.type === 'text'), { type: 'text', text: 'What is in this picture?' });
+
+    // The page shows exactly what the server answers to the same request without streaming.
+    const direct = await fetch(server.baseURL + '/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...body, stream: false, stream_options: undefined }) }).then((r) => r.json());
+    assert.equal(first.text, direct.choices[0].message.content);
+
+    // Second turn: the whole conversation is resent (user with image, assistant answer, new user turn).
+    await page.type('#prompt', 'And the colours?');
+    await page.click('#send');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=msg-assistant]').length === 2, { timeout: WAIT_MS });
+    const second = await lastAnswer(page);
+    assert.equal(second.error, null, `page showed an error: ${second.error}`);
+    assert.equal(sent.length, 2);
+    assert.deepEqual(sent[1].messages.map((m) => m.role), ['user', 'assistant', 'user']);
+    assert.equal(sent[1].messages[1].content, first.text);
+    assert.equal(sent[1].messages[2].content, 'And the colours?');
+
+    const shot = path.join(artifacts, 'webui_chat.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(`webui_test: screenshot saved to ${shot}`);
+    assert.deepEqual(pageErrors, []);
+
+    // New chat clears the conversation: the next request has one message again.
+    await page.click('#new-chat');
+    assert.equal(await page.$$eval('[data-testid=msg-assistant]', (a) => a.length), 0);
+  });
+});
+
+describe('web chat page with --api-key', () => {
+  let server, browser;
+  before(async () => {
+    server = await startServer(args.qvl, args.model, ['-np', '1', '--api-key', 'page-key-42']);
+    browser = await launch();
+  });
+  after(async () => {
+    if (browser) await browser.close().catch(() => {});
+    if (server) await server.stop();
+  });
+
+  it('shows the key field after a 401, sends the key as a Bearer token, and keeps it in localStorage', async () => {
+    const page = await browser.newPage();
+    const auth = [];
+    page.on('request', (req) => { if (req.url().includes('/v1/')) auth.push(req.headers().authorization ?? null); });
+    await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
+    // The page asks /v1/models at load; the 401 reveals the key field.
+    await page.waitForSelector('#api-key-row:not([hidden])', { visible: true, timeout: WAIT_MS });
+    await setField(page, '#max-tokens', 4);
+    await page.type('#prompt', 'hello');
+    await page.click('#send');
+    await page.waitForSelector('[data-testid=error]', { timeout: WAIT_MS });
+    const err = await page.$eval('[data-testid=error]', (e) => e.textContent);
+    assert.match(err, /^401/);
+
+    await page.type('#api-key', 'page-key-42');
+    // The failed turn went back into the composer: sending again is one click.
+    assert.equal(await page.$eval('#prompt', (e) => e.value), 'hello');
+    await page.click('#send');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=msg-assistant]').length === 2, { timeout: WAIT_MS });
+    const answer = await lastAnswer(page);
+    assert.equal(answer.error, null, `page showed an error: ${answer.error}`);
+    assert.ok(answer.tokens >= 1);
+    assert.equal(auth.at(-1), 'Bearer page-key-42');
+    assert.equal(await page.evaluate(() => localStorage.getItem('qvl.apiKey')), 'page-key-42');
+  });
+});
