@@ -11,8 +11,9 @@ apart, even though the preprocessor never loops.
 
 Layers, low to high; a file may include its own layer and lower ones only:
   core < formats, kernels, jinja, image < tokenizer < model (model/text, model/vision) <
-  api < engine < devtools
+  api < engine < server < devtools
 (api implements Model, Tokenizer, Processor and Generator; the engine builds on their internals;
+the HTTP server (qvl serve) on the engine;
 the developer tools (golden dump, quantize, synthetic checkpoints) on everything.)
 Exit status 0 when clean, 1 naming every cycle and every violating edge, 2 on usage errors.
 """
@@ -28,6 +29,7 @@ LAYERS = [
     ["model"],
     ["api"],
     ["engine"],
+    ["server"],
     ["devtools"],
 ]
 LAYER_OF = {top: rank for rank, tops in enumerate(LAYERS) for top in tops}

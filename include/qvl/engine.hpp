@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "qvl/qvl.hpp"
 
@@ -38,6 +39,20 @@ struct RequestStats {
   int64_t generated_tokens = 0;
   int64_t images = 0;
   int64_t cached_images = 0;    // images taken from the vision cache, not encoded
+  double vision_seconds = 0;    // spent in the vision tower on this request's images
+};
+
+// Per-request reporting options beside the sampling parameters.
+struct RequestOptions {
+  // >= 0: each token event carries the token's log-probability under the model (log-softmax of
+  // the raw logits, before penalties and temperature) and the `top_logprobs` most likely tokens.
+  // -1: none (no extra work per step).
+  int top_logprobs = -1;
+};
+
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0;
 };
 
 // What the engine reports for a request, on the engine's thread, in order: pieces of text as
@@ -47,6 +62,10 @@ struct RequestEvent {
   RequestId id = 0;
   std::string text;             // new text (may be empty)
   int32_t token = -1;           // the token this event follows, -1 for none
+  // With RequestOptions::top_logprobs >= 0 and a token: its log-probability and the most likely
+  // alternatives (highest first).
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
   bool finished = false;
   // With finished: "stop" (a stop string), "eos", "length" (max_new_tokens or a full
   // context: see context_full), "cancelled" or "error" (see error).
@@ -77,7 +96,8 @@ class Engine {
   // Queues a request (from any thread). A request that can never fit (its prompt + max_new_tokens
   // exceeds the context or the whole KV budget, bad params, no vision tower for images) finishes
   // with "error" through the callback.
-  RequestId submit(ProcessedInputs inputs, const GeneratorParams& params, RequestCallback callback);
+  RequestId submit(ProcessedInputs inputs, const GeneratorParams& params, RequestCallback callback,
+                   const RequestOptions& options = {});
   // Takes effect by the next step: the request finishes with "cancelled" and its KV memory is
   // freed. Unknown or finished ids are ignored.
   void cancel(RequestId id);

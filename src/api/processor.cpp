@@ -4,6 +4,8 @@
 
 #include "core/error_boundary.h"
 #include "core/check.h"
+#include "core/base64.h"
+#include "core/fs_util.h"
 #include "core/json_util.h"
 #include "api/model_impl.h"
 
@@ -24,47 +26,6 @@ bool is_image_item(const J& item) {
 template <class J>
 bool is_video_item(const J& item) {
   return item.is_object() && ((item.contains("type") && item["type"] == "video") || item.contains("video"));
-}
-
-std::string decode_base64(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r' || c == ' ') continue;
-    int v = value(c);
-    if (v < 0) fail(ErrorKind::kInvalidArgument, "image data URL holds a character that is not base64");
-    acc = acc << 6 | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
-// `path` after `..` and symlinks, which must lie inside `root` (already canonical) when one is set.
-fs::path confine_to_root(const fs::path& path, const fs::path& root) {
-  if (root.empty()) return path;
-  std::error_code ec;
-  const fs::path absolute = fs::absolute(path, ec);
-  const fs::path resolved = ec ? fs::path() : fs::weakly_canonical(absolute, ec);
-  if (ec) fail(ErrorKind::kIo, "cannot resolve image path '", path.string(), "': ", ec.message());
-  const auto [root_end, unused] = std::mismatch(root.begin(), root.end(), resolved.begin(), resolved.end());
-  if (root_end != root.end())
-    fail(ErrorKind::kInvalidArgument, "image path '", path.string(), "' resolves to '", resolved.string(),
-         "', outside the media root '", root.string(), "'");
-  return resolved;
 }
 
 // Loads the image an item refers to: a path, file:// URL or base64 data URL.

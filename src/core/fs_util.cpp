@@ -1,5 +1,6 @@
 #include "core/fs_util.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <system_error>
 
@@ -21,6 +22,19 @@ void copy_file_or_fail(const std::string& from, const std::string& to) {
   std::error_code ec;
   fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
   if (ec) fail(ErrorKind::kIo, "cannot copy '", from, "' to '", to, "': ", ec.message());
+}
+
+fs::path confine_to_root(const fs::path& path, const fs::path& root) {
+  if (root.empty()) return path;
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  const fs::path resolved = ec ? fs::path() : fs::weakly_canonical(absolute, ec);
+  if (ec) fail(ErrorKind::kIo, "cannot resolve image path '", path.string(), "': ", ec.message());
+  const auto [root_end, unused] = std::mismatch(root.begin(), root.end(), resolved.begin(), resolved.end());
+  if (root_end != root.end())
+    fail(ErrorKind::kInvalidArgument, "image path '", path.string(), "' resolves to '", resolved.string(),
+         "', outside the media root '", root.string(), "'");
+  return resolved;
 }
 
 }  // namespace qvl

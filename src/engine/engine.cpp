@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -45,6 +46,7 @@ struct Request {
   RequestId id = 0;
   ProcessedInputs inputs;
   GeneratorParams params;
+  RequestOptions options;
   RequestCallback callback;
   Clock::time_point submitted;
 };
@@ -87,6 +89,9 @@ struct Sequence {
   StopStringFilter stops;
   RequestStats stats;
   bool first_token_reported = false;
+  int top_logprobs = -1;             // RequestOptions::top_logprobs
+  std::vector<float> raw_logits;     // with top_logprobs >= 0: the logits before sampling warps them
+  std::vector<TokenLogprob> top;     // the alternatives of the token being reported
 
   int64_t evaluated() const { return cache->size(); }
   int64_t reserved() const { return cache->capacity(); }
@@ -138,6 +143,7 @@ struct Engine::Impl {
   Admission admit(Request& r);
   bool step();
   void emit_token(Sequence& s, int32_t token);
+  static void fill_logprobs(Sequence& s, int32_t token, RequestEvent& e);
   void release(std::unique_ptr<Sequence> s, bool keep);
   // Reports a running sequence finished, gives back its KV memory (keeping it for prefix reuse
   // when `keep`), and returns the next position in `running`.
@@ -188,13 +194,38 @@ void Engine::Impl::emit_token(Sequence& s, int32_t token) {
   e.id = s.id;
   e.token = token;
   e.text = s.stops.push(s.stream.put(token));
+  if (s.top_logprobs >= 0) fill_logprobs(s, token, e);
   deliver(s.callback, e);
+}
+
+void Engine::Impl::fill_logprobs(Sequence& s, int32_t token, RequestEvent& e) {
+  const std::vector<float>& raw = s.raw_logits;
+  float max = raw[0];
+  for (float v : raw) max = std::max(max, v);
+  double sum = 0;
+  for (float v : raw) sum += std::exp(static_cast<double>(v - max));
+  const float log_z = max + static_cast<float>(std::log(sum));
+  e.logprob = token >= 0 && static_cast<size_t>(token) < raw.size() ? raw[static_cast<size_t>(token)] - log_z : 0.0f;
+  // The k largest logits (ties: lower id first), kept sorted in a small array.
+  const size_t k = std::min(static_cast<size_t>(s.top_logprobs), raw.size());
+  s.top.clear();
+  for (size_t i = 0; i < raw.size() && k > 0; ++i) {
+    if (s.top.size() == k && raw[i] <= s.top.back().logprob) continue;
+    if (s.top.size() == k) s.top.pop_back();
+    auto at = std::upper_bound(s.top.begin(), s.top.end(), raw[i],
+                               [](float v, const TokenLogprob& t) { return v > t.logprob; });
+    s.top.insert(at, TokenLogprob{static_cast<int32_t>(i), raw[i]});
+  }
+  for (auto& t : s.top) t.logprob -= log_z;
+  e.top_logprobs = s.top;
 }
 
 // ---- images ----------------------------------------------------------------------------------
 
 void Engine::Impl::advance_encoding(Sequence& s) {
+  const auto t0 = Clock::now();
   s.encoding->run_block(m.pool.get());
+  s.stats.vision_seconds += seconds_between(t0, Clock::now());
   if (!s.encoding->done()) return;
   // Split the output per image: each is cached and referenced on its own.
   const VisionOutput out = s.encoding->take_output();
@@ -389,6 +420,11 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   if (donor != nullptr && reuse > 0) s->cache->copy_prefix_from(*donor->cache, reuse);
   s->stats.cached_tokens = reuse;
   s->logits.resize(static_cast<size_t>(t.vocab_size));
+  s->top_logprobs = r.options.top_logprobs;
+  if (s->top_logprobs >= 0) {
+    s->raw_logits.resize(static_cast<size_t>(t.vocab_size));
+    s->top.reserve(static_cast<size_t>(s->top_logprobs) + 1);
+  }
   running.push_back(std::move(s));
   return Admission::kAdmitted;
 }
@@ -513,6 +549,7 @@ bool Engine::Impl::step() {
     Sequence& s = *batch_owner[b];
     s.pending = false;
     if (batch[b].last_logits == nullptr) continue;
+    if (s.top_logprobs >= 0) std::copy(s.logits.begin(), s.logits.end(), s.raw_logits.begin());
     const int32_t token = s.sampler.sample(s.logits, s.tokens, s.generated);
     s.tokens.push_back(token);
     s.content.push_back(static_cast<uint32_t>(token));
@@ -599,11 +636,13 @@ Engine::~Engine() {
   e.step();
 }
 
-RequestId Engine::submit(ProcessedInputs inputs, const GeneratorParams& params, RequestCallback callback) {
+RequestId Engine::submit(ProcessedInputs inputs, const GeneratorParams& params, RequestCallback callback,
+                         const RequestOptions& options) {
   Impl& e = *impl_;
   Request r;
   r.inputs = std::move(inputs);
   r.params = params;
+  r.options = options;
   r.callback = std::move(callback);
   r.submitted = Clock::now();
   RequestId id;

@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   add(qvl::cli::add_synth_command);
   add(qvl::cli::add_bench_command);
   add(qvl::cli::add_quantize_command);
+  add(qvl::cli::add_serve_command);
   app.footer("Run 'qvl SUBCOMMAND --help' for a subcommand's options.");  // after them: theirs stay bare
 
   // `qvl` alone and `qvl help [SUBCOMMAND]` print usage; an unknown first word is named with the

@@ -92,6 +92,7 @@ std::vector<std::string> with_long_flag_names(int argc, char** argv) {
     if (args[i] == "--") break;  // what follows is positional
     if (args[i] == "-ngl") args[i] = "--n-gpu-layers";
     else if (args[i] == "-sys") args[i] = "--system-prompt";
+    else if (args[i] == "-np") args[i] = "--parallel";
   }
   return args;
 }

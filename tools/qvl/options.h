@@ -17,7 +17,7 @@
 namespace qvl::cli {
 
 // argv with llama.cpp's multi-letter single-dash flags, which CLI11 cannot define, in their
-// long form: -ngl → --n-gpu-layers, -sys → --system-prompt.
+// long form: -ngl → --n-gpu-layers, -sys → --system-prompt, -np → --parallel.
 std::vector<std::string> with_long_flag_names(int argc, char** argv);
 
 // A user mistake on the command line: main prints it as "qvl: error: MESSAGE" and exits 1.
