@@ -168,6 +168,64 @@ describe('openai client against qvl serve -np 4', () => {
   });
 });
 
+// The random tiny model never writes a <tool_call>; the server's hidden test hook --test-reply TEXT replaces
+// every answer's text (the model still runs), so the real parser and the API's tool_calls shape are tested.
+describe('openai client: tools round trip (qvl serve --test-reply with a <tool_call>)', () => {
+  const CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>';
+  const tools = [{ type: 'function', function: {
+    name: 'get_weather', description: 'Current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string' } }, required: ['city'] } } }];
+  const ask = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  let server, openai;
+  before(async () => {
+    server = await startServer(args.qvl, args.model, ['-np', '2', '--test-reply', CALL]);
+    openai = client(server);
+  });
+  after(async () => { if (server) await server.stop(); });
+
+  it('non-streaming: the call comes back as tool_calls with finish_reason tool_calls, and the result goes back in', async () => {
+    const r = await openai.chat.completions.create({ model: 'm', messages: ask, tools, max_tokens: 4, temperature: 0 });
+    const [c] = r.choices;
+    assert.equal(c.finish_reason, 'tool_calls');
+    assert.equal(c.message.tool_calls.length, 1);
+    const call = c.message.tool_calls[0];
+    assert.equal(call.type, 'function');
+    assert.equal(typeof call.id, 'string');
+    assert.ok(call.id.length > 0);
+    assert.equal(call.function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris', unit: 'celsius' });
+    assert.ok(!c.message.content, `no content besides the call: ${JSON.stringify(c.message.content)}`);
+
+    // Round trip: the assistant's call and the tool's result are accepted as history (the template renders them).
+    const follow = await openai.chat.completions.create({ model: 'm', tools, max_tokens: 4, temperature: 0, messages: [
+      ...ask, c.message, { role: 'tool', tool_call_id: call.id, content: '{"temperature": 18, "sky": "clear"}' }] });
+    assert.ok(follow.usage.prompt_tokens > r.usage.prompt_tokens, 'the call and its result are in the prompt');
+    assert.equal(follow.choices[0].message.role, 'assistant');
+  });
+
+  it('streaming: a tool_calls delta, then finish_reason tool_calls; no <tool_call> text leaks', async () => {
+    const s = await collect(await openai.chat.completions.create({
+      model: 'm', messages: ask, tools, max_tokens: 4, temperature: 0, stream: true, stream_options: { include_usage: true } }));
+    assert.ok(!s.text.includes('<tool_call>'), JSON.stringify(s.text));
+    const deltas = s.withChoice.flatMap((c) => c.choices[0].delta?.tool_calls ?? []);
+    assert.ok(deltas.length >= 1);
+    const name = deltas.map((d) => d.function?.name ?? '').join('');
+    const argsText = deltas.map((d) => d.function?.arguments ?? '').join('');
+    assert.equal(name, 'get_weather');
+    assert.deepEqual(JSON.parse(argsText), { city: 'Paris', unit: 'celsius' });
+    assert.equal(deltas[0].index, 0);
+    assert.equal(s.withChoice.at(-1).choices[0].finish_reason, 'tool_calls');
+    assert.ok(s.usage.completion_tokens >= 1);
+  });
+
+  it('without tools in the request the same text is plain content', async () => {
+    const r = await openai.chat.completions.create({ model: 'm', messages: ask, max_tokens: 4, temperature: 0 });
+    assert.equal(r.choices[0].message.content, CALL);
+    assert.ok(!r.choices[0].message.tool_calls?.length);
+    assert.notEqual(r.choices[0].finish_reason, 'tool_calls');
+  });
+});
+
 describe('openai client: 401 with --api-key', () => {
   let server;
   before(async () => { server = await startServer(args.qvl, args.model, ['-np', '1', '--api-key', 'sesame-123']); });
