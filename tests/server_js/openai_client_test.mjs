@@ -279,6 +279,7 @@ describe('openai client: 503 when the queue is full (-np 1 --queue 1)', () => {
     const results = await Promise.allSettled(calls);
     const ok = results.filter((r) => r.status === 'fulfilled');
     const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason);
+    console.log(`queue-full test: ${ok.length} completed, ${failed.length} refused`);
     for (const e of failed) {
       assert.ok(e instanceof OpenAI.APIError, String(e));
       assert.equal(e.status, 503, String(e));
