@@ -145,6 +145,40 @@ describe('web chat page in headless Chromium', () => {
     await page.click('#new-chat');
     assert.equal(await page.$$eval('[data-testid=msg-assistant]', (a) => a.length), 0);
   });
+
+  it('the stop button aborts a long answer and the server cancels it (fewer than max_tokens generated)', async () => {
+    const metric = async (name) => {
+      const text = await (await fetch(server.url + '/metrics')).text();
+      const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+      assert.ok(m, `${name} in /metrics`);
+      return Number(m[1]);
+    };
+    const page = await browser.newPage();
+    await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
+    // The tiny model's greedy answer runs to max_tokens (no early end), several seconds at 4000.
+    await setField(page, '#temperature', 0);
+    await setField(page, '#max-tokens', 4000);
+    const before = await metric('qvl_generated_tokens_total');
+    await page.type('#prompt', 'Tell me a long story.');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-testid=answer]')?.textContent.length > 0,
+                               { timeout: WAIT_MS, polling: 20 });
+    await page.click('#stop');
+    await page.waitForSelector('[data-testid=stopped]', { timeout: WAIT_MS });
+    assert.equal(await page.$eval('#send', (b) => b.hidden || b.disabled), false, 'send is back after stop');
+    assert.equal(await page.$('[data-testid=error]'), null);
+    // Bounded wait for the slot to be released (cancelled, or, if the server missed the disconnect, finished).
+    let busy = 1;
+    for (let i = 0; i < 600 && busy > 0; i++) {
+      busy = await metric('qvl_slots_busy');
+      if (busy > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(busy, 0, 'slot still busy after 60 s');
+    const generated = (await metric('qvl_generated_tokens_total')) - before;
+    console.log(`stop test: ${generated} tokens generated before the cancel`);
+    assert.ok(generated < 4000, `the stopped request still generated ${generated} tokens (max_tokens 4000)`);
+    await page.close();
+  });
 });
 
 describe('web chat page with --api-key', () => {
