@@ -146,6 +146,36 @@ describe('web chat page in headless Chromium', () => {
     assert.equal(await page.$$eval('[data-testid=msg-assistant]', (a) => a.length), 0);
   });
 
+  it('Shift+Enter adds a line without sending; images can also be pasted and dropped, and removed', async () => {
+    const page = await browser.newPage();
+    const sent = recordChatRequests(page);
+    await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
+    await page.type('#prompt', 'line one');
+    await page.keyboard.down('Shift');
+    await page.keyboard.press('Enter');
+    await page.keyboard.up('Shift');
+    await page.keyboard.type('line two');
+    assert.equal(await page.$eval('#prompt', (e) => e.value), 'line one\nline two');
+    assert.equal(sent.length, 0);
+
+    const png = (name) => fs.readFileSync(path.join(args.images, name)).toString('base64');
+    await page.evaluate((a, b) => {
+      const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type: 'image/png' });
+      const pasted = new DataTransfer();
+      pasted.items.add(file(a, 'pasted.png'));
+      document.getElementById('prompt').dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true }));
+      const dropped = new DataTransfer();
+      dropped.items.add(file(b, 'dropped.png'));
+      document.querySelector('main').dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+    }, png('c1_256x192.png'), png('c2_450x250.png'));
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=attachment] img').length === 2, { timeout: WAIT_MS });
+    assert.deepEqual(await page.$$eval('[data-testid=attachment] img', (imgs) => imgs.map((i) => i.alt)), ['pasted.png', 'dropped.png']);
+    await page.click('[data-testid=attachment] [data-testid=remove-attachment]');
+    assert.deepEqual(await page.$$eval('[data-testid=attachment] img', (imgs) => imgs.map((i) => i.alt)), ['dropped.png']);
+    assert.equal(sent.length, 0, 'nothing sent before Enter or Send');
+    await page.close();
+  });
+
   it('the stop button aborts a long answer and the server cancels it (fewer than max_tokens generated)', async () => {
     const metric = async (name) => {
       const text = await (await fetch(server.url + '/metrics')).text();
