@@ -3,6 +3,7 @@
 // creates OUT_DIR/<target>/ for every fuzz_<target>.cpp. Small inputs only (max_len of each target
 // in tools/fuzz.sh): the real tokenizer.json (11 MB) is cut down to a few hundred tokens, the tiny
 // model's safetensors file to its header plus a few KB, and a GGUF is written with GgufWriter.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -179,6 +180,26 @@ int main(int argc, char** argv) {
       n = 0;
       for (const char* t : templates)
         write(out / "chat_template" / ("feature_" + std::to_string(n++)), "\x02" + std::string(t) + nul + messages[3] + nul + "{\"x\": 1}");
+    }
+    // --- chat_request: request bodies with every parameter, an image part as a data URL.
+    {
+      const std::string png = read(data / "golden" / "images" / "c1_256x192.png");
+      static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      std::string b64;
+      for (size_t i = 0; i < png.size(); i += 3) {
+        const size_t n = std::min<size_t>(3, png.size() - i);
+        uint32_t v = 0;
+        for (size_t k = 0; k < 3; ++k) v = v << 8 | (k < n ? static_cast<uint8_t>(png[i + k]) : 0u);
+        for (size_t k = 0; k < 4; ++k) b64 += k <= n ? alphabet[(v >> (18 - 6 * k)) & 63] : '=';
+      }
+      const std::string bodies[] = {
+          R"({"model":"m","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"max_tokens":8,"temperature":0.7,"top_p":0.9,"top_k":20,"min_p":0.05,"presence_penalty":0.5,"frequency_penalty":0.1,"repetition_penalty":1.05,"seed":7,"stop":["\n\n","END"],"n":1,"stream":true,"stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":2,"chat_template_kwargs":{"enable_thinking":false},"mm_processor_kwargs":{"min_pixels":3136,"max_pixels":200704}})",
+          R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,)" + b64 + R"("}},{"type":"text","text":"What is it?"}]}],"max_tokens":4})",
+          R"({"messages":[{"role":"user","content":"Weather?"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"c1","content":"18 C"}],"tools":[{"type":"function","function":{"name":"w","parameters":{"type":"object"}}}],"tool_choice":"auto"})",
+          R"({"prompt":"Once upon a time","max_tokens":3,"logprobs":2,"echo":true})",
+      };
+      int n = 0;
+      for (const auto& body : bodies) write(out / "chat_request" / ("body_" + std::to_string(n++)), body);
     }
     // --- image_decode: every decoder fixture and the golden images.
     copy_matching(data / "images" / "decode", {".png", ".jpg", ".webp", ".gif", ".bmp"}, out / "image_decode");

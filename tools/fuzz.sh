@@ -21,10 +21,10 @@ JOBS="${FUZZ_BUILD_JOBS:-2}"
 # max_len per target: a little above the largest seed, so each run stays fast.
 declare -A MAX_LEN=(
   [safetensors]=16384 [gguf]=4096 [configs]=16384 [tokenizer_load]=16384 [tokenizer_encode]=4096
-  [chat_template]=8192 [image_decode]=16384 [preprocess]=4096
+  [chat_template]=8192 [image_decode]=16384 [preprocess]=4096 [chat_request]=16384
 )
 declare -A DICT=(
-  [safetensors]=json [configs]=json [tokenizer_load]=json [chat_template]=jinja
+  [safetensors]=json [configs]=json [tokenizer_load]=json [chat_template]=jinja [chat_request]=json
 )
 
 if ! command -v clang++ >/dev/null; then

@@ -76,7 +76,7 @@ struct Generation {
   ServerState& st;
   std::shared_ptr<RequestStream> stream;
   ResponseIdentity who;
-  Clock::time_point deadline;
+  Clock::time_point deadline, last_check = Clock::now();
   ClientConnection client;
   bool stream_mode = false, include_usage = false, chat = true, tools = false;
   int top_logprobs = -1;
@@ -95,18 +95,24 @@ struct Generation {
     if (!finished && stream) st.slots->cancel(*stream);
   }
 
-  // The next event; false when the client left (the request is then cancelled).
+  // The next event; false when the client left (the request is then cancelled). The client and
+  // the deadline are checked at least every kPollInterval, whether or not events keep coming.
   bool wait(RequestEvent& e) {
     for (;;) {
-      if (stream->next(e, kPollInterval)) return true;
-      if (client.closed()) {
-        st.slots->cancel(*stream);
-        return false;
+      const bool got = stream->next(e, kPollInterval);
+      const auto now = Clock::now();
+      if (!got || now - last_check >= kPollInterval) {
+        last_check = now;
+        if (client.closed()) {
+          st.slots->cancel(*stream);
+          return false;
+        }
+        if (!cancelled_for_deadline && now > deadline) {
+          cancelled_for_deadline = true;
+          st.slots->cancel(*stream);
+        }
       }
-      if (!cancelled_for_deadline && Clock::now() > deadline) {
-        cancelled_for_deadline = true;
-        st.slots->cancel(*stream);
-      }
+      if (got) return true;
     }
   }
 
