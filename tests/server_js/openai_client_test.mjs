@@ -183,7 +183,7 @@ describe('openai client: tools round trip (qvl serve --test-reply with a <tool_c
   });
   after(async () => { if (server) await server.stop(); });
 
-  it('non-streaming: the call comes back as tool_calls with finish_reason tool_calls, and the result goes back in', async () => {
+  it('non-streaming: the call comes back as tool_calls with finish_reason tool_calls', async () => {
     const r = await openai.chat.completions.create({ model: 'm', messages: ask, tools, max_tokens: 4, temperature: 0 });
     const [c] = r.choices;
     assert.equal(c.finish_reason, 'tool_calls');
@@ -195,13 +195,20 @@ describe('openai client: tools round trip (qvl serve --test-reply with a <tool_c
     assert.equal(call.function.name, 'get_weather');
     assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris', unit: 'celsius' });
     assert.ok(!c.message.content, `no content besides the call: ${JSON.stringify(c.message.content)}`);
-
-    // Round trip: the assistant's call and the tool's result are accepted as history (the template renders them).
-    const follow = await openai.chat.completions.create({ model: 'm', tools, max_tokens: 4, temperature: 0, messages: [
-      ...ask, c.message, { role: 'tool', tool_call_id: call.id, content: '{"temperature": 18, "sky": "clear"}' }] });
-    assert.ok(follow.usage.prompt_tokens > r.usage.prompt_tokens, 'the call and its result are in the prompt');
-    assert.equal(follow.choices[0].message.role, 'assistant');
   });
+
+  // Round trip: the agent loop sends the assistant message back exactly as it came (OpenAI's shape:
+  // content null beside tool_calls) followed by the tool's result; the template must render both.
+  for (const [what, edit] of [['as returned (content null)', (m) => m], ['with content ""', (m) => ({ ...m, content: '' })]]) {
+    it(`the assistant's tool call ${what} and the tool result are accepted as history`, async () => {
+      const r = await openai.chat.completions.create({ model: 'm', messages: ask, tools, max_tokens: 4, temperature: 0 });
+      const message = r.choices[0].message;
+      const follow = await openai.chat.completions.create({ model: 'm', tools, max_tokens: 4, temperature: 0, messages: [
+        ...ask, edit(message), { role: 'tool', tool_call_id: message.tool_calls[0].id, content: '{"temperature": 18, "sky": "clear"}' }] });
+      assert.ok(follow.usage.prompt_tokens > r.usage.prompt_tokens + 10, 'the call and its result are in the prompt');
+      assert.equal(follow.choices[0].message.role, 'assistant');
+    });
+  }
 
   it('streaming: a tool_calls delta, then finish_reason tool_calls; no <tool_call> text leaks', async () => {
     const s = await collect(await openai.chat.completions.create({
