@@ -42,6 +42,14 @@ function recordChatRequests(page) {
   return bodies;
 }
 
+// One unlabelled sample from the server's Prometheus text.
+async function metric(server, name) {
+  const text = await (await fetch(server.url + '/metrics')).text();
+  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+  assert.ok(m, `${name} in /metrics`);
+  return Number(m[1]);
+}
+
 async function setField(page, selector, value) {
   await page.$eval(selector, (e, v) => { e.value = v; e.dispatchEvent(new Event('change')); }, String(value));
 }
@@ -125,7 +133,9 @@ describe('web chat page in headless Chromium', () => {
       body: JSON.stringify({ ...body, stream: false, stream_options: undefined }) }).then((r) => r.json());
     assert.equal(first.text, direct.choices[0].message.content);
 
-    // Second turn: the whole conversation is resent (user with image, assistant answer, new user turn).
+    // Second turn: the whole conversation is resent (user with image, assistant answer, new user turn),
+    // unchanged, so the server finds the first turn (image included) in its prefix cache.
+    const cachedBefore = await metric(server, 'qvl_cached_prompt_tokens_total');
     await page.type('#prompt', 'And the colours?');
     await page.click('#send');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=msg-assistant]').length === 2, { timeout: WAIT_MS });
@@ -135,6 +145,9 @@ describe('web chat page in headless Chromium', () => {
     assert.deepEqual(sent[1].messages.map((m) => m.role), ['user', 'assistant', 'user']);
     assert.equal(sent[1].messages[1].content, first.text);
     assert.equal(sent[1].messages[2].content, 'And the colours?');
+    assert.deepEqual(sent[1].messages[0], body.messages.at(-1), 'the first turn is resent as it was');
+    const cached = (await metric(server, 'qvl_cached_prompt_tokens_total')) - cachedBefore;
+    assert.ok(cached > 80, `second turn reused ${cached} cached prompt tokens; the first turn's image alone is 80`);
 
     const shot = path.join(artifacts, 'webui_chat.png');
     await page.screenshot({ path: shot, fullPage: true });
@@ -177,22 +190,21 @@ describe('web chat page in headless Chromium', () => {
   });
 
   it('the stop button aborts a long answer and the server cancels it (fewer than max_tokens generated)', async () => {
-    const metric = async (name) => {
-      const text = await (await fetch(server.url + '/metrics')).text();
-      const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
-      assert.ok(m, `${name} in /metrics`);
-      return Number(m[1]);
-    };
     const page = await browser.newPage();
     await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
     // The tiny model's greedy answer runs to max_tokens (no early end), several seconds at 4000.
     await setField(page, '#temperature', 0);
     await setField(page, '#max-tokens', 4000);
-    const before = await metric('qvl_generated_tokens_total');
+    const before = await metric(server, 'qvl_generated_tokens_total');
     await page.type('#prompt', 'Tell me a long story.');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelector('[data-testid=answer]')?.textContent.length > 0,
                                { timeout: WAIT_MS, polling: 20 });
+    const running = await page.evaluate(() => ({
+      stopShown: !document.getElementById('stop').hidden,
+      stats: document.querySelector('[data-testid=answer-stats]')?.textContent,
+      error: document.querySelector('[data-testid=error]')?.textContent ?? null }));
+    assert.ok(running.stopShown, `the answer was over before Stop could be pressed: ${JSON.stringify(running)}`);
     await page.click('#stop');
     await page.waitForSelector('[data-testid=stopped]', { timeout: WAIT_MS });
     assert.equal(await page.$eval('#send', (b) => b.hidden || b.disabled), false, 'send is back after stop');
@@ -200,11 +212,11 @@ describe('web chat page in headless Chromium', () => {
     // Bounded wait for the slot to be released (cancelled, or, if the server missed the disconnect, finished).
     let busy = 1;
     for (let i = 0; i < 600 && busy > 0; i++) {
-      busy = await metric('qvl_slots_busy');
+      busy = await metric(server, 'qvl_slots_busy');
       if (busy > 0) await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(busy, 0, 'slot still busy after 60 s');
-    const generated = (await metric('qvl_generated_tokens_total')) - before;
+    const generated = (await metric(server, 'qvl_generated_tokens_total')) - before;
     console.log(`stop test: ${generated} tokens generated before the cancel`);
     assert.ok(generated < 4000, `the stopped request still generated ${generated} tokens (max_tokens 4000)`);
     await page.close();
