@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <random>
 #include <thread>
@@ -355,6 +356,53 @@ TEST(Engine, ImageAdmissionNeverPausesRunningStreams) {
   EXPECT_EQ(steps, 4);
   engine.wait_idle();
   EXPECT_EQ(seen[c], 3);
+}
+
+// RequestOptions::top_logprobs: each token event carries the token's log-probability under the
+// raw logits and the most likely tokens; a greedy token is the first of them. Image requests
+// report their vision-tower time; a repeated image (from the vision cache) reports none.
+TEST(Engine, LogprobsAndVisionTime) {
+  auto model = tiny();
+  Processor p(model);
+  const Image b = load_image_file(image_path("b_320x256.png"));
+  EngineOptions o;
+  o.background_thread = false;
+  Engine engine(model, o);
+  std::vector<RequestEvent> events;
+  RequestStats first_stats, second_stats;
+  RequestOptions with_logprobs;
+  with_logprobs.top_logprobs = 3;
+  engine.submit(p.process_prompt("What is it?", {b}), params_of(4, false, 0),
+                [&](const RequestEvent& e) {
+                  if (e.finished) first_stats = e.stats;
+                  else events.push_back(e);
+                },
+                with_logprobs);
+  engine.wait_idle();
+  ASSERT_EQ(events.size(), 4u);
+  for (const auto& e : events) {
+    ASSERT_EQ(e.top_logprobs.size(), 3u);
+    EXPECT_EQ(e.token, e.top_logprobs[0].token);
+    EXPECT_FLOAT_EQ(e.logprob, e.top_logprobs[0].logprob);
+    EXPECT_LT(e.logprob, 0.0f);
+    EXPECT_GE(e.top_logprobs[0].logprob, e.top_logprobs[1].logprob);
+    EXPECT_GE(e.top_logprobs[1].logprob, e.top_logprobs[2].logprob);
+    double mass = 0;
+    for (const auto& t : e.top_logprobs) mass += std::exp(double(t.logprob));
+    EXPECT_LE(mass, 1.0 + 1e-5);
+  }
+  EXPECT_GT(first_stats.vision_seconds, 0.0);
+
+  bool any_logprobs = false;
+  engine.submit(p.process_prompt("Another question. <image> What now?", {b}), params_of(2, false, 0),
+                [&](const RequestEvent& e) {
+                  if (e.finished) second_stats = e.stats;
+                  else any_logprobs = any_logprobs || !e.top_logprobs.empty();
+                });
+  engine.wait_idle();
+  EXPECT_FALSE(any_logprobs);
+  EXPECT_EQ(second_stats.cached_images, 1);
+  EXPECT_EQ(second_stats.vision_seconds, 0.0);
 }
 
 }  // namespace

@@ -176,7 +176,11 @@ std::vector<std::string> sse_events(const std::string& body) {
 }
 
 std::shared_ptr<Model> tiny() {
-  static auto model = Model::load(test::tiny_model_dir(), {.threads = 2});
+  static auto model = [] {
+    ModelOptions o;  // as the server loads it (f16 KV cache), so greedy answers match
+    o.threads = 2;
+    return Model::load(test::tiny_model_dir(), o);
+  }();
   return model;
 }
 
@@ -429,7 +433,15 @@ TEST(ServerHttp, ToolCallRoundTripThroughTheTestReplyHook) {
   EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["name"], "get_weather");
   EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris"})");
 
-  // The assistant's call and the tool's result go back in the next request's history.
+  // The assistant's call and the tool's result go back in the next request's history (also with
+  // content null, as OpenAI clients send a turn that only calls tools).
+  Json call_only = choice["message"];
+  call_only["content"] = nullptr;
+  const Json with_null = json_of(post(s, "/apply-template", {{"messages", {{{"role", "user"}, {"content", "Weather?"}}, call_only,
+                                                                             {{"role", "tool"}, {"content", "18 C"}}}},
+                                                              {"tools", tools}}));
+  EXPECT_NE(with_null.value("prompt", "").find("<tool_call>\n{\"name\": \"get_weather\""), std::string::npos)
+      << with_null.dump();
   Json messages = {{{"role", "user"}, {"content", "Weather in Paris?"}}, choice["message"],
                    {{"role", "tool"}, {"tool_call_id", choice["message"]["tool_calls"][0]["id"]}, {"content", "18 C"}}};
   const Json prompt = json_of(post(s, "/apply-template", {{"messages", messages}, {"tools", tools}}));

@@ -63,6 +63,16 @@ TEST(ChatRequest, CollectsImageUrlsInOrderAndMapsDeveloperToSystem) {
   EXPECT_EQ(r.sampling.top_logprobs, -1);
 }
 
+TEST(ChatRequest, AToolCallingAssistantTurnWithoutContentGetsEmptyText) {
+  const ChatRequest r = parse_chat_request(R"({"messages":[{"role":"user","content":"Weather?"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"w","arguments":"{}"}}]},
+    {"role":"assistant","tool_calls":[{"id":"c2","type":"function","function":{"name":"w","arguments":"{}"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"18 C"}]})");
+  EXPECT_EQ(r.messages[1]["content"], "");
+  EXPECT_EQ(r.messages[2]["content"], "");
+  EXPECT_EQ(chat_error(R"({"messages":[{"role":"assistant","content":null}]})").param(), "messages[0].content");
+}
+
 TEST(ChatRequest, ToolChoiceNoneLeavesTheToolsOut) {
   const ChatRequest r =
       parse_chat_request("{" + kHello + R"(,"tools":[{"type":"function"}],"tool_choice":"none"})");

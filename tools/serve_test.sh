@@ -97,6 +97,9 @@ sigterm)
   echo "stream ends with data: [DONE]"
   ;;
 load)
+  # Under AddressSanitizer, freed memory sits in a quarantine (256 MB by default) before reuse, so
+  # RSS would track the allocations made rather than the memory held: no quarantine here.
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
   start_server -np 4
   wait_healthy
   fire() {  # N requests, 16 at a time; prints one status code per request

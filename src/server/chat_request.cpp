@@ -158,8 +158,12 @@ void check_message(OrderedJson& message, size_t index, std::vector<std::string>&
   if (role_name == "developer") message["role"] = "system";  // OpenAI's newer name for it
   const OrderedJson* content = field(message, "content");
   if (!content) {
-    if (role_name == "assistant" && field(message, "tool_calls")) return;
-    bad_request(where + ".content", where + " has no 'content'");
+    if (role_name != "assistant" || !field(message, "tool_calls"))
+      bad_request(where + ".content", where + " has no 'content'");
+    // An assistant turn that only calls tools (OpenAI sends content null): the chat template
+    // iterates over the content, so it gets empty text.
+    message["content"] = "";
+    return;
   }
   if (content->is_string()) return;
   if (!content->is_array()) wrong_type(where + ".content", "a string or an array of content parts", *content);

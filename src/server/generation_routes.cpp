@@ -116,12 +116,22 @@ struct Generation {
     }
   }
 
+  // A token's text for logprobs; an id past the vocabulary (a padded embedding row, which a
+  // random model can sample) is empty text, as in the streamed answer.
+  std::string token_text(int32_t token) const {
+    try {
+      return st.tokenizer->decode({token});
+    } catch (const Error&) {
+      return {};
+    }
+  }
+
   void add_logprobs(const RequestEvent& e) {
     if (top_logprobs < 0 || e.token < 0) return;
     TokenLogprobs t;
-    t.token = st.tokenizer->decode({e.token});
+    t.token = token_text(e.token);
     t.logprob = e.logprob;
-    for (const auto& alt : e.top_logprobs) t.top.emplace_back(st.tokenizer->decode({alt.token}), alt.logprob);
+    for (const auto& alt : e.top_logprobs) t.top.emplace_back(token_text(alt.token), alt.logprob);
     logprobs.push_back(std::move(t));
   }
 
@@ -152,7 +162,10 @@ struct Generation {
 void answer_whole(Generation& g, httplib::Response& res) {
   RequestEvent e;
   while (!g.finished) {
-    if (!g.wait(e)) return;  // the client left: nobody to answer
+    if (!g.wait(e)) {  // the client left: nobody to answer; logged as nginx's "client closed request"
+      res.status = 499;
+      return;
+    }
     if (e.token >= 0) g.add_logprobs(e);
     g.text += e.text;
     if (e.finished) g.finished = true, g.last = e;

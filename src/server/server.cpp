@@ -233,7 +233,10 @@ bool Server::ready() const { return state_->ready; }
 
 void Server::stop() {
   ServerState& st = *state_;
-  if (st.draining.exchange(true)) return;
+  if (st.draining.exchange(true)) {  // asked again (a second Ctrl-C): no more grace
+    if (st.ready) st.slots->cancel_all();
+    return;
+  }
   // Requests still running when the grace period ends are cancelled (their streams end then).
   st.drain_watchdog = std::thread([&st] {
     std::unique_lock<std::mutex> lock(st.stop_mutex);
@@ -266,14 +269,18 @@ int run_server(const ServerOptions& options) {
     server.stop();
   });
   std::thread watcher([&] {
+    bool stopping = false;
     const timespec tick{0, 100 * 1000 * 1000};
     while (!done) {
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig == SIGINT || sig == SIGTERM) {
-        std::fprintf(stderr, "qvl serve: %s received; finishing the requests in flight (up to %.0f s)\n",
-                     sig == SIGINT ? "SIGINT" : "SIGTERM", options.grace_seconds);
+        if (!stopping)
+          std::fprintf(stderr, "qvl serve: %s received; finishing the requests in flight (up to %.0f s; again: now)\n",
+                       sig == SIGINT ? "SIGINT" : "SIGTERM", options.grace_seconds);
+        else
+          std::fprintf(stderr, "qvl serve: cancelling the requests in flight\n");
+        stopping = true;
         server.stop();
-        return;
       }
     }
   });

@@ -27,7 +27,8 @@ class Server {
   void start_loading(std::function<void(const std::string&)> on_failure = {});
   // Serves until stop(); returns when every connection has ended.
   void serve();
-  // From any thread (a signal watcher, a test): graceful drain as described above.
+  // From any thread (a signal watcher, a test): graceful drain as described above. Called again
+  // while draining, it cancels the requests in flight at once.
   void stop();
   bool ready() const;
 

@@ -60,7 +60,7 @@ Runner add_serve_command(CLI::App& app) {
       ->required()
       ->type_name("PATH");
   cmd->add_option("--host", o.host, "Address to listen on (default 127.0.0.1: this machine only)");
-  add_integer_option(*cmd, "--port", a->port, {0, 65535, "a port number from 0 to 65535 (0: any free port)"},
+  add_integer_option(*cmd, "--port", a->port, {0, 65535, "a port number from 0 to 65535"},
                      "Port (default 8080; 0: the system picks a free one, shown in the 'listening on' line)");
   add_integer_option(*cmd, "--parallel", a->slots, {1, 256, "a slot count from 1 to 256"},
                      "Slots: requests decoded together (-np; default 4)");
