@@ -14,12 +14,16 @@
 // Options: --url URL | --qvl BIN --model DIR [--np N] [--threads T] [--serve-arg ARG ...];
 //   --clients N (4), --requests R per client (2), --max-tokens M (128), --temperature X (0),
 //   --prompt TEXT, --image PATH (sent as a base64 data URI with every request), --api-key KEY,
-//   --warmup 0|1 (1: one untimed request first), --compare, --timeout-s S per request (600).
+//   --warmup 0|1 (1: one untimed request first), --compare, --timeout-s S per request (600),
+//   --shared-prompt (every request the same text; by default each starts with its own tag, so that no
+//   request reuses another's cached prefix).
 //
 // Measured on the client: TTFT = request sent -> first text chunk; inter-token gap = time between text
 // chunks (a chunk holds whole UTF-8 characters, so a rare chunk carries more than one token);
 // tokens = usage.completion_tokens (stream_options.include_usage), aggregate tokens/s = all completion
-// tokens / wall time from the first request sent to the last stream closed. Each client sends its requests
+// tokens / wall time from the first request sent to the last stream closed; TTFT overhead = client TTFT
+// minus the server's own TTFT, queue_ms + prompt_ms of the `timings` qvl serve adds to the usage chunk
+// (counted from the engine submit, image encoding included): HTTP, JSON, template, image decoding. Each client sends its requests
 // one after another. No timing is asserted: this is a measurement, not a test.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -43,7 +47,7 @@ const { values: o } = parseArgs({
     'max-tokens': { type: 'string', default: '128' }, temperature: { type: 'string', default: '0' },
     prompt: { type: 'string', default: 'Write a long story about a lighthouse keeper and the sea.' },
     image: { type: 'string' }, 'api-key': { type: 'string', default: 'none' }, warmup: { type: 'string', default: '1' },
-    compare: { type: 'boolean', default: false }, 'timeout-s': { type: 'string', default: '600' },
+    compare: { type: 'boolean', default: false }, 'shared-prompt': { type: 'boolean', default: false }, 'timeout-s': { type: 'string', default: '600' },
   },
 });
 const int = (name) => {
@@ -71,16 +75,20 @@ const percentiles = (xs) => {
 };
 
 // One streamed request: timings in ms relative to its own start.
-async function oneRequest(openai) {
+async function oneRequest(openai, tag) {
   const t0 = performance.now();
-  let first = null, last = null, tokens = null, promptTokens = null, finish = null;
+  let first = null, last = null, tokens = null, promptTokens = null, finish = null, timings = null;
   const gaps = [];
+  // A distinct first line per request: no request finds another's prompt in the server's prefix cache.
+  const text = o['shared-prompt'] ? o.prompt : `[${tag}] ${o.prompt}`;
+  const parts = Array.isArray(content) ? [content[0], { type: 'text', text }] : text;
   const stream = await openai.chat.completions.create({
-    model: 'qvl', messages: [{ role: 'user', content }], max_tokens: int('max-tokens'),
+    model: 'qvl', messages: [{ role: 'user', content: parts }], max_tokens: int('max-tokens'),
     temperature: Number(o.temperature), stream: true, stream_options: { include_usage: true } });
   for await (const chunk of stream) {
     const now = performance.now();
     if (chunk.usage) { tokens = chunk.usage.completion_tokens; promptTokens = chunk.usage.prompt_tokens; }
+    if (chunk.timings) timings = chunk.timings; // qvl serve / llama-server extension
     const choice = chunk.choices?.[0];
     if (choice?.finish_reason) finish = choice.finish_reason;
     if (choice?.delta?.content) {
@@ -88,7 +96,10 @@ async function oneRequest(openai) {
       last = now;
     }
   }
-  return { ttft_ms: first === null ? null : first - t0, total_ms: performance.now() - t0, tokens, prompt_tokens: promptTokens,
+  const ttft = first === null ? null : first - t0;
+  // What HTTP, JSON, the template and image decoding add: the client's TTFT minus the server's own.
+  const overhead = ttft !== null && timings?.prompt_ms != null ? ttft - timings.prompt_ms - (timings.queue_ms ?? 0) : null;
+  return { ttft_ms: ttft, ttft_overhead_ms: overhead, total_ms: performance.now() - t0, tokens, prompt_tokens: promptTokens,
            finish_reason: finish, gaps };
 }
 
@@ -98,7 +109,7 @@ async function run(baseURL, clients, requests) {
   const perClient = await Promise.all(Array.from({ length: clients }, async (_, c) => {
     const results = [];
     for (let i = 0; i < requests; i++) {
-      try { results.push(await oneRequest(openai)); } catch (e) { results.push({ error: `${e.status ?? ''} ${e.message}`.trim() }); }
+      try { results.push(await oneRequest(openai, `${clients}x${requests} client ${c} request ${i}`)); } catch (e) { results.push({ error: `${e.status ?? ''} ${e.message}`.trim() }); }
     }
     return results;
   }));
@@ -111,6 +122,7 @@ async function run(baseURL, clients, requests) {
     completed: ok.length, failed: all.length - ok.length, errors: [...new Set(all.filter((r) => r.error).map((r) => r.error))],
     completion_tokens: tokens, aggregate_tokens_per_s: Math.round((tokens / wallS) * 100) / 100,
     ttft_ms: percentiles(ok.map((r) => r.ttft_ms).filter((x) => x !== null)),
+    ttft_overhead_ms: percentiles(ok.map((r) => r.ttft_overhead_ms).filter((x) => x !== null)),
     inter_token_ms: percentiles(ok.flatMap((r) => r.gaps)),
     finish_reasons: ok.reduce((m, r) => ({ ...m, [r.finish_reason]: (m[r.finish_reason] ?? 0) + 1 }), {}),
     per_client: perClient.map((rs, c) => ({
