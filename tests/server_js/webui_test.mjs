@@ -87,6 +87,8 @@ describe('web chat page in headless Chromium', () => {
     const pageErrors = [];
     page.on('pageerror', (e) => pageErrors.push(String(e)));
     const sent = recordChatRequests(page);
+    const urls = [];
+    page.on('request', (req) => urls.push(req.url()));
     const res = await page.goto(server.url + '/', { waitUntil: 'load', timeout: WAIT_MS });
     assert.equal(res.status(), 200);
     assert.match(res.headers()['content-type'] ?? '', /text\/html/);
@@ -153,6 +155,8 @@ describe('web chat page in headless Chromium', () => {
     await page.screenshot({ path: shot, fullPage: true });
     console.log(`webui_test: screenshot saved to ${shot}`);
     assert.deepEqual(pageErrors, []);
+    // Self-contained: nothing but the server itself (and the page's own data: URLs) is ever fetched.
+    assert.deepEqual(urls.filter((u) => !u.startsWith(server.url + '/') && !u.startsWith('data:')), []);
 
     // New chat clears the conversation: the next request has one message again.
     await page.click('#new-chat');
