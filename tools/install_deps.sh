@@ -13,10 +13,26 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# (An if, not an early exit: the block after it runs either way.)
+if [ ${#missing[@]} -gt 0 ]; then
 echo "installing: ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Test clients of qvl serve (tests/server_js, issue #12): Debian's chromium for the web-page test, and
+# Node.js with npm when no node is on PATH, for the openai / puppeteer-core tests. Idempotent like the above.
+extra=()
+dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || extra+=(chromium)
+command -v node >/dev/null 2>&1 || extra+=(nodejs npm)
+if [ ${#extra[@]} -gt 0 ]; then
+  echo "installing: ${extra[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${extra[@]}"
+fi
