@@ -56,7 +56,7 @@ Runner add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with a chat page (continuous batching)");
   auto a = std::make_shared<ServeArgs>();
   server::ServerOptions& o = a->server;
-  cmd->add_option("-m,--model", o.model_path, "Checkpoint folder (Hugging Face layout) or qvl GGUF file")
+  cmd->add_option("-m,--model", o.model_path, "Checkpoint folder (Hugging Face layout), qvl GGUF file, or llama.cpp GGUF (--mmproj for its projector)")
       ->required()
       ->type_name("PATH");
   cmd->add_option("--host", o.host, "Address to listen on (default 127.0.0.1: this machine only)");
