@@ -87,6 +87,15 @@ Json chat(const std::string& text, int max_tokens, Json extra = Json::object()) 
   return body;
 }
 
+// A request that keeps streaming until cancelled: greedy (sampling at the checkpoint's defaults
+// with a random seed could draw EOS at any step; the tiny model's greedy answer to this prompt
+// runs 4000+ tokens without one).
+Json endless_chat(Json extra = Json::object()) {
+  Json body = chat("Go on forever.", 1000000, {{"temperature", 0}});
+  body.update(extra);
+  return body;
+}
+
 // The error object of a response: status and the required fields, message containing `fragment`.
 void expect_error(const httplib::Result& r, int status, const std::string& fragment) {
   ASSERT_TRUE(r) << "no response";
@@ -543,10 +552,13 @@ TEST(ServerHttp, FullQueueGets503AndHangingUpFreesTheSlots) {
   o.queue = 1;
   TestServer s(o);
   // Two endless streams: one runs, one waits. A third request finds no place.
-  const std::string endless = chat("Go on forever.", 1000000, {{"stream", true}}).dump();
+  const std::string endless = endless_chat({{"stream", true}}).dump();
   RawConnection running(s.port()), waiting(s.port());
   running.post("/v1/chat/completions", endless);
   EXPECT_NE(running.read_until("\"content\":\"").find("data: "), std::string::npos);
+  // The engine publishes its counts after each step: wait until they show the running request, so
+  // that queue_depth (in flight minus running) can only reach 1 through the waiting one.
+  EXPECT_EQ(wait_metric(s, "qvl_slots_busy", 1), 1);
   waiting.post("/v1/chat/completions", endless);
   EXPECT_EQ(wait_metric(s, "qvl_queue_depth", 1), 1);
   auto refused = post(s, "/v1/chat/completions", chat("Hi", 1));
@@ -558,7 +570,7 @@ TEST(ServerHttp, FullQueueGets503AndHangingUpFreesTheSlots) {
   running.close_now();
   EXPECT_EQ(wait_metric(s, "qvl_queue_depth", 0), 0);
   EXPECT_EQ(waiting.read_until("\"content\":\"").find("HTTP/1.1 200"), 0u);
-  EXPECT_EQ(metric(s, "qvl_slots_busy"), 1);
+  EXPECT_EQ(wait_metric(s, "qvl_slots_busy", 1), 1);
   waiting.close_now();
   EXPECT_EQ(wait_metric(s, "qvl_slots_busy", 0), 0);
   EXPECT_EQ(post(s, "/v1/chat/completions", chat("Hi", 1))->status, 200);
@@ -569,7 +581,7 @@ TEST(ServerHttp, StopEndsARunningStreamAndServeReturns) {
   o.grace_seconds = 0.2;
   auto s = std::make_unique<TestServer>(o);
   RawConnection stream(s->port());
-  stream.post("/v1/chat/completions", chat("Go on forever.", 1000000, {{"stream", true}}).dump());
+  stream.post("/v1/chat/completions", endless_chat({{"stream", true}}).dump());
   stream.read_until("\"content\":\"");
   s.reset();  // stop(): past the grace period the stream is cancelled and ends properly
   const std::string rest = stream.read_until("data: [DONE]\n\n");
@@ -581,7 +593,7 @@ TEST(ServerHttp, DeadlineCancelsTheRequest) {
   ServerOptions o = default_options();
   o.request_timeout_seconds = 0.3;
   TestServer s(o);
-  auto r = post(s, "/v1/chat/completions", chat("Go on forever.", 1000000));
+  auto r = post(s, "/v1/chat/completions", endless_chat());
   expect_error(r, 504, "time limit");
   EXPECT_EQ(wait_metric(s, "qvl_slots_busy", 0), 0);
 }
