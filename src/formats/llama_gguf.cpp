@@ -429,20 +429,30 @@ bool has_gguf_magic(const std::string& path) {
 
 }  // namespace
 
-bool is_llama_gguf(const std::string& path) {
-  if (!fs::is_regular_file(path) || !has_gguf_magic(path)) return false;
+namespace {
+
+enum class LlamaGgufKind { kNone, kText, kProjector };
+
+// What a file is, from one parse of its header: not a llama.cpp GGUF (not GGUF at all, or one of
+// qvl's own), a text model or a vision projector.
+LlamaGgufKind llama_gguf_kind(const std::string& path) {
+  if (!fs::is_regular_file(path) || !has_gguf_magic(path)) return LlamaGgufKind::kNone;
   const GgufFile file(path);
   const GgufSource f{file.contents(), path};
   const std::string arch = architecture(f);
-  return f.get_string("qvl.config_json") == nullptr && (arch == "qwen3vl" || arch == "qwen3" || arch == "clip");
+  if (f.get_string("qvl.config_json") != nullptr || (arch != "qwen3vl" && arch != "qwen3" && arch != "clip"))
+    return LlamaGgufKind::kNone;
+  return is_projector(f) ? LlamaGgufKind::kProjector : LlamaGgufKind::kText;
 }
+
+}  // namespace
 
 bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, std::string* text_path,
                           std::string* mmproj_path) {
   if (fs::is_regular_file(path)) {
-    if (!is_llama_gguf(path)) return false;
-    const GgufFile file(path);
-    if (is_projector(GgufSource{file.contents(), path}))
+    const LlamaGgufKind kind = llama_gguf_kind(path);
+    if (kind == LlamaGgufKind::kNone) return false;
+    if (kind == LlamaGgufKind::kProjector)
       fail(ErrorKind::kInvalidArgument, "'", path, "' is a vision projector (mmproj); give the text model GGUF as the model and this file as --mmproj");
     *text_path = path;
     *mmproj_path = mmproj;
@@ -451,9 +461,9 @@ bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, st
   if (!fs::is_directory(path) || fs::exists(fs::path(path) / "config.json")) return false;
   std::vector<std::string> texts, projectors;
   for (const auto& e : fs::directory_iterator(path)) {
-    if (!e.is_regular_file() || e.path().extension() != ".gguf" || !is_llama_gguf(e.path().string())) continue;
-    const GgufFile file(e.path().string());
-    (is_projector(GgufSource{file.contents(), file.path()}) ? projectors : texts).push_back(e.path().string());
+    if (!e.is_regular_file() || e.path().extension() != ".gguf") continue;
+    const LlamaGgufKind kind = llama_gguf_kind(e.path().string());
+    if (kind != LlamaGgufKind::kNone) (kind == LlamaGgufKind::kProjector ? projectors : texts).push_back(e.path().string());
   }
   if (texts.empty()) return false;
   std::sort(texts.begin(), texts.end());

@@ -24,13 +24,10 @@ struct LlamaGgufModel {
   std::vector<std::string> notes;      // things the caller should tell the user
 };
 
-// True for a GGUF file written by llama.cpp's tools (no qvl metadata): a text model or a
-// projector. Reads only the header; false for anything that is not a GGUF file.
-bool is_llama_gguf(const std::string& path);
-
 // The text GGUF and mmproj GGUF to use for `path`: a llama.cpp text GGUF (mmproj as given, may
 // be empty), or a folder holding exactly one text GGUF and at most one projector GGUF (when
-// `mmproj` is empty). Returns false when `path` is neither (e.g. a Hugging Face folder).
+// `mmproj` is empty). Returns false when `path` is neither (a Hugging Face folder, a qvl GGUF).
+// Each candidate file's header is parsed once.
 bool find_llama_gguf_pair(const std::string& path, const std::string& mmproj, std::string* text_path,
                           std::string* mmproj_path);
 
