@@ -65,8 +65,9 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, GgmlDequantize,
                                            "Q6_K", "IQ4_NL", "IQ4_XS", "BF16", "F16"),
                          [](const auto& info) { return info.param; });
 
-// Q8_0 and Q4_0 blocks packed for the int8 kernels as they are: the packed matrix decodes to
-// ggml's own dequantization bit for bit, and a matmul over it matches the f32 weights.
+// Q8_0, Q4_0, Q4_K and Q6_K blocks packed for the int8 kernels as they are: the packed matrix
+// decodes to ggml's own dequantization bit for bit, and a matmul over it (at every instruction-set
+// level) matches the f32 weights within the int8-activation bound.
 class GgmlPack : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
@@ -74,12 +75,8 @@ TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
   const GgufTensor& q = file.tensors().at(GetParam() + ".q");
   const GgufTensor& deq = file.tensors().at(GetParam() + ".deq");
   const int64_t cols = q.dims[0], rows = q.dims[1];
-  const auto format = q.type == GgmlType::kQ8_0 ? kernels::WeightFormat::kQ8_0 : kernels::WeightFormat::kQ4_0;
-  const size_t row_bytes = static_cast<size_t>(cols / 32) * (q.type == GgmlType::kQ8_0 ? 34 : 18);
-  const kernels::QuantizedMatrix packed = kernels::pack_quantized_blocks(
-      format, rows, cols, [&](int64_t row, uint16_t* scales, uint8_t* codes) {
-        ggml_blocks_to_codes(q.type, q.data + static_cast<size_t>(row) * row_bytes, cols, scales, codes);
-      });
+  ASSERT_TRUE(ggml_type_packable(q.type));
+  const kernels::QuantizedMatrix packed = pack_ggml_matrix(q.type, q.data, rows, cols);
   std::vector<float> got(static_cast<size_t>(rows * cols)), want(got.size());
   kernels::dequantize_matrix(packed, got.data());
   std::memcpy(want.data(), deq.data, want.size() * 4);
@@ -88,6 +85,9 @@ TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
   std::vector<float> x(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(c)] = std::sin(0.37f * static_cast<float>(c));
   std::vector<float> y(static_cast<size_t>(rows));
+  for (kernels::Isa isa : {kernels::Isa::kScalar, kernels::Isa::kAVX2, kernels::Isa::kAVX512}) {
+  if (kernels::set_max_isa(isa) != isa) continue;  // this CPU has no such level
+  SCOPED_TRACE(std::string(kernels::isa_name(isa)));
   kernels::matmul(x.data(), 1, packed, nullptr, y.data(), nullptr);
   for (int64_t r = 0; r < rows; ++r) {
     // int8 activations: each element is off by at most half a step (its block's amax / 127), so
@@ -105,9 +105,12 @@ TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
     }
     EXPECT_NEAR(y[static_cast<size_t>(r)], exact, bound) << "row " << r;
   }
+  }
+  kernels::set_max_isa(kernels::Isa::kAVX512);
+  EXPECT_FALSE(ggml_type_packable(GgmlType::kQ5_K));
 }
 
-INSTANTIATE_TEST_SUITE_P(Q8_0AndQ4_0, GgmlPack, ::testing::Values("Q8_0", "Q4_0"),
+INSTANTIATE_TEST_SUITE_P(PackableTypes, GgmlPack, ::testing::Values("Q8_0", "Q4_0", "Q4_K", "Q6_K"),
                          [](const auto& info) { return info.param; });
 
 // The fixture covers every type the decoder lists (a new type needs a new fixture entry).

@@ -153,6 +153,29 @@ TEST_P(IsaTest, GatherRowDense) {
 // ---- quantized formats --------------------------------------------------------------------------
 
 constexpr WeightFormat kQuantFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K};
+// Every format the matmul kernels run: qvl's own and ggml's k-quant blocks (packed, not quantized).
+constexpr WeightFormat kKernelFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K,
+                                           WeightFormat::kGgmlQ4_K, WeightFormat::kGgmlQ6_K};
+
+// W in `format`: quantized by qvl, or for the ggml formats random ggml blocks of about W's size
+// (random codes, sub-block scales over their whole range, fp16 super-block scales).
+QuantizedMatrix quantized_for_test(const WeightMatrix& W, WeightFormat format, uint32_t seed) {
+  if (!detail::is_ggml_k_format(format)) return quantize_matrix(W, format);
+  const bool q6 = format == WeightFormat::kGgmlQ6_K;
+  return pack_ggml_k_blocks(format, W.rows, W.cols, [&](int64_t row, const GgmlKRow& out) {
+    std::mt19937 r(seed * 7919u + static_cast<uint32_t>(row));  // rows may be filled in any order
+    const int64_t nsb = (W.cols + 255) / 256;
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+      out.d[sb] = f32_to_f16(std::uniform_real_distribution<float>(1e-4f, 2e-3f)(r));
+      out.dmin[sb] = f32_to_f16(std::uniform_real_distribution<float>(1e-4f, 2e-3f)(r));
+    }
+    for (int64_t j = 0; j < (q6 ? W.cols / 16 : W.cols / 32); ++j) {
+      out.sc[j] = static_cast<uint8_t>(q6 ? static_cast<int>(r() % 256) - 128 : static_cast<int>(r() % 64));
+      out.mn[j] = static_cast<uint8_t>(r() % 64);
+    }
+    for (int64_t c = 0; c < W.cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % (q6 ? 64 : 16));
+  });
+}
 
 // Decodes (scale, offset, code) of weight (row, col) straight from the documented layout, so
 // the tests check the layout as well: value = scale * code - offset.
@@ -177,15 +200,22 @@ Decoded decode(const detail::QLayout& L, const uint8_t* data, int64_t row, int64
     const int step = static_cast<int>(c / 4);
     const uint8_t byte = codes[(step % 4) * 64 + r * 4 + c % 4];
     const int q = step < 4 ? (byte & 15) : (byte >> 4);
+    const int64_t sb = b / 8;
     if (L.format == WeightFormat::kQ4_0) {
       d.code = q - 8;
       d.scale = f16_to_f32(u16(L.scales_off + (b * 16 + r) * 2));
+    } else if (L.format == WeightFormat::kGgmlQ6_K) {
+      // High bits: two 64-byte vectors after the nibbles, bits 2j..2j+1 for step j (mod 4).
+      const int high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + c % 4] >> (2 * (step % 4))) & 3;
+      d.code = (q | (high << 4)) - 32;
+      d.scale = static_cast<double>(f16_to_f32(u16(L.scales_off + (sb * 16 + r) * 2))) *
+                static_cast<int8_t>(grp[L.sc_off + (2 * b + c / 16) * 16 + r]);
     } else {
-      const int64_t sb = b / 8;
+      const bool bf16 = L.format == WeightFormat::kQ4_K;
+      auto super = [&](size_t off) { return bf16 ? bf16_to_f32(u16(off)) : f16_to_f32(u16(off)); };
       d.code = q;
-      d.scale = static_cast<double>(bf16_to_f32(u16(L.scales_off + (sb * 16 + r) * 2))) *
-                grp[L.sc_off + b * 16 + r];
-      d.offset = static_cast<double>(bf16_to_f32(u16(L.dmin_off + (sb * 16 + r) * 2))) * grp[L.mn_off + b * 16 + r];
+      d.scale = static_cast<double>(super(L.scales_off + (sb * 16 + r) * 2)) * grp[L.sc_off + b * 16 + r];
+      d.offset = static_cast<double>(super(L.dmin_off + (sb * 16 + r) * 2)) * grp[L.mn_off + b * 16 + r];
     }
   }
   return d;
@@ -208,6 +238,17 @@ TEST(Quantize, RejectsBadShapesAndFormats) {
   EXPECT_TRUE(can_quantize(WeightFormat::kQ4_K, 4, 64));
   EXPECT_EQ(parse_weight_format("Q4_K"), WeightFormat::kQ4_K);
   EXPECT_THROW(parse_weight_format("q3_k"), Error);
+  // ggml's formats are packed from ggml blocks only: qvl has no quantizer for them.
+  for (WeightFormat f : {WeightFormat::kGgmlQ4_K, WeightFormat::kGgmlQ6_K}) {
+    EXPECT_THROW(parse_weight_format(weight_format_name(f)), Error);
+    try {
+      quantize_matrix(ok.w, f);
+      ADD_FAILURE() << "expected qvl::Error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("only packed"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(pack_ggml_k_blocks(WeightFormat::kQ4_K, 4, 256, [](int64_t, const GgmlKRow&) {}), Error);
 }
 
 // Element-wise error of quantize -> dequantize, bounded per block from the format's definition.
@@ -301,8 +342,8 @@ TEST(Quantize, ParallelQuantizationIsIdentical) {
 
 TEST_P(IsaTest, GatherRowQuantized) {
   const Dense W = make_dense(DType::kF32, 20, 96, 4);
-  for (WeightFormat f : kQuantFormats) {
-    const QuantizedMatrix q = quantize_matrix(W.w, f);
+  for (WeightFormat f : kKernelFormats) {
+    const QuantizedMatrix q = quantized_for_test(W.w, f, 4);
     std::vector<float> all(20 * 96), row(96);
     dequantize_matrix(q, all.data());
     for (int64_t r = 0; r < 20; ++r) {
@@ -336,11 +377,11 @@ TEST_P(IsaTest, ActivationQuantizationIsBitIdentical) {
 // reference rounding), (2) against the fp32 product with the dequantized weights, within the
 // activation-rounding bound.
 TEST_P(IsaTest, QuantizedMatmul) {
-  for (WeightFormat f : kQuantFormats) {
+  for (WeightFormat f : kKernelFormats) {
     for (int64_t rows : {1, 3, 17, 33}) {
       for (int64_t cols : {32, 64, 96, 288, 544}) {
         const Dense W = make_dense(DType::kF32, rows, cols, static_cast<uint32_t>(rows * 7 + cols), 0.1f);
-        const QuantizedMatrix q = quantize_matrix(W.w, f);
+        const QuantizedMatrix q = quantized_for_test(W.w, f, static_cast<uint32_t>(rows + cols));
         const detail::QLayout L = detail::q_layout(f, rows, cols);
         std::vector<float> deq(static_cast<size_t>(rows * cols));
         dequantize_matrix(q, deq.data());
@@ -360,25 +401,27 @@ TEST_P(IsaTest, QuantizedMatmul) {
                 double exact = with_bias ? bias[r] : 0.0, mag = with_bias ? std::fabs(bias[r]) : 0.0;
                 double fexact = exact, fmag = mag, act_err = 0.0;
                 for (int64_t b = 0; b < nb; ++b) {
-                  double dot = 0.0, sx = 0.0;
-                  Decoded d0{};
-                  for (int c = 0; c < 32; ++c) {
-                    const int64_t col = b * 32 + c;
-                    const Decoded d = decode(L, q.bytes(), r, col);
-                    d0 = d;
-                    dot += static_cast<double>(d.code) * xq[i * cols + col];
-                    sx += xq[i * cols + col];
-                    const double wv = deq[r * cols + col];
-                    fexact += wv * x[i * cols + col];
-                    fmag += std::fabs(wv * x[i * cols + col]);
-                    act_err += std::fabs(wv) * (dx[i * nb + b] * (0.5 + 400 * kU) + std::fabs(x[i * cols + col]) * 2 * kU);
+                  for (int half = 0; half < 2; ++half) {  // ggml's Q6_K scales each 16 columns
+                    double dot = 0.0, sx = 0.0;
+                    Decoded d0{};
+                    for (int c = 16 * half; c < 16 * half + 16; ++c) {
+                      const int64_t col = b * 32 + c;
+                      const Decoded d = decode(L, q.bytes(), r, col);
+                      d0 = d;
+                      dot += static_cast<double>(d.code) * xq[i * cols + col];
+                      sx += xq[i * cols + col];
+                      const double wv = deq[r * cols + col];
+                      fexact += wv * x[i * cols + col];
+                      fmag += std::fabs(wv * x[i * cols + col]);
+                      act_err += std::fabs(wv) * (dx[i * nb + b] * (0.5 + 400 * kU) + std::fabs(x[i * cols + col]) * 2 * kU);
+                    }
+                    const double t1 = d0.scale * dx[i * nb + b] * dot, t2 = d0.offset * dx[i * nb + b] * sx;
+                    exact += t1 - t2;
+                    mag += std::fabs(t1) + std::fabs(t2);
                   }
-                  const double t1 = d0.scale * dx[i * nb + b] * dot, t2 = d0.offset * dx[i * nb + b] * sx;
-                  exact += t1 - t2;
-                  mag += std::fabs(t1) + std::fabs(t2);
                 }
-                // At most 2 roundings per term before the sum, 2 terms per block (Q4_K), bias.
-                const double tol = gamma(static_cast<double>(2 * nb + 4)) * mag + 1e-30;
+                // At most 3 roundings per term before the sum, 2 terms per block (Q4_K, Q6_K), bias.
+                const double tol = gamma(static_cast<double>(3 * nb + 4)) * mag + 1e-30;
                 const float got = y[i * rows + r];
                 ASSERT_LE(std::fabs(got - exact), tol) << weight_format_name(f) << " rows=" << rows << " cols=" << cols
                                                        << " m=" << m << " i=" << i << " r=" << r;
@@ -405,8 +448,8 @@ TEST_P(IsaTest, ScalarReferenceAgreesWithDispatch) {
     const int64_t rows = cs.rows, cols = cs.cols, m = cs.m, nb = cols / 32;
     const Dense W = make_dense(DType::kBF16, rows, cols, 77, 0.05f);
     const std::vector<float> x = randn(static_cast<size_t>(m * cols), 78);
-    for (WeightFormat f : kQuantFormats) {
-      const QuantizedMatrix q = quantize_matrix(W.w, f);
+    for (WeightFormat f : kKernelFormats) {
+      const QuantizedMatrix q = quantized_for_test(W.w, f, 79);
       const detail::QLayout L = detail::q_layout(f, rows, cols);
       std::vector<float> y1(m * rows), y2(m * rows);
       matmul(x.data(), m, q, nullptr, y1.data(), nullptr);
@@ -426,7 +469,7 @@ TEST_P(IsaTest, ScalarReferenceAgreesWithDispatch) {
             for (int c = 0; c < 32; ++c) amax = std::max(amax, std::fabs(x[i * cols + b * 32 + c]));
             mag += wmag[b] * amax * (1 + 1e-6);
           }
-          ASSERT_NEAR(y1[i * rows + r], y2[i * rows + r], 2 * gamma(2.0 * nb + 4) * mag)
+          ASSERT_NEAR(y1[i * rows + r], y2[i * rows + r], 2 * gamma(3.0 * nb + 4) * mag)
               << weight_format_name(f) << " m=" << m << " i=" << i << " r=" << r;
         }
       }
@@ -441,7 +484,7 @@ TEST_P(IsaTest, ThreadCountDeterminism) {
   const Dense bf = make_dense(DType::kBF16, rows, cols, 5, 0.1f);
   const Dense f32 = make_dense(DType::kF32, rows, cols, 6, 0.1f);
   std::vector<QuantizedMatrix> qs;
-  for (WeightFormat f : kQuantFormats) qs.push_back(quantize_matrix(bf.w, f));
+  for (WeightFormat f : kKernelFormats) qs.push_back(quantized_for_test(bf.w, f, 5));
   std::vector<WeightMatrix> mats = {bf.w, f32.w};
   for (const auto& q : qs) mats.push_back(q.view());
   ThreadPool p2(2), p3(3);

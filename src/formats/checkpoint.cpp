@@ -141,19 +141,13 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
          " but the config implies ", shape_to_string(shape));
   const auto block_type = static_cast<GgmlType>(t.ggml_block_type);
-  const auto packed_format = block_type == GgmlType::kQ8_0 ? kernels::WeightFormat::kQ8_0 : kernels::WeightFormat::kQ4_0;
-  if (packed_ok && (block_type == GgmlType::kQ8_0 || block_type == GgmlType::kQ4_0) && t.shape.size() == 2 &&
-      kernels::can_quantize(packed_format, t.shape[0], t.shape[1])) {
+  if (packed_ok && ggml_type_packable(block_type) && t.shape.size() == 2 &&
+      t.shape[1] % ggml_type_info(t.ggml_block_type)->block_elems == 0) {
     // Packed once, after the shape check, for the int8 kernels: the same weights, no rounding.
-    const int64_t cols = t.shape[1];
-    const size_t row_bytes = static_cast<size_t>(cols / 32) * (block_type == GgmlType::kQ8_0 ? 34 : 18);
-    const kernels::QuantizedMatrix& q = packed_[name] = kernels::pack_quantized_blocks(
-        packed_format, t.shape[0], cols, [&](int64_t row, uint16_t* scales, uint8_t* codes) {
-          ggml_blocks_to_codes(block_type, t.data + static_cast<size_t>(row) * row_bytes, cols, scales, codes);
-        });
+    const kernels::QuantizedMatrix& q = packed_[name] = pack_ggml_matrix(block_type, t.data, t.shape[0], t.shape[1]);
     auto* packed = const_cast<TensorView*>(&t);  // index_ points at views this checkpoint owns
     packed->ggml_block_type = 0;
-    packed->packed_format = static_cast<uint8_t>(packed_format);
+    packed->packed_format = static_cast<uint8_t>(q.view().format);
     packed->dtype = DType::kI8;
     packed->data = reinterpret_cast<const std::byte*>(q.bytes());
     packed->nbytes = q.size_bytes();

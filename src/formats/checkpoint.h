@@ -37,8 +37,9 @@ class Checkpoint {
   // Returns the tensor, checking its shape (error names the tensor and both shapes) and that
   // its dtype is one of F32/F16/BF16 (a ggml block type is decoded to F32 here, after the shape
   // check). Marks it used.
-  // With `packed_ok` (a matrix the kernels may take quantized), a 2-D ggml Q8_0 or Q4_0 tensor
-  // is packed for the matmul kernels as it is (no rounding) instead of being decoded to F32.
+  // With `packed_ok` (a matrix the kernels may take quantized), a 2-D ggml Q8_0, Q4_0, Q4_K or
+  // Q6_K tensor is packed for the matmul kernels as it is (no rounding) instead of being decoded
+  // to F32.
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);
   // Like get() but the tensor may be absent (returns nullptr).
   const TensorView* find(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);

@@ -4,6 +4,7 @@
 
 #include "core/check.h"
 #include "core/dtype.h"
+#include "core/thread_pool.h"
 
 namespace qvl {
 
@@ -272,6 +273,68 @@ void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, u
       }
     }
   }
+}
+
+void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, const kernels::GgmlKRow& out) {
+  QVL_ASSERT((type == GgmlType::kQ4_K || type == GgmlType::kQ6_K) && cols % kQK_K == 0);
+  const auto* b = static_cast<const uint8_t*>(row_blocks);
+  for (int64_t sb = 0; sb < cols / kQK_K; ++sb) {
+    uint8_t* codes = out.codes + sb * kQK_K;
+    if (type == GgmlType::kQ4_K) {  // d, dmin, scales[12], qs[128]
+      std::memcpy(&out.d[sb], b, 2);
+      std::memcpy(&out.dmin[sb], b + 2, 2);
+      for (int j = 0; j < 8; ++j) scale_min_k4(j, b + 4, &out.sc[sb * 8 + j], &out.mn[sb * 8 + j]);
+      const uint8_t* qs = b + 16;
+      for (int chunk = 0; chunk < 4; ++chunk) {  // 64 elements: 32 low nibbles, then 32 high
+        for (int l = 0; l < 32; ++l) {
+          codes[64 * chunk + l] = qs[32 * chunk + l] & 0x0F;
+          codes[64 * chunk + 32 + l] = qs[32 * chunk + l] >> 4;
+        }
+      }
+      b += 144;
+    } else {  // ql[128], qh[64], scales[16], d
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      std::memcpy(out.sc + sb * 16, b + 192, 16);
+      std::memcpy(&out.d[sb], b + 208, 2);
+      for (int half = 0; half < 2; ++half, ql += 64, qh += 32) {
+        uint8_t* c = codes + 128 * half;
+        for (int l = 0; l < 32; ++l) {
+          c[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
+          c[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
+          c[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+          c[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+      }
+      b += 210;
+    }
+  }
+}
+
+bool ggml_type_packable(GgmlType type) {
+  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+}
+
+kernels::QuantizedMatrix pack_ggml_matrix(GgmlType type, const void* data, int64_t rows, int64_t cols,
+                                          ThreadPool* pool) {
+  QVL_ASSERT(ggml_type_packable(type));
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+  const size_t row_bytes = static_cast<size_t>(cols / info->block_elems) * info->block_bytes;
+  const auto* src = static_cast<const uint8_t*>(data);
+  if (type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0) {
+    return kernels::pack_quantized_blocks(
+        type == GgmlType::kQ8_0 ? kernels::WeightFormat::kQ8_0 : kernels::WeightFormat::kQ4_0, rows, cols,
+        [&](int64_t row, uint16_t* scales, uint8_t* codes) {
+          ggml_blocks_to_codes(type, src + static_cast<size_t>(row) * row_bytes, cols, scales, codes);
+        },
+        pool);
+  }
+  return kernels::pack_ggml_k_blocks(
+      type == GgmlType::kQ4_K ? kernels::WeightFormat::kGgmlQ4_K : kernels::WeightFormat::kGgmlQ6_K, rows, cols,
+      [&](int64_t row, const kernels::GgmlKRow& out) {
+        ggml_k_blocks_to_row(type, src + static_cast<size_t>(row) * row_bytes, cols, out);
+      },
+      pool);
 }
 
 }  // namespace qvl

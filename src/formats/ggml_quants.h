@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 
 namespace qvl {
 
@@ -25,5 +26,19 @@ void dequantize_ggml(GgmlType type, const void* blocks, int64_t count, float* ou
 // Q4_0's 4-bit code (0..15) into codes[cols]. The weights are exactly the stored ones (what
 // kernels::pack_quantized_blocks takes).
 void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, uint16_t* scales, uint8_t* codes);
+
+// One row of Q4_K or Q6_K super-blocks (cols / 256 of them) taken apart, values unchanged, into
+// out's arrays (what kernels::pack_ggml_k_blocks takes).
+void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, const kernels::GgmlKRow& out);
+
+// Whether qvl's int8 kernels run a 2-D tensor of this type as it is stored (no rounding): Q8_0,
+// Q4_0, Q4_K and Q6_K.
+bool ggml_type_packable(GgmlType type);
+
+// Packs a rows × cols matrix of a packable type (row-major ggml blocks, checked by the caller to
+// hold rows × cols elements, cols a multiple of the type's block) for the kernels: it holds
+// exactly the file's weights (gather_row gives ggml's dequantization bit for bit).
+kernels::QuantizedMatrix pack_ggml_matrix(GgmlType type, const void* data, int64_t rows, int64_t cols,
+                                          ThreadPool* pool = nullptr);
 
 }  // namespace qvl

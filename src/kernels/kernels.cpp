@@ -104,7 +104,7 @@ constexpr int64_t kMinParallelWork = 1 << 16;
 struct ActScratch {
   std::vector<int8_t> q;
   std::vector<float> d, ds;
-  std::vector<int32_t> init;
+  std::vector<int32_t> init, half_init;
 };
 
 template <class Fn>
@@ -174,7 +174,13 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias,
       detail::quantize_acts_simd(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
   };
   split(pool, m, 1, m * k * 64, quantize_rows);
-  const detail::QActs a{xq, xd, xinit, xds, m, k, L.nb};
+  const int32_t* half_init = nullptr;
+  if (w.format == WeightFormat::kGgmlQ6_K) {
+    if (s.half_init.size() < 2 * nbk) s.half_init.resize(2 * nbk);
+    detail::q6_half_init(xq, m, k, s.half_init.data());
+    half_init = s.half_init.data();
+  }
+  const detail::QActs a{xq, xd, xinit, xds, half_init, m, k, L.nb};
   const auto* data = static_cast<const uint8_t*>(w.data);
   auto run = [&](int64_t g0, int64_t g1) {
     switch (isa) {
@@ -255,6 +261,9 @@ QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, Th
   if (format == WeightFormat::kDense)
     fail(ErrorKind::kInvalidArgument, "quantize_matrix: the target format must be a quantized one");
   if (!src.data) fail(ErrorKind::kInvalidArgument, "quantize_matrix: matrix has no data");
+  if (detail::is_ggml_k_format(format))
+    fail(ErrorKind::kInvalidArgument, "quantize_matrix: ", weight_format_name(format),
+         " holds ggml's own blocks and is only packed from them (pack_ggml_k_blocks)");
   if (!src.quantized() && src.dtype != DType::kF32 && src.dtype != DType::kF16 && src.dtype != DType::kBF16)
     fail(ErrorKind::kUnsupported, "quantize_matrix: cannot quantize ", dtype_name(src.dtype), " weights");
   const detail::QLayout L = detail::q_layout(format, src.rows, src.cols);  // validates the shape
@@ -299,6 +308,43 @@ QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t
         if (row < rows) row_source(row, scales.data() + r * L.nb, codes.data() + r * L.cols);
       }
       detail::pack_group(L, scales.data(), codes.data(), data + static_cast<size_t>(g) * L.group_bytes);
+    }
+  };
+  if (pool) pool->parallel_for(L.groups, work);
+  else work(0, L.groups, 0);
+  out.view_ = WeightMatrix{DType::kU8, rows, cols, data, format};
+  return out;
+}
+
+QuantizedMatrix pack_ggml_k_blocks(WeightFormat format, int64_t rows, int64_t cols,
+                                   FunctionRef<void(int64_t, const GgmlKRow&)> row_source, ThreadPool* pool) {
+  if (!detail::is_ggml_k_format(format))
+    fail(ErrorKind::kInvalidArgument, "pack_ggml_k_blocks: only ggml_q4_k and ggml_q6_k are packed from ggml k-quant blocks");
+  const detail::QLayout L = detail::q_layout(format, rows, cols);  // validates the shape
+  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
+  uint8_t* data = out.buffer_.get();
+  const bool q6 = format == WeightFormat::kGgmlQ6_K;
+  const size_t nsb = static_cast<size_t>(L.nsb), nsc = static_cast<size_t>(q6 ? cols / 16 : cols / 32);
+  auto work = [&](int64_t g0, int64_t g1, int) {
+    // One buffer for the 16 rows' arrays; rows past the end stay zero (weight 0: every scale 0).
+    std::vector<uint16_t> d(detail::kGroupRows * nsb), dmin(detail::kGroupRows * nsb);
+    std::vector<uint8_t> sc(detail::kGroupRows * nsc), mn(detail::kGroupRows * nsc);
+    std::vector<uint8_t> codes(static_cast<size_t>(detail::kGroupRows * cols));
+    GgmlKRow group[detail::kGroupRows];
+    for (int64_t r = 0; r < detail::kGroupRows; ++r)
+      group[r] = GgmlKRow{d.data() + r * nsb, dmin.data() + r * nsb, sc.data() + r * nsc, mn.data() + r * nsc,
+                          codes.data() + r * cols};
+    for (int64_t g = g0; g < g1; ++g) {
+      std::fill(d.begin(), d.end(), uint16_t{0});
+      std::fill(dmin.begin(), dmin.end(), uint16_t{0});
+      std::fill(sc.begin(), sc.end(), uint8_t{0});
+      std::fill(mn.begin(), mn.end(), uint8_t{0});
+      std::fill(codes.begin(), codes.end(), uint8_t{0});
+      for (int64_t r = 0; r < detail::kGroupRows; ++r) {
+        const int64_t row = g * detail::kGroupRows + r;
+        if (row < rows) row_source(row, group[r]);
+      }
+      detail::pack_k_group(L, group, data + static_cast<size_t>(g) * L.group_bytes);
     }
   };
   if (pool) pool->parallel_for(L.groups, work);

@@ -40,6 +40,15 @@ QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t
                                       FunctionRef<void(int64_t, uint16_t*, uint8_t*)> row_source,
                                       ThreadPool* pool = nullptr);
 
+// Packs ggml Q4_K or Q6_K super-blocks as they are (format kGgmlQ4_K / kGgmlQ6_K; ggml's rows hold
+// whole super-blocks of 256, qvl's layout also takes a last partial one, cols % 32 == 0):
+// row_source(row, out) fills out's arrays for that row (ceil(cols / 256) super-blocks). The packed matrix holds
+// exactly ggml's weights (gather_row gives ggml's dequantization bit for bit). row_source may be
+// called from pool threads.
+QuantizedMatrix pack_ggml_k_blocks(WeightFormat format, int64_t rows, int64_t cols,
+                                   FunctionRef<void(int64_t, const GgmlKRow&)> row_source,
+                                   ThreadPool* pool = nullptr);
+
 // Owns the bytes of a quantized matrix; view() is what matmul and gather_row take. Movable;
 // moving keeps the data address (the buffer lives on the heap), so views stay valid.
 class QuantizedMatrix {
@@ -54,6 +63,8 @@ class QuantizedMatrix {
   friend QuantizedMatrix quantize_matrix(const WeightMatrix&, WeightFormat, ThreadPool*);
   friend QuantizedMatrix pack_quantized_blocks(WeightFormat, int64_t, int64_t,
                                                FunctionRef<void(int64_t, uint16_t*, uint8_t*)>, ThreadPool*);
+  friend QuantizedMatrix pack_ggml_k_blocks(WeightFormat, int64_t, int64_t, FunctionRef<void(int64_t, const GgmlKRow&)>,
+                                            ThreadPool*);
   static QuantizedMatrix zeroed(size_t bytes);  // a 64-byte aligned buffer of zeros
   struct Free {
     void operator()(uint8_t* p) const;

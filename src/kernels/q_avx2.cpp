@@ -29,7 +29,25 @@ inline __m256 load_u8x8(const uint8_t* p) {
   std::memcpy(&v, p, 8);
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v)));
 }
+inline __m256 load_i8x8(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v)));
+}
 inline __m256i bcast32(const int8_t* p) { return _mm256_set1_epi32(load_i32(p)); }
+
+// Super-block scales: bf16 in qvl's Q4_K, fp16 in ggml's formats.
+template <WeightFormat F>
+inline __m256 load_super(const uint8_t* p) {
+  if constexpr (F == WeightFormat::kQ4_K) return load_bf16x8(p);
+  else return load_f16x8(p);
+}
+
+// GGML_Q6_K: bits 2j..2j+1 of each byte of a high-bit vector moved to bits 4..5 (what crosses a
+// byte in the 16-bit shift is masked off by the caller).
+inline __m256i q6_high(__m256i h, int j) {
+  return j == 0 ? _mm256_slli_epi16(h, 4) : j == 1 ? _mm256_slli_epi16(h, 2) : j == 2 ? h : _mm256_srli_epi16(h, 2);
+}
 
 struct TileArgs {
   const QLayout* L;
@@ -59,6 +77,61 @@ inline void tile(const TileArgs& t) {
 
   for (int64_t b = 0; b < nb; ++b) {
     if (MR == 1 || t.stream_weights) prefetch_codes_ahead<F>(t.grp, b);
+    if constexpr (F == WeightFormat::kGgmlQ6_K) {
+      // Codes 0..63: a maddubs pair is at most 2 · 63 · 128 = 16128 in size, so two steps are
+      // added in 16 bits before widening. The two 16-column halves (lo / hi nibbles) keep
+      // separate sums: each has its own scale.
+      const __m256i m30 = _mm256_set1_epi8(0x30);
+      __m256i lo32[MR][2], hi32[MR][2];
+      for (int i = 0; i < MR; ++i) {
+        for (int h = 0; h < 2; ++h) {
+          lo32[i][h] = _mm256_set1_epi32(x.half_init[i][2 * b]);
+          hi32[i][h] = _mm256_set1_epi32(x.half_init[i][2 * b + 1]);
+        }
+      }
+      const uint8_t* codes = t.grp + static_cast<size_t>(b) * 384;
+      __m256i high_lo[2], high_hi[2];
+      for (int h = 0; h < 2; ++h) {
+        high_lo[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
+        high_hi[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 320 + 32 * h));
+      }
+      __m256i lo16[MR][2] = {}, hi16[MR][2] = {};  // set at even j, used at odd j
+      for (int j = 0; j < 4; ++j) {
+        __m256i lo[2], hi[2];
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * j + 32 * h));
+          lo[h] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(q6_high(high_lo[h], j), m30));
+          hi[h] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                  _mm256_and_si256(q6_high(high_hi[h], j), m30));
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xl = bcast32(x.q[i] + b * 32 + 4 * j);
+          const __m256i xh = bcast32(x.q[i] + b * 32 + 4 * (j + 4));
+          for (int h = 0; h < 2; ++h) {
+            const __m256i pl = _mm256_maddubs_epi16(lo[h], xl), ph = _mm256_maddubs_epi16(hi[h], xh);
+            if (j % 2 == 0) {
+              lo16[i][h] = pl;
+              hi16[i][h] = ph;
+            } else {
+              lo32[i][h] = _mm256_add_epi32(lo32[i][h], _mm256_madd_epi16(_mm256_add_epi16(lo16[i][h], pl), ones16));
+              hi32[i][h] = _mm256_add_epi32(hi32[i][h], _mm256_madd_epi16(_mm256_add_epi16(hi16[i][h], ph), ones16));
+            }
+          }
+        }
+      }
+      const int64_t sb = b / kSuperBlocks;
+      for (int h = 0; h < 2; ++h) {
+        const __m256 d = load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h);
+        const __m256 dlo = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b) * 16 + 8 * h));
+        const __m256 dhi = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b + 1) * 16 + 8 * h));
+        for (int i = 0; i < MR; ++i) {
+          const __m256 dx = _mm256_set1_ps(x.d[i][b]);
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo32[i][h]), _mm256_mul_ps(dlo, dx), acc[i][h]);
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi32[i][h]), _mm256_mul_ps(dhi, dx), acc[i][h]);
+        }
+      }
+      continue;
+    }
     __m256i is[MR][2];
     if constexpr (F == WeightFormat::kQ8_0) {
       for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
@@ -103,14 +176,12 @@ inline void tile(const TileArgs& t) {
         for (int h = 0; h < 2; ++h) is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
       }
     }
-    if constexpr (F == WeightFormat::kQ4_K) {
+    if constexpr (kScaleMin<F>) {
       const int64_t sb = b / kSuperBlocks;
       __m256 dsc[2], mmn[2];
       for (int h = 0; h < 2; ++h) {
-        dsc[h] = _mm256_mul_ps(load_bf16x8(t.grp + L.scales_off + sb * 32 + 16 * h),
-                               load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
-        mmn[h] = _mm256_mul_ps(load_bf16x8(t.grp + L.dmin_off + sb * 32 + 16 * h),
-                               load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
+        dsc[h] = _mm256_mul_ps(load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h), load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
+        mmn[h] = _mm256_mul_ps(load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h), load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
       }
       for (int i = 0; i < MR; ++i) {
         const __m256 dx = _mm256_set1_ps(x.d[i][b]);

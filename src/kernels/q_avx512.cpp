@@ -32,7 +32,23 @@ inline __m512 load_bf16x16(const uint8_t* p) {
 inline __m512 load_u8x16(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
+inline __m512 load_i8x16(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
 inline __m512i bcast32(const int8_t* p) { return _mm512_set1_epi32(load_i32(p)); }
+
+// Super-block scales: bf16 in qvl's Q4_K, fp16 in ggml's formats.
+template <WeightFormat F>
+inline __m512 load_super(const uint8_t* p) {
+  if constexpr (F == WeightFormat::kQ4_K) return load_bf16x16(p);
+  else return load_f16x16(p);
+}
+
+// GGML_Q6_K: bits 2j..2j+1 of each byte of a high-bit vector moved to bits 4..5 (what crosses a
+// byte in the 16-bit shift is masked off by the caller).
+inline __m512i q6_high(__m512i h, int j) {
+  return j == 0 ? _mm512_slli_epi16(h, 4) : j == 1 ? _mm512_slli_epi16(h, 2) : j == 2 ? h : _mm512_srli_epi16(h, 2);
+}
 
 struct TileArgs {
   const QLayout* L;
@@ -61,17 +77,31 @@ inline void tile(const TileArgs& t) {
   const ActRows<MR> x(a, t.i0, nb);
 
   // A single activation row (decode) leaves only NG dependency chains of 8 vpdpbusd per block,
-  // so its sums are split over kP partial accumulators (added once per block).
-  constexpr int kP = MR == 1 ? 4 : 1;
+  // so its sums are split over kP partial accumulators (added once per block). GGML_Q6_K needs
+  // its two 16-column halves apart (each has its own scale): partials [0, kH) and [kH, kP).
+  constexpr bool kQ6 = F == WeightFormat::kGgmlQ6_K;
+  constexpr int kP = MR == 1 ? 4 : kQ6 ? 2 : 1;
+  constexpr int kH = kP > 1 ? kP / 2 : 0;
+  const __m512i m30 = _mm512_set1_epi8(0x30);
   for (int64_t b = 0; b < nb; ++b) {
     if (MR == 1 || t.stream_weights)
       for (int g = 0; g < NG; ++g) prefetch_codes_ahead<F>(t.grp[g], b);
     __m512i part[MR][NG][kP];
     for (int i = 0; i < MR; ++i) {
-      const __m512i init = _mm512_set1_epi32(x.init[i][b]);
-      for (int g = 0; g < NG; ++g) {
-        part[i][g][0] = init;
-        for (int p = 1; p < kP; ++p) part[i][g][p] = _mm512_setzero_si512();
+      if constexpr (kQ6) {
+        const __m512i lo_init = _mm512_set1_epi32(x.half_init[i][2 * b]);
+        const __m512i hi_init = _mm512_set1_epi32(x.half_init[i][2 * b + 1]);
+        for (int g = 0; g < NG; ++g) {
+          for (int p = 0; p < kP; ++p) part[i][g][p] = _mm512_setzero_si512();
+          part[i][g][0] = lo_init;
+          part[i][g][kH] = hi_init;
+        }
+      } else {
+        const __m512i init = _mm512_set1_epi32(x.init[i][b]);
+        for (int g = 0; g < NG; ++g) {
+          part[i][g][0] = init;
+          for (int p = 1; p < kP; ++p) part[i][g][p] = _mm512_setzero_si512();
+        }
       }
     }
     if constexpr (F == WeightFormat::kQ8_0) {
@@ -85,24 +115,56 @@ inline void tile(const TileArgs& t) {
         }
       }
     } else {
+      __m512i high_lo[NG], high_hi[NG];  // GGML_Q6_K: the 2 high bits of every code
+      if constexpr (kQ6) {
+        for (int g = 0; g < NG; ++g) {
+          high_lo[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 384 + 256);
+          high_hi[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 384 + 320);
+        }
+      }
       for (int j = 0; j < 4; ++j) {
         __m512i lo[NG], hi[NG];
         for (int g = 0; g < NG; ++g) {
-          const __m512i v = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 256 + 64 * j);
+          const __m512i v = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * kCodeBytes<F> + 64 * j);
           lo[g] = _mm512_and_si512(v, m4);
           hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+          if constexpr (kQ6) {  // nibble | (high bits & 0x30): ternary-logic 0xF8 = A | (B & C)
+            lo[g] = _mm512_ternarylogic_epi32(lo[g], q6_high(high_lo[g], j), m30, 0xF8);
+            hi[g] = _mm512_ternarylogic_epi32(hi[g], q6_high(high_hi[g], j), m30, 0xF8);
+          }
         }
-        constexpr int pl = 0, ph = kP > 1 ? kP / 2 : 0;
         for (int i = 0; i < MR; ++i) {
           const __m512i xl = bcast32(x.q[i] + b * 32 + 4 * j);
           const __m512i xh = bcast32(x.q[i] + b * 32 + 4 * (j + 4));
           for (int g = 0; g < NG; ++g) {
             const int q = kP > 1 ? (j % (kP / 2)) : 0;
-            part[i][g][pl + q] = _mm512_dpbusd_epi32(part[i][g][pl + q], lo[g], xl);
-            part[i][g][ph + q] = _mm512_dpbusd_epi32(part[i][g][ph + q], hi[g], xh);
+            part[i][g][q] = _mm512_dpbusd_epi32(part[i][g][q], lo[g], xl);
+            part[i][g][kH + q] = _mm512_dpbusd_epi32(part[i][g][kH + q], hi[g], xh);
           }
         }
       }
+    }
+    if constexpr (kQ6) {
+      const int64_t sb = b / kSuperBlocks;
+      __m512 dlo[NG], dhi[NG];
+      for (int g = 0; g < NG; ++g) {
+        const __m512 d = load_f16x16(t.grp[g] + L.scales_off + sb * 32);
+        dlo[g] = _mm512_mul_ps(d, load_i8x16(t.grp[g] + L.sc_off + (2 * b) * 16));
+        dhi[g] = _mm512_mul_ps(d, load_i8x16(t.grp[g] + L.sc_off + (2 * b + 1) * 16));
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m512 dx = _mm512_set1_ps(x.d[i][b]);
+        for (int g = 0; g < NG; ++g) {
+          __m512i lo_sum = part[i][g][0], hi_sum = part[i][g][kH];
+          if constexpr (kP == 4) {
+            lo_sum = _mm512_add_epi32(lo_sum, part[i][g][1]);
+            hi_sum = _mm512_add_epi32(hi_sum, part[i][g][3]);
+          }
+          acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo_sum), _mm512_mul_ps(dlo[g], dx), acc[i][g]);
+          acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi_sum), _mm512_mul_ps(dhi[g], dx), acc[i][g]);
+        }
+      }
+      continue;
     }
     __m512i is[MR][NG];
     for (int i = 0; i < MR; ++i) {
@@ -115,12 +177,12 @@ inline void tile(const TileArgs& t) {
         }
       }
     }
-    if constexpr (F == WeightFormat::kQ4_K) {
+    if constexpr (kScaleMin<F>) {
       const int64_t sb = b / kSuperBlocks;
       __m512 dsc[NG], mmn[NG];
       for (int g = 0; g < NG; ++g) {
-        dsc[g] = _mm512_mul_ps(load_bf16x16(t.grp[g] + L.scales_off + sb * 32), load_u8x16(t.grp[g] + L.sc_off + b * 16));
-        mmn[g] = _mm512_mul_ps(load_bf16x16(t.grp[g] + L.dmin_off + sb * 32), load_u8x16(t.grp[g] + L.mn_off + b * 16));
+        dsc[g] = _mm512_mul_ps(load_super<F>(t.grp[g] + L.scales_off + sb * 32), load_u8x16(t.grp[g] + L.sc_off + b * 16));
+        mmn[g] = _mm512_mul_ps(load_super<F>(t.grp[g] + L.dmin_off + sb * 32), load_u8x16(t.grp[g] + L.mn_off + b * 16));
       }
       for (int i = 0; i < MR; ++i) {
         const __m512 dx = _mm512_set1_ps(x.d[i][b]);

@@ -23,7 +23,7 @@ namespace {
 
 // Bytes of weight codes per 32-column block of one row group.
 template <WeightFormat F>
-constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0 ? 512 : 256;
+constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0 ? 512 : F == WeightFormat::kGgmlQ6_K ? 384 : 256;
 
 // Decode (one activation row) streams every weight from DRAM once; prefetching the codes this
 // far ahead keeps more cache-line misses in flight per core than the hardware prefetcher alone
@@ -59,6 +59,7 @@ struct ActRows {
   const float* d[MR];
   const int32_t* init[MR];
   const float* ds[MR];
+  const int32_t* half_init[MR];  // GGML_Q6_K only, else null
 
   ActRows(const QActs& a, int64_t i0, int64_t nb) {
     for (int i = 0; i < MR; ++i) {
@@ -66,6 +67,7 @@ struct ActRows {
       d[i] = a.d + (i0 + i) * nb;
       init[i] = a.init + (i0 + i) * nb;
       ds[i] = a.ds + (i0 + i) * nb;
+      half_init[i] = a.half_init ? a.half_init + (i0 + i) * 2 * nb : nullptr;
     }
   }
 };
@@ -75,6 +77,10 @@ struct ActRows {
 inline int64_t chunk_rows(int64_t k, int64_t mr, int64_t cache_bytes) {
   return std::max<int64_t>(mr, (cache_bytes / std::max<int64_t>(k, 1)) / mr * mr);
 }
+
+// Formats whose per-block scale is D * sc with a min M * mn (qvl's Q4_K and ggml's).
+template <WeightFormat F>
+constexpr bool kScaleMin = F == WeightFormat::kQ4_K || F == WeightFormat::kGgmlQ4_K;
 
 template <WeightFormat F>
 using FormatTag = std::integral_constant<WeightFormat, F>;
@@ -86,6 +92,8 @@ inline void with_quantized_format(WeightFormat format, Kernel&& kernel) {
     case WeightFormat::kQ8_0: kernel(FormatTag<WeightFormat::kQ8_0>{}); break;
     case WeightFormat::kQ4_0: kernel(FormatTag<WeightFormat::kQ4_0>{}); break;
     case WeightFormat::kQ4_K: kernel(FormatTag<WeightFormat::kQ4_K>{}); break;
+    case WeightFormat::kGgmlQ4_K: kernel(FormatTag<WeightFormat::kGgmlQ4_K>{}); break;
+    case WeightFormat::kGgmlQ6_K: kernel(FormatTag<WeightFormat::kGgmlQ6_K>{}); break;
     default: break;
   }
 }

@@ -45,7 +45,8 @@ QLayout q_layout(WeightFormat format, int64_t rows, int64_t cols) {
       L.scales_off = nb * 256;
       L.group_bytes = round_up(L.scales_off + nb * 32, 64);
       break;
-    case WeightFormat::kQ4_K: {
+    case WeightFormat::kQ4_K:
+    case WeightFormat::kGgmlQ4_K: {
       L.codes_per_block = 256;
       L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
       const size_t nsb = static_cast<size_t>(L.nsb);
@@ -54,6 +55,14 @@ QLayout q_layout(WeightFormat format, int64_t rows, int64_t cols) {
       L.sc_off = L.dmin_off + nsb * 32;
       L.mn_off = L.sc_off + nb * 16;
       L.group_bytes = round_up(L.mn_off + nb * 16, 64);
+      break;
+    }
+    case WeightFormat::kGgmlQ6_K: {
+      L.codes_per_block = 384;
+      L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
+      L.scales_off = nb * 384;
+      L.sc_off = L.scales_off + static_cast<size_t>(L.nsb) * 32;
+      L.group_bytes = round_up(L.sc_off + nb * 32, 64);
       break;
     }
     default:
@@ -210,6 +219,45 @@ void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, 
   }
 }
 
+void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp) {
+  QVL_ASSERT(is_ggml_k_format(L.format));
+  const bool q6 = L.format == WeightFormat::kGgmlQ6_K;
+  for (int64_t sb = 0; sb < L.nsb; ++sb) {
+    for (int64_t r = 0; r < kGroupRows; ++r) {
+      put_u16(grp + L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2, rows[r].d[sb]);
+      if (!q6) put_u16(grp + L.dmin_off + static_cast<size_t>(sb * kGroupRows + r) * 2, rows[r].dmin[sb]);
+    }
+  }
+  uint8_t nibbles[kGroupRows][kBlock];
+  for (int64_t b = 0; b < L.nb; ++b) {
+    uint8_t* dst = grp + static_cast<size_t>(b) * L.codes_per_block;
+    for (int64_t r = 0; r < kGroupRows; ++r) {
+      const uint8_t* codes = rows[r].codes + b * kBlock;
+      for (int c = 0; c < kBlock; ++c) nibbles[r][c] = codes[c] & 0x0f;
+      if (q6) {
+        grp[L.sc_off + static_cast<size_t>((2 * b) * kGroupRows + r)] = rows[r].sc[2 * b];
+        grp[L.sc_off + static_cast<size_t>((2 * b + 1) * kGroupRows + r)] = rows[r].sc[2 * b + 1];
+        for (int c = 0; c < kBlock; ++c) {
+          const int step = c / 4;
+          dst[256 + (step < 4 ? 0 : 64) + r * 4 + c % 4] |= static_cast<uint8_t>((codes[c] >> 4) << (2 * (step % 4)));
+        }
+      } else {
+        grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].sc[b];
+        grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].mn[b];
+      }
+    }
+    pack_codes(WeightFormat::kQ4_0, nibbles, dst);
+  }
+}
+
+void q6_half_init(const int8_t* q, int64_t m, int64_t k, int32_t* half_init) {
+  for (int64_t i = 0; i < m * (k / 16); ++i) {
+    int32_t sum = 0;
+    for (int c = 0; c < 16; ++c) sum += q[i * 16 + c];
+    half_init[i] = -32 * sum;
+  }
+}
+
 void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_t* grp) {
   const int64_t nb = L.nb, cols = L.cols;
   uint8_t codes[kGroupRows][kBlock];
@@ -324,14 +372,30 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
           o[c] = d * static_cast<float>(((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) - 8);
         break;
       }
+      case WeightFormat::kGgmlQ4_K:
       case WeightFormat::kQ4_K: {
+        // ggml's order of operations (d * sc) * q - dmin * mn, so kGgmlQ4_K decodes bit for bit.
         const int64_t sb = b / kSuperBlocks;
-        const float s = bf16_to_f32(u16(L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2)) *
-                        static_cast<float>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]);
-        const float m = bf16_to_f32(u16(L.dmin_off + static_cast<size_t>(sb * kGroupRows + r) * 2)) *
-                        static_cast<float>(grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)]);
+        const auto super = [&](size_t off) {
+          const uint16_t h = u16(off + static_cast<size_t>(sb * kGroupRows + r) * 2);
+          return L.format == WeightFormat::kQ4_K ? bf16_to_f32(h) : f16_to_f32(h);
+        };
+        const float s = super(L.scales_off) * static_cast<float>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]);
+        const float m = super(L.dmin_off) * static_cast<float>(grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)]);
         for (int c = 0; c < kBlock; ++c)
           o[c] = s * static_cast<float>((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) - m;
+        break;
+      }
+      case WeightFormat::kGgmlQ6_K: {
+        const int64_t sb = b / kSuperBlocks;
+        const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2));
+        for (int c = 0; c < kBlock; ++c) {
+          const int step = c / 4;
+          const int high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + c % 4] >> (2 * (step % 4))) & 3;
+          const int q = ((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) | (high << 4);
+          const auto sc = static_cast<int8_t>(grp[L.sc_off + static_cast<size_t>((2 * b + c / 16) * kGroupRows + r)]);
+          o[c] = d * static_cast<float>(sc) * static_cast<float>(q - 32);
+        }
         break;
       }
       default:

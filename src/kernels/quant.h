@@ -13,6 +13,10 @@
 //     dmin    [nsb][16] bf16                     super-block offset unit M (per row)
 //     sc      [nb][16] u8                        block scale = D * sc
 //     mn      [nb][16] u8                        block offset = M * mn
+//   GGML_Q4_K: as Q4_K with dscale and dmin in fp16 (ggml's d and dmin; sc, mn in 0..63).
+//   GGML_Q6_K (codes_per_block = 384: 256 bytes of low nibbles, then 128 of high bits):
+//     dscale  [nsb][16] fp16                     ggml's d (per row)
+//     sc      [nb][2][16] int8                   scale of columns 0-15 / 16-31 = d * sc
 //   then zero padding to a multiple of 64 bytes.
 //
 // Codes of one block are ordered for a 16-lane int32 dot product (vpdpbusd): the block's 32
@@ -21,6 +25,10 @@
 //   Q4_0: 4 × 64 bytes; byte j (j = 0..3) holds step j in its low nibble and step j + 4 in its
 //         high nibble; value = scale * (q - 8), q in 0..15.
 //   Q4_K: nibbles as Q4_0; value = D*sc * q - M*mn, q in 0..15.
+//   GGML_Q6_K: q in 0..63 = nibble (as Q4_0) | high << 4; value = d*sc * (q - 32). The high bits
+//         are two 64-byte vectors: byte i of the first holds, at bits 2j..2j+1, the high bits of
+//         the low nibble of byte i of step j (j = 0..3); the second those of the high nibbles.
+//         So the low nibbles are columns 0-15 and the high nibbles 16-31: one scale each.
 #pragma once
 
 #include <cstddef>
@@ -42,7 +50,7 @@ struct QLayout {
   int64_t groups = 0;  // row groups (ceil(rows / 16))
   size_t codes_per_block = 0;
   size_t scales_off = 0;  // Q8_0/Q4_0 scales; Q4_K dscale
-  size_t dmin_off = 0, sc_off = 0, mn_off = 0;  // Q4_K only
+  size_t dmin_off = 0, sc_off = 0, mn_off = 0;  // Q4_K (sc_off also GGML_Q6_K)
   size_t group_bytes = 0;
   size_t total_bytes() const { return static_cast<size_t>(groups) * group_bytes; }
 };
@@ -58,8 +66,19 @@ struct QActs {
   const float* d = nullptr;       // [m][nb]
   const int32_t* init = nullptr;  // [m][nb]
   const float* ds = nullptr;      // [m][nb]
+  // GGML_Q6_K only: -32 * Σq over each 16-column half of each block, seeding the int32 dot
+  // products of the two halves (each has its own scale).
+  const int32_t* half_init = nullptr;  // [m][2 nb]
   int64_t m = 0, k = 0, nb = 0;
 };
+
+// Fills half_init[m][2 nb] for GGML_Q6_K from the rounded activations q[m][k].
+void q6_half_init(const int8_t* q, int64_t m, int64_t k, int32_t* half_init);
+
+// Whether `format` holds ggml's k-quant blocks (packed by pack_k_group, never quantized by qvl).
+constexpr bool is_ggml_k_format(WeightFormat format) {
+  return format == WeightFormat::kGgmlQ4_K || format == WeightFormat::kGgmlQ6_K;
+}
 
 // Scalar reference of the activation rounding (the SIMD version must give identical bytes):
 // per block amax = max|x|, d = amax / 127, q = round_to_nearest_even(x * (127 / amax)).
@@ -85,6 +104,10 @@ void quantize_group(const QLayout& L, const float* rows, uint8_t* grp);
 // fp16 block scales: scales [16][nb], codes [16][cols] (zero rows past the end). No rounding:
 // the packed matrix holds exactly these weights.
 void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, uint8_t* grp);
+
+// Packs one row group of ggml k-quant blocks as they are: rows[r] for the group's 16 rows (rows
+// past the end zeroed by the caller: codes of weight 0, scales 0).
+void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp);
 
 // Decodes row `row` of a packed matrix into out[cols].
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out);

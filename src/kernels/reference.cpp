@@ -78,6 +78,11 @@ inline float f16_at(const uint8_t* p, int64_t i) {
   std::memcpy(&h, p + 2 * i, 2);
   return f16_to_f32(h);
 }
+inline int32_t code_q6(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..63
+  const int64_t step = c / 4;
+  const int32_t high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + (c % 4)] >> (2 * (step % 4))) & 3;
+  return code_q4(codes, r, c) | (high << 4);
+}
 
 }  // namespace
 
@@ -106,15 +111,29 @@ void qmatmul_scalar(const QLayout& L, const uint8_t* data, const QActs& a, const
               for (int64_t c = 0; c < kBlock; ++c) isum += (code_q4(codes, r, c) - 8) * xb[c];
               acc += static_cast<float>(isum) * (f16_at(grp + L.scales_off, b * kGroupRows + r) * dx);
               break;
-            case WeightFormat::kQ4_K: {
+            case WeightFormat::kQ4_K:
+            case WeightFormat::kGgmlQ4_K: {
               for (int64_t c = 0; c < kBlock; ++c) isum += code_q4(codes, r, c) * xb[c];
               const int64_t sb = b / kSuperBlocks;
-              const float dsc = bf16_at(grp + L.scales_off, sb * kGroupRows + r) *
+              const bool bf16 = L.format == WeightFormat::kQ4_K;
+              const float dsc = (bf16 ? bf16_at(grp + L.scales_off, sb * kGroupRows + r)
+                                      : f16_at(grp + L.scales_off, sb * kGroupRows + r)) *
                                 static_cast<float>(grp[L.sc_off + b * kGroupRows + r]);
-              const float mmn = bf16_at(grp + L.dmin_off, sb * kGroupRows + r) *
+              const float mmn = (bf16 ? bf16_at(grp + L.dmin_off, sb * kGroupRows + r)
+                                      : f16_at(grp + L.dmin_off, sb * kGroupRows + r)) *
                                 static_cast<float>(grp[L.mn_off + b * kGroupRows + r]);
               acc += static_cast<float>(isum) * (dsc * dx);
               acc -= mmn * a.ds[i * nb + b];
+              break;
+            }
+            case WeightFormat::kGgmlQ6_K: {
+              const float d = f16_at(grp + L.scales_off, (b / kSuperBlocks) * kGroupRows + r);
+              for (int h = 0; h < 2; ++h) {
+                int32_t half = 0;
+                for (int64_t c = 16 * h; c < 16 * h + 16; ++c) half += (code_q6(codes, r, c) - 32) * xb[c];
+                const auto sc = static_cast<int8_t>(grp[L.sc_off + (2 * b + h) * kGroupRows + r]);
+                acc += static_cast<float>(half) * (d * static_cast<float>(sc) * dx);
+              }
               break;
             }
             default:
@@ -142,7 +161,7 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias,
   std::vector<float> d(static_cast<size_t>(m * nb)), ds(static_cast<size_t>(m * nb));
   std::vector<int32_t> init(static_cast<size_t>(m * nb));
   detail::quantize_acts_scalar(x, m, k, 0, q.data(), d.data(), init.data(), ds.data());
-  detail::QActs a{q.data(), d.data(), init.data(), ds.data(), m, k, nb};
+  detail::QActs a{q.data(), d.data(), init.data(), ds.data(), nullptr, m, k, nb};
   detail::qmatmul_scalar(L, static_cast<const uint8_t*>(w.data), a, bias, y, 0, L.groups);
 }
 

@@ -14,6 +14,8 @@ std::string_view weight_format_name(WeightFormat f) {
     case WeightFormat::kQ8_0: return "q8_0";
     case WeightFormat::kQ4_0: return "q4_0";
     case WeightFormat::kQ4_K: return "q4_k";
+    case WeightFormat::kGgmlQ4_K: return "ggml_q4_k";
+    case WeightFormat::kGgmlQ6_K: return "ggml_q6_k";
   }
   return "?";
 }

@@ -19,12 +19,19 @@ namespace qvl::kernels {
 //   kQ4_K:  blocks of 32 with their own scale AND offset (w = scale·q - min, q in 0..15), the
 //           per-block scale/min stored as 8-bit multiples of two fp16 values shared by a
 //           super-block of 8 blocks (4.625 bits/weight); better quality than kQ4_0.
+//   Two formats hold llama.cpp's k-quant blocks exactly as ggml stores their values (made only by
+//   pack_ggml_k_blocks from a GGUF file; there is no quantizer for them):
+//   kGgmlQ4_K: kQ4_K with the super-block scale and min in fp16 (ggml's Q4_K; sub-block
+//           scale/min 0..63), so every weight equals ggml's dequantization (4.625 bits/weight).
+//   kGgmlQ6_K: ggml's Q6_K: 6-bit codes q, w = d·sc·(q - 32) with an int8 scale sc per 16
+//           columns and an fp16 d per 256 (6.5625 bits/weight).
 // The quantized formats are repacked for the int8 dot-product kernels (16 rows interleaved; see
 // kernels/quant.h) and require cols % 32 == 0. They are made by quantize_matrix().
-enum class WeightFormat : uint8_t { kDense = 0, kQ8_0 = 1, kQ4_0 = 2, kQ4_K = 3 };
+enum class WeightFormat : uint8_t { kDense = 0, kQ8_0 = 1, kQ4_0 = 2, kQ4_K = 3, kGgmlQ4_K = 4, kGgmlQ6_K = 5 };
 
-std::string_view weight_format_name(WeightFormat f);  // "dense", "q8_0", "q4_0", "q4_k"
-// Parses "q8_0", "q4_0", "q4_k" (case-insensitive) or "dense"; throws qvl::Error otherwise.
+std::string_view weight_format_name(WeightFormat f);  // "dense", "q8_0", "q4_0", "q4_k", "ggml_q4_k", "ggml_q6_k"
+// Parses "q8_0", "q4_0", "q4_k" (case-insensitive) or "dense" (the formats qvl quantizes to);
+// throws qvl::Error otherwise.
 WeightFormat parse_weight_format(std::string_view name);
 
 // Columns per block of every quantized format: a quantized matrix needs cols % kQuantBlock == 0.
@@ -41,6 +48,16 @@ struct WeightMatrix {
   WeightFormat format = WeightFormat::kDense;
 
   bool quantized() const { return format != WeightFormat::kDense; }
+};
+
+// One row of ggml k-quant super-blocks (256 columns each) taken apart, values unchanged: what
+// pack_ggml_k_blocks takes for kGgmlQ4_K and kGgmlQ6_K.
+struct GgmlKRow {
+  uint16_t* d = nullptr;     // [cols / 256] fp16 bits: ggml's d
+  uint16_t* dmin = nullptr;  // [cols / 256] fp16 bits: ggml's dmin (Q4_K)
+  uint8_t* sc = nullptr;     // Q4_K: [cols / 32] scales 0..63; Q6_K: [cols / 16] int8 scales
+  uint8_t* mn = nullptr;     // Q4_K: [cols / 32] mins 0..63
+  uint8_t* codes = nullptr;  // [cols] Q4_K: 0..15; Q6_K: 0..63
 };
 
 // Whether a rows × cols matrix can be stored in `format` (quantized formats: cols % 32 == 0).

@@ -11,7 +11,8 @@ kernels::WeightMatrix as_matrix(const TensorView& t) {
   if (t.packed_format == 0) return kernels::WeightMatrix{t.dtype, t.shape[0], t.shape[1], t.data};
   const auto format = static_cast<kernels::WeightFormat>(t.packed_format);
   if (format != kernels::WeightFormat::kQ8_0 && format != kernels::WeightFormat::kQ4_0 &&
-      format != kernels::WeightFormat::kQ4_K)
+      format != kernels::WeightFormat::kQ4_K && format != kernels::WeightFormat::kGgmlQ4_K &&
+      format != kernels::WeightFormat::kGgmlQ6_K)
     fail(ErrorKind::kUnsupported, "tensor '", t.name, "' has an unknown packed format ", int(t.packed_format));
   if (!kernels::can_quantize(format, t.shape[0], t.shape[1]) ||
       kernels::weight_storage_bytes(format, DType::kU8, t.shape[0], t.shape[1]) != t.nbytes)
