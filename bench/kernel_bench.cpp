@@ -53,6 +53,8 @@ constexpr Fmt kFormats[] = {
     {"f32", DType::kF32, WeightFormat::kDense},    {"bf16", DType::kBF16, WeightFormat::kDense},
     {"f16", DType::kF16, WeightFormat::kDense},    {"q8_0", DType::kU8, WeightFormat::kQ8_0},
     {"q4_0", DType::kU8, WeightFormat::kQ4_0},     {"q4_k", DType::kU8, WeightFormat::kQ4_K},
+    // llama.cpp's Q4_K and Q6_K blocks as a GGUF file holds them (random blocks: speed only).
+    {"ggml_q4_k", DType::kU8, WeightFormat::kGgmlQ4_K}, {"ggml_q6_k", DType::kU8, WeightFormat::kGgmlQ6_K},
 };
 
 ThreadPool& pool(int threads) {
@@ -61,6 +63,24 @@ ThreadPool& pool(int threads) {
   if (!p) p = std::make_unique<ThreadPool>(threads);
   return *p;
 }
+
+// Random ggml k-quant blocks (codes, scales) in `format`: the speed of a real file's matrices.
+QuantizedMatrix random_ggml_blocks(WeightFormat format, int64_t rows, int64_t cols) {
+  const bool q6 = format == WeightFormat::kGgmlQ6_K;
+  return pack_ggml_k_blocks(
+      format, rows, cols,
+      [&](int64_t row, const GgmlKRow& out) {
+        std::mt19937 r(static_cast<uint32_t>(row));
+        for (int64_t sb = 0; sb < (cols + 255) / 256; ++sb) out.d[sb] = out.dmin[sb] = f32_to_f16(1e-3f);
+        for (int64_t j = 0; j < (q6 ? cols / 16 : cols / 32); ++j) {
+          out.sc[j] = static_cast<uint8_t>(r() % 64);
+          out.mn[j] = static_cast<uint8_t>(r() % 64);
+        }
+        for (int64_t c = 0; c < cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % (q6 ? 64 : 16));
+      },
+      &pool(default_thread_count()));
+}
+
 
 struct AlignedBuf {
   std::unique_ptr<uint8_t[]> raw;
@@ -93,7 +113,11 @@ Weights& weights(const Shape& s, const Fmt& f, size_t min_bytes) {
   WeightMatrix src{DType::kBF16, s.rows, s.cols, bf.data()};
   QuantizedMatrix q;
   const uint8_t* bytes = nullptr;
-  if (f.format != WeightFormat::kDense) {
+  if (f.format == WeightFormat::kGgmlQ4_K || f.format == WeightFormat::kGgmlQ6_K) {
+    q = random_ggml_blocks(f.format, s.rows, s.cols);
+    bytes = q.bytes();
+    w->bytes = q.size_bytes();
+  } else if (f.format != WeightFormat::kDense) {
     q = quantize_matrix(src, f.format, &pool(default_thread_count()));
     bytes = q.bytes();
     w->bytes = q.size_bytes();

@@ -22,8 +22,10 @@ struct ModelOptions {
   // KV cache positions per generator; 0 = min(config max, 32768). Negative or above the model's
   // max_position_embeddings is kInvalidArgument.
   int64_t context_length = 0;
-  // Text decoder weights: "" keeps them as stored (bf16/f16/f32); "q8_0", "q4_0" or "q4_k"
-  // quantizes at load. For a file whose text weights are already quantized (`qvl quantize`),
+  // Text decoder weights: "" keeps them as stored (bf16/f16/f32; llama.cpp's Q8_0, Q4_0, Q4_K
+  // and Q6_K blocks run packed as stored, other ggml types decoded to f32); "f32" keeps every
+  // weight exact in floating point (ggml blocks decoded to f32: the reference path, slow);
+  // "q8_0", "q4_0" or "q4_k" quantizes at load. For a file whose text weights are already quantized (`qvl quantize`),
   // only "" or that same type is accepted (kInvalidArgument otherwise). head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
   // when the layers are quantized, else as stored).
   std::string weights_type;
@@ -56,7 +58,8 @@ struct ModelInfo {
   // What the KV cache really holds: "f16", "f32" or "q8_0" ("f16" when q8_0 was asked for a
   // head_dim that is not a multiple of 32), so callers can say when a request was not honoured.
   std::string kv_cache_type;
-  // How the text matrices are held, in lower case: "bf16", "f16", "f32", "q8_0", "q4_0" or "q4_k".
+  // How the text matrices are held, in lower case: "bf16", "f16", "f32", "q8_0", "q4_0", "q4_k",
+  // or for llama.cpp files "ggml_q4_k" / "ggml_q6_k" (their blocks, packed as stored).
   std::string weights_type;
   int threads = 1;
   // Things about the load the user should hear (e.g. "text only: images need --mmproj").

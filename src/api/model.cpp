@@ -47,9 +47,9 @@ std::string lower_case(std::string_view name) {
 void check_stored_text_format(const Model::Impl& m, const std::string& weights_type) {
   if (weights_type.empty()) return;
   const TensorView* probe = m.checkpoint->view(text_tensor_prefix(m.config) + "layers.0.mlp.gate_proj.weight");
-  if (probe == nullptr || probe->ggml_block_type != 0) return;  // missing: the loader says so; ggml: decoded to f32
+  if (probe == nullptr || probe->ggml_block_type != 0) return;  // missing: the loader says so; ggml: decoded at load
   const kernels::WeightMatrix stored = as_matrix(*probe);
-  if (!stored.quantized() || weight_format_option(weights_type) == stored.format) return;
+  if (!stored.quantized() || (weights_type != "f32" && weight_format_option(weights_type) == stored.format)) return;
   const std::string stored_name(kernels::weight_format_name(stored.format));
   fail(ErrorKind::kInvalidArgument, "weights type '", weights_type, "' cannot be applied: the text weights in '", m.dir,
        "' are already quantized as ", stored_name, " (give no weights type, or ", stored_name, ")");
@@ -116,12 +116,15 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
     fail(ErrorKind::kInvalidArgument, "context length ", options.context_length, " exceeds the model's maximum of ",
          max_context);
   check_stored_text_format(m, options.weights_type);
+  // "f32": every weight exact, llama.cpp's quantized blocks decoded instead of run packed.
+  const bool exact_f32 = options.weights_type == "f32";
+  if (exact_f32) m.checkpoint->set_pack_ggml_blocks(false);
   const kernels::KvType kv_requested =
       options.kv_cache_type.empty() ? kernels::KvType::kF16 : kernels::parse_kv_type(options.kv_cache_type);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   m.pool = std::make_unique<ThreadPool>(threads);
   TextWeightFormats formats;
-  formats.layers = weight_format_option(options.weights_type);
+  formats.layers = weight_format_option(exact_f32 ? "" : options.weights_type);
   formats.head = eight_bit_companion_format(options.head_weights_type, formats.layers);
   m.qwen = std::make_unique<Qwen3VL>(m.config, *m.checkpoint, formats, weight_format_option(options.vision_weights_type),
                                      m.pool.get());

@@ -14,6 +14,9 @@ struct DumpOptions {
   // Golden references are fp32 throughout, so a dump keeps an exact fp32 KV cache by default
   // (ModelOptions::kv_cache_type values; "" = the library default, f16).
   std::string kv_cache_type = "f32";
+  // ModelOptions::weights_type: "" runs the weights as stored (llama.cpp's quantized blocks on the
+  // int8 kernels), "f32" decodes every weight to f32 (the strict reference path).
+  std::string weights_type;
 };
 
 // Returns the number of cases that failed (each failure is logged and the run goes on).

@@ -141,7 +141,7 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
          " but the config implies ", shape_to_string(shape));
   const auto block_type = static_cast<GgmlType>(t.ggml_block_type);
-  if (packed_ok && ggml_type_packable(block_type) && t.shape.size() == 2 &&
+  if (packed_ok && pack_ggml_blocks_ && ggml_type_packable(block_type) && t.shape.size() == 2 &&
       t.shape[1] % ggml_type_info(t.ggml_block_type)->block_elems == 0) {
     // Packed once, after the shape check, for the int8 kernels: the same weights, no rounding.
     const kernels::QuantizedMatrix& q = packed_[name] = pack_ggml_matrix(block_type, t.data, t.shape[0], t.shape[1]);

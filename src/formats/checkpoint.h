@@ -43,6 +43,9 @@ class Checkpoint {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);
   // Like get() but the tensor may be absent (returns nullptr).
   const TensorView* find(const std::string& name, const std::vector<int64_t>& shape, bool packed_ok = false);
+  // false: ggml block types are always decoded to F32, packed_ok or not (the exact reference
+  // path: ModelOptions::weights_type "f32"). Default true.
+  void set_pack_ggml_blocks(bool pack) { pack_ggml_blocks_ = pack; }
   // Marks tensors that are knowingly ignored (e.g. a redundant lm_head copy).
   void mark_used(const std::string& name);
 
@@ -63,7 +66,8 @@ class Checkpoint {
   std::unique_ptr<GgufFile> gguf_;
   std::vector<std::unique_ptr<GgufFile>> converted_from_;
   std::map<std::string, std::vector<float>> owned_;  // converted or decoded tensors, by name
-  std::map<std::string, kernels::QuantizedMatrix> packed_;  // ggml Q8_0/Q4_0 matrices as the kernels take them
+  std::map<std::string, kernels::QuantizedMatrix> packed_;  // ggml Q8_0/Q4_0/Q4_K/Q6_K matrices as the kernels take them
+  bool pack_ggml_blocks_ = true;
   std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;

@@ -16,6 +16,10 @@ Runner add_dump_command(CLI::App& app) {
   cmd->add_option("fixture_dir", *fixture, "Directory with manifest.json and <case>.json files")->required();
   cmd->add_option("out_dir", *out, "Where to write the dump")->required();
   add_threads_option(*cmd, options->threads);
+  add_choice_option(*cmd, "--weights", options->weights_type, {"f32", "q8_0", "q4_0", "q4_k"},
+                    "f32: every weight decoded to f32 at load (the exact path); q8_0, q4_0, q4_k: the text weights "
+                    "quantized at load, to measure what it costs (default: weights as stored, llama.cpp's "
+                    "quantized blocks on the int8 kernels)");
   return [=] {
     int failures = dump_fixture(*fixture, *out, *options, std::cerr);
     if (failures > 0) std::cerr << failures << " case(s) failed\n";

@@ -126,9 +126,12 @@ CLI::Option* add_threads_option(CLI::App& cmd, int& threads) {
 }
 
 void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context) {
-  add_choice_option(cmd, "--quant", options.weights_type, kWeightTypes,
-                    "Quantize the text weights at load to q4_k, q4_0 or q8_0, or convert them to bf16 "
-                    "(default: as stored; not for a file that is quantized already)");
+  std::vector<std::string> text_types = kWeightTypes;
+  text_types.push_back("f32");
+  add_choice_option(cmd, "--quant", options.weights_type, text_types,
+                    "Quantize the text weights at load to q4_k, q4_0 or q8_0, or convert them to bf16; f32 decodes "
+                    "a llama.cpp file's quantized blocks to f32 (exact, slow) (default: as stored; not for a file "
+                    "that is quantized already)");
   add_choice_option(cmd, "--vision-quant", options.vision_weights_type, kWeightTypes,
                     "Quantize the vision tower at load to q8_0 (about 2x faster image encoding), q4_k or q4_0, "
                     "or convert it to bf16 (default: as stored)");
