@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/quant.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 
@@ -54,7 +55,8 @@ constexpr Fmt kFormats[] = {
     {"f16", DType::kF16, WeightFormat::kDense},    {"q8_0", DType::kU8, WeightFormat::kQ8_0},
     {"q4_0", DType::kU8, WeightFormat::kQ4_0},     {"q4_k", DType::kU8, WeightFormat::kQ4_K},
     // llama.cpp's Q4_K and Q6_K blocks as a GGUF file holds them (random blocks: speed only).
-    {"ggml_q4_k", DType::kU8, WeightFormat::kGgmlQ4_K}, {"ggml_q6_k", DType::kU8, WeightFormat::kGgmlQ6_K},
+    {"ggml_q4_k", DType::kU8, WeightFormat::kGgmlQ4_K}, {"ggml_q5_k", DType::kU8, WeightFormat::kGgmlQ5_K},
+    {"ggml_q6_k", DType::kU8, WeightFormat::kGgmlQ6_K}, {"ggml_iq4_xs", DType::kU8, WeightFormat::kGgmlIQ4_XS},
 };
 
 ThreadPool& pool(int threads) {
@@ -76,7 +78,8 @@ QuantizedMatrix random_ggml_blocks(WeightFormat format, int64_t rows, int64_t co
           out.sc[j] = static_cast<uint8_t>(r() % 64);
           out.mn[j] = static_cast<uint8_t>(r() % 64);
         }
-        for (int64_t c = 0; c < cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % (q6 ? 64 : 16));
+        const uint32_t levels = q6 ? 64 : format == WeightFormat::kGgmlQ5_K ? 32 : 16;
+        for (int64_t c = 0; c < cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % levels);
       },
       &pool(default_thread_count()));
 }
@@ -113,7 +116,7 @@ Weights& weights(const Shape& s, const Fmt& f, size_t min_bytes) {
   WeightMatrix src{DType::kBF16, s.rows, s.cols, bf.data()};
   QuantizedMatrix q;
   const uint8_t* bytes = nullptr;
-  if (f.format == WeightFormat::kGgmlQ4_K || f.format == WeightFormat::kGgmlQ6_K) {
+  if (detail::is_ggml_k_format(f.format)) {
     q = random_ggml_blocks(f.format, s.rows, s.cols);
     bytes = q.bytes();
     w->bytes = q.size_bytes();

@@ -65,7 +65,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, GgmlDequantize,
                                            "Q6_K", "IQ4_NL", "IQ4_XS", "BF16", "F16"),
                          [](const auto& info) { return info.param; });
 
-// Q8_0, Q4_0, Q4_K and Q6_K blocks packed for the int8 kernels as they are: the packed matrix
+// Q8_0, Q4_0, Q4_K, Q5_K, Q6_K and IQ4_XS blocks packed for the int8 kernels as they are: the packed matrix
 // decodes to ggml's own dequantization bit for bit, and a matmul over it (at every instruction-set
 // level) matches the f32 weights within the int8-activation bound.
 class GgmlPack : public ::testing::TestWithParam<std::string> {};
@@ -107,10 +107,10 @@ TEST_P(GgmlPack, PackedBlocksHoldTheSameWeights) {
   }
   }
   kernels::set_max_isa(kernels::Isa::kAVX512);
-  EXPECT_FALSE(ggml_type_packable(GgmlType::kQ5_K));
+  EXPECT_FALSE(ggml_type_packable(GgmlType::kQ3_K));
 }
 
-INSTANTIATE_TEST_SUITE_P(PackableTypes, GgmlPack, ::testing::Values("Q8_0", "Q4_0", "Q4_K", "Q6_K"),
+INSTANTIATE_TEST_SUITE_P(PackableTypes, GgmlPack, ::testing::Values("Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"),
                          [](const auto& info) { return info.param; });
 
 // The fixture covers every type the decoder lists (a new type needs a new fixture entry).

@@ -154,8 +154,9 @@ TEST_P(IsaTest, GatherRowDense) {
 
 constexpr WeightFormat kQuantFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K};
 // Every format the matmul kernels run: qvl's own and ggml's k-quant blocks (packed, not quantized).
-constexpr WeightFormat kKernelFormats[] = {WeightFormat::kQ8_0, WeightFormat::kQ4_0, WeightFormat::kQ4_K,
-                                           WeightFormat::kGgmlQ4_K, WeightFormat::kGgmlQ6_K};
+constexpr WeightFormat kKernelFormats[] = {WeightFormat::kQ8_0,      WeightFormat::kQ4_0,      WeightFormat::kQ4_K,
+                                           WeightFormat::kGgmlQ4_K, WeightFormat::kGgmlQ5_K, WeightFormat::kGgmlQ6_K,
+                                           WeightFormat::kGgmlIQ4_XS};
 
 // W in `format`: quantized by qvl, or for the ggml formats random ggml blocks of about W's size
 // (random codes, sub-block scales over their whole range, fp16 super-block scales).
@@ -173,7 +174,8 @@ QuantizedMatrix quantized_for_test(const WeightMatrix& W, WeightFormat format, u
       out.sc[j] = static_cast<uint8_t>(q6 ? static_cast<int>(r() % 256) - 128 : static_cast<int>(r() % 64));
       out.mn[j] = static_cast<uint8_t>(r() % 64);
     }
-    for (int64_t c = 0; c < W.cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % (q6 ? 64 : 16));
+    const uint32_t levels = q6 ? 64 : format == WeightFormat::kGgmlQ5_K ? 32 : 16;
+    for (int64_t c = 0; c < W.cols; ++c) out.codes[c] = static_cast<uint8_t>(r() % levels);
   });
 }
 
@@ -210,10 +212,16 @@ Decoded decode(const detail::QLayout& L, const uint8_t* data, int64_t row, int64
       d.code = (q | (high << 4)) - 32;
       d.scale = static_cast<double>(f16_to_f32(u16(L.scales_off + (sb * 16 + r) * 2))) *
                 static_cast<int8_t>(grp[L.sc_off + (2 * b + c / 16) * 16 + r]);
+    } else if (L.format == WeightFormat::kGgmlIQ4_XS) {
+      static constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+      d.code = kLevels[q];
+      d.scale = static_cast<double>(f16_to_f32(u16(L.scales_off + (sb * 16 + r) * 2))) * (grp[L.sc_off + b * 16 + r] - 32);
     } else {
       const bool bf16 = L.format == WeightFormat::kQ4_K;
       auto super = [&](size_t off) { return bf16 ? bf16_to_f32(u16(off)) : f16_to_f32(u16(off)); };
-      d.code = q;
+      // Q5_K: a fifth bit per code in the 64 bytes after the nibbles, bit s for step s.
+      const int fifth = L.format == WeightFormat::kGgmlQ5_K ? (codes[256 + r * 4 + c % 4] >> step) & 1 : 0;
+      d.code = q | (fifth << 4);
       d.scale = static_cast<double>(super(L.scales_off + (sb * 16 + r) * 2)) * grp[L.sc_off + b * 16 + r];
       d.offset = static_cast<double>(super(L.dmin_off + (sb * 16 + r) * 2)) * grp[L.mn_off + b * 16 + r];
     }

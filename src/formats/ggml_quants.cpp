@@ -21,8 +21,7 @@ float fp16_at(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// The 16 non-uniform levels of IQ4_NL and IQ4_XS.
-constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+using kernels::kIq4Levels;  // the 16 non-uniform levels of IQ4_NL and IQ4_XS
 
 void q4_0(const uint8_t* b, float* y) {  // d, qs[16]
   const float d = fp16_at(b);
@@ -194,14 +193,18 @@ void q6_k(const uint8_t* b, float* y) {  // ql[128], qh[64], scales[16] (int8), 
   }
 }
 
+// ggml's 6-bit IQ4_XS scale of sub-block ib (0..7): 4 low bits in scales_l, 2 high in scales_h.
+int iq4_xs_scale(const uint8_t* block, int ib) {
+  uint16_t scales_h;
+  std::memcpy(&scales_h, block + 2, 2);
+  return ((block[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
+}
+
 void iq4_xs(const uint8_t* b, float* y) {  // d, scales_h (u16), scales_l[4], qs[128]
   const float d = fp16_at(b);
-  uint16_t scales_h;
-  std::memcpy(&scales_h, b + 2, 2);
-  const uint8_t* scales_l = b + 4;
   const uint8_t* qs = b + 8;
   for (int ib = 0; ib < kQK_K / 32; ++ib) {
-    const int ls = ((scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
+    const int ls = iq4_xs_scale(b, ib);
     const float dl = d * static_cast<float>(ls - 32);
     for (int j = 0; j < 16; ++j) {
       y[j] = dl * static_cast<float>(kIq4Levels[qs[j] & 0x0F]);
@@ -276,23 +279,38 @@ void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, u
 }
 
 void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, const kernels::GgmlKRow& out) {
-  QVL_ASSERT((type == GgmlType::kQ4_K || type == GgmlType::kQ6_K) && cols % kQK_K == 0);
+  QVL_ASSERT((type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K ||
+              type == GgmlType::kIQ4_XS) &&
+             cols % kQK_K == 0);
   const auto* b = static_cast<const uint8_t*>(row_blocks);
-  for (int64_t sb = 0; sb < cols / kQK_K; ++sb) {
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
+  for (int64_t sb = 0; sb < cols / kQK_K; ++sb, b += info->block_bytes) {
     uint8_t* codes = out.codes + sb * kQK_K;
-    if (type == GgmlType::kQ4_K) {  // d, dmin, scales[12], qs[128]
+    if (type == GgmlType::kQ4_K || type == GgmlType::kQ5_K) {  // d, dmin, scales[12], (qh[32]), qs[128]
+      const bool q5 = type == GgmlType::kQ5_K;
       std::memcpy(&out.d[sb], b, 2);
       std::memcpy(&out.dmin[sb], b + 2, 2);
       for (int j = 0; j < 8; ++j) scale_min_k4(j, b + 4, &out.sc[sb * 8 + j], &out.mn[sb * 8 + j]);
-      const uint8_t* qs = b + 16;
+      const uint8_t* qh = b + 16;
+      const uint8_t* qs = b + (q5 ? 48 : 16);
       for (int chunk = 0; chunk < 4; ++chunk) {  // 64 elements: 32 low nibbles, then 32 high
         for (int l = 0; l < 32; ++l) {
-          codes[64 * chunk + l] = qs[32 * chunk + l] & 0x0F;
-          codes[64 * chunk + 32 + l] = qs[32 * chunk + l] >> 4;
+          const int lo_fifth = q5 ? (qh[l] >> (2 * chunk)) & 1 : 0, hi_fifth = q5 ? (qh[l] >> (2 * chunk + 1)) & 1 : 0;
+          codes[64 * chunk + l] = static_cast<uint8_t>((qs[32 * chunk + l] & 0x0F) | (lo_fifth << 4));
+          codes[64 * chunk + 32 + l] = static_cast<uint8_t>((qs[32 * chunk + l] >> 4) | (hi_fifth << 4));
         }
       }
-      b += 144;
-    } else {  // ql[128], qh[64], scales[16], d
+    } else if (type == GgmlType::kIQ4_XS) {  // d, scales_h, scales_l[4], qs[128]
+      std::memcpy(&out.d[sb], b, 2);
+      const uint8_t* qs = b + 8;
+      for (int ib = 0; ib < 8; ++ib) {
+        out.sc[sb * 8 + ib] = static_cast<uint8_t>(iq4_xs_scale(b, ib));
+        for (int j = 0; j < 16; ++j) {
+          codes[32 * ib + j] = qs[16 * ib + j] & 0x0F;
+          codes[32 * ib + 16 + j] = qs[16 * ib + j] >> 4;
+        }
+      }
+    } else {  // Q6_K: ql[128], qh[64], scales[16], d
       const uint8_t* ql = b;
       const uint8_t* qh = b + 128;
       std::memcpy(out.sc + sb * 16, b + 192, 16);
@@ -306,13 +324,13 @@ void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, c
           c[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
         }
       }
-      b += 210;
     }
   }
 }
 
 bool ggml_type_packable(GgmlType type) {
-  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ6_K;
+  return type == GgmlType::kQ8_0 || type == GgmlType::kQ4_0 || type == GgmlType::kQ4_K || type == GgmlType::kQ5_K ||
+         type == GgmlType::kQ6_K || type == GgmlType::kIQ4_XS;
 }
 
 kernels::QuantizedMatrix pack_ggml_matrix(GgmlType type, const void* data, int64_t rows, int64_t cols,
@@ -329,8 +347,12 @@ kernels::QuantizedMatrix pack_ggml_matrix(GgmlType type, const void* data, int64
         },
         pool);
   }
+  const kernels::WeightFormat format = type == GgmlType::kQ4_K   ? kernels::WeightFormat::kGgmlQ4_K
+                                       : type == GgmlType::kQ5_K ? kernels::WeightFormat::kGgmlQ5_K
+                                       : type == GgmlType::kQ6_K ? kernels::WeightFormat::kGgmlQ6_K
+                                                                 : kernels::WeightFormat::kGgmlIQ4_XS;
   return kernels::pack_ggml_k_blocks(
-      type == GgmlType::kQ4_K ? kernels::WeightFormat::kGgmlQ4_K : kernels::WeightFormat::kGgmlQ6_K, rows, cols,
+      format, rows, cols,
       [&](int64_t row, const kernels::GgmlKRow& out) {
         ggml_k_blocks_to_row(type, src + static_cast<size_t>(row) * row_bytes, cols, out);
       },

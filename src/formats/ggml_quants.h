@@ -27,12 +27,12 @@ void dequantize_ggml(GgmlType type, const void* blocks, int64_t count, float* ou
 // kernels::pack_quantized_blocks takes).
 void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, uint16_t* scales, uint8_t* codes);
 
-// One row of Q4_K or Q6_K super-blocks (cols / 256 of them) taken apart, values unchanged, into
+// One row of Q4_K, Q5_K, Q6_K or IQ4_XS super-blocks (cols / 256 of them) taken apart, values unchanged, into
 // out's arrays (what kernels::pack_ggml_k_blocks takes).
 void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, const kernels::GgmlKRow& out);
 
 // Whether qvl's int8 kernels run a 2-D tensor of this type as it is stored (no rounding): Q8_0,
-// Q4_0, Q4_K and Q6_K.
+// Q4_0, Q4_K, Q5_K, Q6_K and IQ4_XS.
 bool ggml_type_packable(GgmlType type);
 
 // Packs a rows × cols matrix of a packable type (row-major ggml blocks, checked by the caller to

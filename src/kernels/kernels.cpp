@@ -89,6 +89,7 @@ int32_t act_zero_point(WeightFormat format, Isa isa) {
   switch (format) {
     case WeightFormat::kQ8_0: return isa == Isa::kAVX512 ? 128 : 0;  // AVX2 uses the sign trick
     case WeightFormat::kQ4_0: return 8;
+    case WeightFormat::kGgmlIQ4_XS: return isa == Isa::kAVX512 ? 128 : 0;  // levels + 128 as u8 / sign trick
     default: return 0;
   }
 }
@@ -319,7 +320,7 @@ QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t
 QuantizedMatrix pack_ggml_k_blocks(WeightFormat format, int64_t rows, int64_t cols,
                                    FunctionRef<void(int64_t, const GgmlKRow&)> row_source, ThreadPool* pool) {
   if (!detail::is_ggml_k_format(format))
-    fail(ErrorKind::kInvalidArgument, "pack_ggml_k_blocks: only ggml_q4_k and ggml_q6_k are packed from ggml k-quant blocks");
+    fail(ErrorKind::kInvalidArgument, "pack_ggml_k_blocks: ", weight_format_name(format), " is not one of ggml's formats");
   const detail::QLayout L = detail::q_layout(format, rows, cols);  // validates the shape
   QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
   uint8_t* data = out.buffer_.get();

@@ -43,6 +43,20 @@ inline __m256 load_super(const uint8_t* p) {
   else return load_f16x8(p);
 }
 
+// GGML_Q5_K: the fifth bit of step s (bit s of each byte) moved to bit 4; the caller masks.
+inline __m256i q5_fifth(__m256i h, int s) {
+  switch (s) {
+    case 0: return _mm256_slli_epi16(h, 4);
+    case 1: return _mm256_slli_epi16(h, 3);
+    case 2: return _mm256_slli_epi16(h, 2);
+    case 3: return _mm256_slli_epi16(h, 1);
+    case 4: return h;
+    case 5: return _mm256_srli_epi16(h, 1);
+    case 6: return _mm256_srli_epi16(h, 2);
+    default: return _mm256_srli_epi16(h, 3);
+  }
+}
+
 // GGML_Q6_K: bits 2j..2j+1 of each byte of a high-bit vector moved to bits 4..5 (what crosses a
 // byte in the 16-bit shift is masked off by the caller).
 inline __m256i q6_high(__m256i h, int j) {
@@ -151,29 +165,67 @@ inline void tile(const TileArgs& t) {
           }
         }
       }
+    } else if constexpr (F == WeightFormat::kGgmlIQ4_XS) {
+      // Signed levels (up to 127 in size) through the sign trick, as Q8_0: pairs <= 32258.
+      const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Levels)));
+      for (int i = 0; i < MR; ++i) is[i][0] = is[i][1] = _mm256_setzero_si256();
+      for (int j = 0; j < 4; ++j) {
+        __m256i w[2][2];  // [lo/hi nibble][row half]
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 256 + 64 * j + 32 * h));
+          w[0][h] = _mm256_shuffle_epi8(levels, _mm256_and_si256(v, m4));
+          w[1][h] = _mm256_shuffle_epi8(levels, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xs[2] = {bcast32(x.q[i] + b * 32 + 4 * j), bcast32(x.q[i] + b * 32 + 4 * (j + 4))};
+          for (int n = 0; n < 2; ++n) {
+            for (int h = 0; h < 2; ++h) {
+              const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(w[n][h]), _mm256_sign_epi8(xs[n], w[n][h]));
+              is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(p16, ones16));
+            }
+          }
+        }
+      }
     } else {
-      __m256i s16[MR][2];
-      for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = _mm256_setzero_si256();
+      // Q5_K codes reach 31: its low- and high-nibble halves are summed in 16 bits apart
+      // (4 · 2 · 31 · 128 = 31744 each).
+      constexpr bool kQ5 = F == WeightFormat::kGgmlQ5_K;
+      const __m256i m10 = _mm256_set1_epi8(0x10);
+      __m256i fifth[2];
+      if constexpr (kQ5)
+        for (int h = 0; h < 2; ++h)
+          fifth[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 320 + 256 + 32 * h));
+      __m256i s16[MR][2], s16_hi[MR][2];
+      for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = s16_hi[i][0] = s16_hi[i][1] = _mm256_setzero_si256();
       for (int j = 0; j < 4; ++j) {
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
           const __m256i v = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 256 + 64 * j + 32 * h));
+              reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * kCodeBytes<F> + 64 * j + 32 * h));
           lo[h] = _mm256_and_si256(v, m4);
           hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+          if constexpr (kQ5) {
+            lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(q5_fifth(fifth[h], j), m10));
+            hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(q5_fifth(fifth[h], j + 4), m10));
+          }
         }
         for (int i = 0; i < MR; ++i) {
           const __m256i xl = bcast32(x.q[i] + b * 32 + 4 * j);
           const __m256i xh = bcast32(x.q[i] + b * 32 + 4 * (j + 4));
           for (int h = 0; h < 2; ++h) {
             s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(lo[h], xl));
-            s16[i][h] = _mm256_add_epi16(s16[i][h], _mm256_maddubs_epi16(hi[h], xh));
+            __m256i& high_sum = kQ5 ? s16_hi[i][h] : s16[i][h];
+            high_sum = _mm256_add_epi16(high_sum, _mm256_maddubs_epi16(hi[h], xh));
           }
         }
       }
       for (int i = 0; i < MR; ++i) {
         const __m256i init = _mm256_set1_epi32(x.init[i][b]);
-        for (int h = 0; h < 2; ++h) is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
+        for (int h = 0; h < 2; ++h) {
+          is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
+          if constexpr (kQ5) is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16_hi[i][h], ones16));
+        }
       }
     }
     if constexpr (kScaleMin<F>) {
@@ -190,6 +242,14 @@ inline void tile(const TileArgs& t) {
           acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dsc[h], dx), acc[i][h]);
           acc[i][h] = _mm256_fnmadd_ps(mmn[h], dsx, acc[i][h]);
         }
+      }
+    } else if constexpr (F == WeightFormat::kGgmlIQ4_XS) {
+      const int64_t sb = b / kSuperBlocks;
+      for (int h = 0; h < 2; ++h) {
+        const __m256 dl = _mm256_mul_ps(load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h),
+                                        _mm256_sub_ps(load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h), _mm256_set1_ps(32.0f)));
+        for (int i = 0; i < MR; ++i)
+          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dl, _mm256_set1_ps(x.d[i][b])), acc[i][h]);
       }
     } else {
       __m256 sc[2];

@@ -44,6 +44,20 @@ inline __m512 load_super(const uint8_t* p) {
   else return load_f16x16(p);
 }
 
+// GGML_Q5_K: the fifth bit of step s (bit s of each byte) moved to bit 4; the caller masks.
+inline __m512i q5_fifth(__m512i h, int s) {
+  switch (s) {
+    case 0: return _mm512_slli_epi16(h, 4);
+    case 1: return _mm512_slli_epi16(h, 3);
+    case 2: return _mm512_slli_epi16(h, 2);
+    case 3: return _mm512_slli_epi16(h, 1);
+    case 4: return h;
+    case 5: return _mm512_srli_epi16(h, 1);
+    case 6: return _mm512_srli_epi16(h, 2);
+    default: return _mm512_srli_epi16(h, 3);
+  }
+}
+
 // GGML_Q6_K: bits 2j..2j+1 of each byte of a high-bit vector moved to bits 4..5 (what crosses a
 // byte in the 16-bit shift is masked off by the caller).
 inline __m512i q6_high(__m512i h, int j) {
@@ -79,10 +93,11 @@ inline void tile(const TileArgs& t) {
   // A single activation row (decode) leaves only NG dependency chains of 8 vpdpbusd per block,
   // so its sums are split over kP partial accumulators (added once per block). GGML_Q6_K needs
   // its two 16-column halves apart (each has its own scale): partials [0, kH) and [kH, kP).
-  constexpr bool kQ6 = F == WeightFormat::kGgmlQ6_K;
+  constexpr bool kQ6 = F == WeightFormat::kGgmlQ6_K, kQ5 = F == WeightFormat::kGgmlQ5_K;
+  constexpr bool kIq4 = F == WeightFormat::kGgmlIQ4_XS;
   constexpr int kP = MR == 1 ? 4 : kQ6 ? 2 : 1;
   constexpr int kH = kP > 1 ? kP / 2 : 0;
-  const __m512i m30 = _mm512_set1_epi8(0x30);
+  const __m512i m30 = _mm512_set1_epi8(0x30), m10 = _mm512_set1_epi8(0x10);
   for (int64_t b = 0; b < nb; ++b) {
     if (MR == 1 || t.stream_weights)
       for (int g = 0; g < NG; ++g) prefetch_codes_ahead<F>(t.grp[g], b);
@@ -115,13 +130,16 @@ inline void tile(const TileArgs& t) {
         }
       }
     } else {
-      __m512i high_lo[NG], high_hi[NG];  // GGML_Q6_K: the 2 high bits of every code
-      if constexpr (kQ6) {
+      __m512i high_lo[NG], high_hi[NG];  // GGML_Q6_K: the 2 high bits of every code; Q5_K: the fifth
+      if constexpr (kQ6 || kQ5) {
         for (int g = 0; g < NG; ++g) {
-          high_lo[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 384 + 256);
-          high_hi[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 384 + 320);
+          high_lo[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * kCodeBytes<F> + 256);
+          if constexpr (kQ6) high_hi[g] = _mm512_loadu_si512(t.grp[g] + static_cast<size_t>(b) * 384 + 320);
         }
       }
+      // GGML_IQ4_XS: the 16 levels + 128 (u8 for vpdpbusd; init removes the 128) in each 128-bit lane.
+      [[maybe_unused]] __m512i levels;
+      if constexpr (kIq4) levels = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4LevelsU8)));
       for (int j = 0; j < 4; ++j) {
         __m512i lo[NG], hi[NG];
         for (int g = 0; g < NG; ++g) {
@@ -131,6 +149,12 @@ inline void tile(const TileArgs& t) {
           if constexpr (kQ6) {  // nibble | (high bits & 0x30): ternary-logic 0xF8 = A | (B & C)
             lo[g] = _mm512_ternarylogic_epi32(lo[g], q6_high(high_lo[g], j), m30, 0xF8);
             hi[g] = _mm512_ternarylogic_epi32(hi[g], q6_high(high_hi[g], j), m30, 0xF8);
+          } else if constexpr (kQ5) {
+            lo[g] = _mm512_ternarylogic_epi32(lo[g], q5_fifth(high_lo[g], j), m10, 0xF8);
+            hi[g] = _mm512_ternarylogic_epi32(hi[g], q5_fifth(high_lo[g], j + 4), m10, 0xF8);
+          } else if constexpr (kIq4) {
+            lo[g] = _mm512_shuffle_epi8(levels, lo[g]);
+            hi[g] = _mm512_shuffle_epi8(levels, hi[g]);
           }
         }
         for (int i = 0; i < MR; ++i) {
@@ -191,6 +215,17 @@ inline void tile(const TileArgs& t) {
           acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(dsc[g], dx), acc[i][g]);
           acc[i][g] = _mm512_fnmadd_ps(mmn[g], dsx, acc[i][g]);
         }
+      }
+    } else if constexpr (kIq4) {
+      const int64_t sb = b / kSuperBlocks;
+      __m512 dl[NG];  // d * (ls - 32)
+      for (int g = 0; g < NG; ++g)
+        dl[g] = _mm512_mul_ps(load_f16x16(t.grp[g] + L.scales_off + sb * 32),
+                              _mm512_sub_ps(load_u8x16(t.grp[g] + L.sc_off + b * 16), _mm512_set1_ps(32.0f)));
+      for (int i = 0; i < MR; ++i) {
+        const __m512 dx = _mm512_set1_ps(x.d[i][b]);
+        for (int g = 0; g < NG; ++g)
+          acc[i][g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[i][g]), _mm512_mul_ps(dl[g], dx), acc[i][g]);
       }
     } else {
       __m512 sc[NG];

@@ -23,7 +23,10 @@ namespace {
 
 // Bytes of weight codes per 32-column block of one row group.
 template <WeightFormat F>
-constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0 ? 512 : F == WeightFormat::kGgmlQ6_K ? 384 : 256;
+constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0       ? 512
+                              : F == WeightFormat::kGgmlQ6_K ? 384
+                              : F == WeightFormat::kGgmlQ5_K ? 320
+                                                             : 256;
 
 // Decode (one activation row) streams every weight from DRAM once; prefetching the codes this
 // far ahead keeps more cache-line misses in flight per core than the hardware prefetcher alone
@@ -44,6 +47,14 @@ inline void prefetch_codes_ahead(const uint8_t* group, int64_t block) {
   (void)group, (void)block;
 #endif
 }
+
+// GGML_IQ4_XS levels + 128: the unsigned weight bytes the AVX-512 kernel looks up.
+alignas(16) inline constexpr uint8_t kIq4LevelsU8[16] = {1, 24, 45, 63, 79, 93, 106, 118, 129, 141, 153, 166, 181, 197, 217, 241};
+static_assert([] {
+  for (int i = 0; i < 16; ++i)
+    if (kIq4LevelsU8[i] != kIq4Levels[i] + 128) return false;
+  return true;
+}());
 
 // Four int8 activations (one 4-column step) as one int32, to broadcast.
 inline int32_t load_i32(const int8_t* p) {
@@ -80,7 +91,7 @@ inline int64_t chunk_rows(int64_t k, int64_t mr, int64_t cache_bytes) {
 
 // Formats whose per-block scale is D * sc with a min M * mn (qvl's Q4_K and ggml's).
 template <WeightFormat F>
-constexpr bool kScaleMin = F == WeightFormat::kQ4_K || F == WeightFormat::kGgmlQ4_K;
+constexpr bool kScaleMin = F == WeightFormat::kQ4_K || F == WeightFormat::kGgmlQ4_K || F == WeightFormat::kGgmlQ5_K;
 
 template <WeightFormat F>
 using FormatTag = std::integral_constant<WeightFormat, F>;
@@ -94,6 +105,8 @@ inline void with_quantized_format(WeightFormat format, Kernel&& kernel) {
     case WeightFormat::kQ4_K: kernel(FormatTag<WeightFormat::kQ4_K>{}); break;
     case WeightFormat::kGgmlQ4_K: kernel(FormatTag<WeightFormat::kGgmlQ4_K>{}); break;
     case WeightFormat::kGgmlQ6_K: kernel(FormatTag<WeightFormat::kGgmlQ6_K>{}); break;
+    case WeightFormat::kGgmlQ5_K: kernel(FormatTag<WeightFormat::kGgmlQ5_K>{}); break;
+    case WeightFormat::kGgmlIQ4_XS: kernel(FormatTag<WeightFormat::kGgmlIQ4_XS>{}); break;
     default: break;
   }
 }

@@ -46,15 +46,24 @@ QLayout q_layout(WeightFormat format, int64_t rows, int64_t cols) {
       L.group_bytes = round_up(L.scales_off + nb * 32, 64);
       break;
     case WeightFormat::kQ4_K:
-    case WeightFormat::kGgmlQ4_K: {
-      L.codes_per_block = 256;
+    case WeightFormat::kGgmlQ4_K:
+    case WeightFormat::kGgmlQ5_K: {
+      L.codes_per_block = format == WeightFormat::kGgmlQ5_K ? 320 : 256;
       L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
       const size_t nsb = static_cast<size_t>(L.nsb);
-      L.scales_off = nb * 256;
+      L.scales_off = nb * L.codes_per_block;
       L.dmin_off = L.scales_off + nsb * 32;
       L.sc_off = L.dmin_off + nsb * 32;
       L.mn_off = L.sc_off + nb * 16;
       L.group_bytes = round_up(L.mn_off + nb * 16, 64);
+      break;
+    }
+    case WeightFormat::kGgmlIQ4_XS: {
+      L.codes_per_block = 256;
+      L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
+      L.scales_off = nb * 256;
+      L.sc_off = L.scales_off + static_cast<size_t>(L.nsb) * 32;
+      L.group_bytes = round_up(L.sc_off + nb * 16, 64);
       break;
     }
     case WeightFormat::kGgmlQ6_K: {
@@ -221,11 +230,12 @@ void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, 
 
 void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp) {
   QVL_ASSERT(is_ggml_k_format(L.format));
-  const bool q6 = L.format == WeightFormat::kGgmlQ6_K;
+  const bool q6 = L.format == WeightFormat::kGgmlQ6_K, q5 = L.format == WeightFormat::kGgmlQ5_K;
+  const bool with_min = L.format == WeightFormat::kGgmlQ4_K || q5;
   for (int64_t sb = 0; sb < L.nsb; ++sb) {
     for (int64_t r = 0; r < kGroupRows; ++r) {
       put_u16(grp + L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2, rows[r].d[sb]);
-      if (!q6) put_u16(grp + L.dmin_off + static_cast<size_t>(sb * kGroupRows + r) * 2, rows[r].dmin[sb]);
+      if (with_min) put_u16(grp + L.dmin_off + static_cast<size_t>(sb * kGroupRows + r) * 2, rows[r].dmin[sb]);
     }
   }
   uint8_t nibbles[kGroupRows][kBlock];
@@ -243,7 +253,9 @@ void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp) {
         }
       } else {
         grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].sc[b];
-        grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].mn[b];
+        if (with_min) grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].mn[b];
+        if (q5)  // the fifth bit of step s at bit s
+          for (int c = 0; c < kBlock; ++c) dst[256 + r * 4 + c % 4] |= static_cast<uint8_t>((codes[c] >> 4) << (c / 4));
       }
     }
     pack_codes(WeightFormat::kQ4_0, nibbles, dst);
@@ -372,9 +384,17 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
           o[c] = d * static_cast<float>(((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) - 8);
         break;
       }
+      case WeightFormat::kGgmlIQ4_XS: {
+        // ggml's order: dl = d * (ls - 32), then dl * level.
+        const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>((b / kSuperBlocks) * kGroupRows + r) * 2));
+        const float dl = d * static_cast<float>(static_cast<int>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]) - 32);
+        for (int c = 0; c < kBlock; ++c) o[c] = dl * static_cast<float>(kIq4Levels[(codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f]);
+        break;
+      }
       case WeightFormat::kGgmlQ4_K:
+      case WeightFormat::kGgmlQ5_K:
       case WeightFormat::kQ4_K: {
-        // ggml's order of operations (d * sc) * q - dmin * mn, so kGgmlQ4_K decodes bit for bit.
+        // ggml's order of operations (d * sc) * q - dmin * mn, so the ggml formats decode bit for bit.
         const int64_t sb = b / kSuperBlocks;
         const auto super = [&](size_t off) {
           const uint16_t h = u16(off + static_cast<size_t>(sb * kGroupRows + r) * 2);
@@ -382,8 +402,11 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
         };
         const float s = super(L.scales_off) * static_cast<float>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]);
         const float m = super(L.dmin_off) * static_cast<float>(grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)]);
-        for (int c = 0; c < kBlock; ++c)
-          o[c] = s * static_cast<float>((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) - m;
+        const bool q5 = L.format == WeightFormat::kGgmlQ5_K;
+        for (int c = 0; c < kBlock; ++c) {
+          const int fifth = q5 ? (codes[256 + r * 4 + c % 4] >> (c / 4)) & 1 : 0;
+          o[c] = s * static_cast<float>(((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) | (fifth << 4)) - m;
+        }
         break;
       }
       case WeightFormat::kGgmlQ6_K: {

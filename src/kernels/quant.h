@@ -14,6 +14,8 @@
 //     sc      [nb][16] u8                        block scale = D * sc
 //     mn      [nb][16] u8                        block offset = M * mn
 //   GGML_Q4_K: as Q4_K with dscale and dmin in fp16 (ggml's d and dmin; sc, mn in 0..63).
+//   GGML_Q5_K: as GGML_Q4_K with codes_per_block = 320: the nibbles, then 64 bytes of fifth bits.
+//   GGML_IQ4_XS: dscale [nsb][16] fp16 (ggml's d), then sc [nb][16] u8 (ggml's ls, 0..63).
 //   GGML_Q6_K (codes_per_block = 384: 256 bytes of low nibbles, then 128 of high bits):
 //     dscale  [nsb][16] fp16                     ggml's d (per row)
 //     sc      [nb][2][16] int8                   scale of columns 0-15 / 16-31 = d * sc
@@ -29,6 +31,9 @@
 //         are two 64-byte vectors: byte i of the first holds, at bits 2j..2j+1, the high bits of
 //         the low nibble of byte i of step j (j = 0..3); the second those of the high nibbles.
 //         So the low nibbles are columns 0-15 and the high nibbles 16-31: one scale each.
+//   GGML_Q5_K: q = nibble | fifth << 4, value as Q4_K; byte i of the fifth-bit vector holds at bit s
+//         the fifth bit of step s (s = 0..7: the low nibble of byte i of step s, high for s >= 4).
+//   GGML_IQ4_XS: nibbles as Q4_0 index kIq4Levels; value = d * (ls - 32) * level.
 #pragma once
 
 #include <cstddef>
@@ -77,7 +82,8 @@ void q6_half_init(const int8_t* q, int64_t m, int64_t k, int32_t* half_init);
 
 // Whether `format` holds ggml's k-quant blocks (packed by pack_k_group, never quantized by qvl).
 constexpr bool is_ggml_k_format(WeightFormat format) {
-  return format == WeightFormat::kGgmlQ4_K || format == WeightFormat::kGgmlQ6_K;
+  return format == WeightFormat::kGgmlQ4_K || format == WeightFormat::kGgmlQ6_K || format == WeightFormat::kGgmlQ5_K ||
+         format == WeightFormat::kGgmlIQ4_XS;
 }
 
 // Scalar reference of the activation rounding (the SIMD version must give identical bytes):

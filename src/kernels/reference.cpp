@@ -78,6 +78,9 @@ inline float f16_at(const uint8_t* p, int64_t i) {
   std::memcpy(&h, p + 2 * i, 2);
   return f16_to_f32(h);
 }
+inline int32_t code_q5(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..31
+  return code_q4(codes, r, c) | (((codes[256 + r * 4 + (c % 4)] >> (c / 4)) & 1) << 4);
+}
 inline int32_t code_q6(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..63
   const int64_t step = c / 4;
   const int32_t high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + (c % 4)] >> (2 * (step % 4))) & 3;
@@ -111,9 +114,18 @@ void qmatmul_scalar(const QLayout& L, const uint8_t* data, const QActs& a, const
               for (int64_t c = 0; c < kBlock; ++c) isum += (code_q4(codes, r, c) - 8) * xb[c];
               acc += static_cast<float>(isum) * (f16_at(grp + L.scales_off, b * kGroupRows + r) * dx);
               break;
+            case WeightFormat::kGgmlIQ4_XS: {
+              for (int64_t c = 0; c < kBlock; ++c) isum += kIq4Levels[code_q4(codes, r, c)] * xb[c];
+              const float d = f16_at(grp + L.scales_off, (b / kSuperBlocks) * kGroupRows + r);
+              const int ls = grp[L.sc_off + b * kGroupRows + r];
+              acc += static_cast<float>(isum) * (d * static_cast<float>(ls - 32) * dx);
+              break;
+            }
             case WeightFormat::kQ4_K:
-            case WeightFormat::kGgmlQ4_K: {
-              for (int64_t c = 0; c < kBlock; ++c) isum += code_q4(codes, r, c) * xb[c];
+            case WeightFormat::kGgmlQ4_K:
+            case WeightFormat::kGgmlQ5_K: {
+              for (int64_t c = 0; c < kBlock; ++c)
+                isum += (L.format == WeightFormat::kGgmlQ5_K ? code_q5(codes, r, c) : code_q4(codes, r, c)) * xb[c];
               const int64_t sb = b / kSuperBlocks;
               const bool bf16 = L.format == WeightFormat::kQ4_K;
               const float dsc = (bf16 ? bf16_at(grp + L.scales_off, sb * kGroupRows + r)

@@ -16,6 +16,8 @@ std::string_view weight_format_name(WeightFormat f) {
     case WeightFormat::kQ4_K: return "q4_k";
     case WeightFormat::kGgmlQ4_K: return "ggml_q4_k";
     case WeightFormat::kGgmlQ6_K: return "ggml_q6_k";
+    case WeightFormat::kGgmlQ5_K: return "ggml_q5_k";
+    case WeightFormat::kGgmlIQ4_XS: return "ggml_iq4_xs";
   }
   return "?";
 }

@@ -25,11 +25,24 @@ namespace qvl::kernels {
 //           scale/min 0..63), so every weight equals ggml's dequantization (4.625 bits/weight).
 //   kGgmlQ6_K: ggml's Q6_K: 6-bit codes q, w = d·sc·(q - 32) with an int8 scale sc per 16
 //           columns and an fp16 d per 256 (6.5625 bits/weight).
+//   kGgmlQ5_K: ggml's Q5_K: kGgmlQ4_K with 5-bit codes (q in 0..31; 5.625 bits/weight).
+//   kGgmlIQ4_XS: ggml's IQ4_XS: 4-bit indices into 16 fixed levels (-127..113), w = d·(ls - 32)·level
+//           with a 6-bit ls per 32 columns and an fp16 d per 256 (4.625 bits/weight).
 // The quantized formats are repacked for the int8 dot-product kernels (16 rows interleaved; see
 // kernels/quant.h) and require cols % 32 == 0. They are made by quantize_matrix().
-enum class WeightFormat : uint8_t { kDense = 0, kQ8_0 = 1, kQ4_0 = 2, kQ4_K = 3, kGgmlQ4_K = 4, kGgmlQ6_K = 5 };
+enum class WeightFormat : uint8_t {
+  kDense = 0,
+  kQ8_0 = 1,
+  kQ4_0 = 2,
+  kQ4_K = 3,
+  kGgmlQ4_K = 4,
+  kGgmlQ6_K = 5,
+  kGgmlQ5_K = 6,
+  kGgmlIQ4_XS = 7,
+};
 
-std::string_view weight_format_name(WeightFormat f);  // "dense", "q8_0", "q4_0", "q4_k", "ggml_q4_k", "ggml_q6_k"
+// "dense", "q8_0", "q4_0", "q4_k", "ggml_q4_k", "ggml_q5_k", "ggml_q6_k", "ggml_iq4_xs"
+std::string_view weight_format_name(WeightFormat f);
 // Parses "q8_0", "q4_0", "q4_k" (case-insensitive) or "dense" (the formats qvl quantizes to);
 // throws qvl::Error otherwise.
 WeightFormat parse_weight_format(std::string_view name);
@@ -51,14 +64,18 @@ struct WeightMatrix {
 };
 
 // One row of ggml k-quant super-blocks (256 columns each) taken apart, values unchanged: what
-// pack_ggml_k_blocks takes for kGgmlQ4_K and kGgmlQ6_K.
+// pack_ggml_k_blocks takes for the kGgml* formats.
 struct GgmlKRow {
   uint16_t* d = nullptr;     // [cols / 256] fp16 bits: ggml's d
-  uint16_t* dmin = nullptr;  // [cols / 256] fp16 bits: ggml's dmin (Q4_K)
-  uint8_t* sc = nullptr;     // Q4_K: [cols / 32] scales 0..63; Q6_K: [cols / 16] int8 scales
-  uint8_t* mn = nullptr;     // Q4_K: [cols / 32] mins 0..63
-  uint8_t* codes = nullptr;  // [cols] Q4_K: 0..15; Q6_K: 0..63
+  uint16_t* dmin = nullptr;  // [cols / 256] fp16 bits: ggml's dmin (Q4_K, Q5_K)
+  // Q4_K, Q5_K: [cols / 32] scales 0..63; IQ4_XS: [cols / 32] ls 0..63; Q6_K: [cols / 16] int8
+  uint8_t* sc = nullptr;
+  uint8_t* mn = nullptr;     // Q4_K, Q5_K: [cols / 32] mins 0..63
+  uint8_t* codes = nullptr;  // [cols] Q4_K: 0..15; Q5_K: 0..31; Q6_K: 0..63; IQ4_XS: level index 0..15
 };
+
+// The 16 levels of ggml's IQ4_NL / IQ4_XS blocks.
+inline constexpr int8_t kIq4Levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 // Whether a rows × cols matrix can be stored in `format` (quantized formats: cols % 32 == 0).
 bool can_quantize(WeightFormat format, int64_t rows, int64_t cols);
