@@ -123,6 +123,7 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
       options.kv_cache_type.empty() ? kernels::KvType::kF16 : kernels::parse_kv_type(options.kv_cache_type);
   const int threads = options.threads > 0 ? options.threads : default_thread_count();
   m.pool = std::make_unique<ThreadPool>(threads);
+  m.checkpoint->set_thread_pool(m.pool.get());
   TextWeightFormats formats;
   formats.layers = weight_format_option(exact_f32 ? "" : options.weights_type);
   formats.head = eight_bit_companion_format(options.head_weights_type, formats.layers);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <utility>
@@ -76,6 +77,13 @@ std::string read_text_file(const std::string& path, size_t max_bytes) {
   in.read(text.data(), size);
   if (!in) fail(ErrorKind::kIo, "short read on '", path, "'");
   return text;
+}
+
+void drop_mapped_pages(const void* begin, size_t bytes) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(begin);
+  const uintptr_t first = (b + page - 1) / page * page, last = (b + bytes) / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace qvl

@@ -27,6 +27,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Tells the kernel this process no longer needs the whole pages inside [begin, begin + bytes) of a
+// read-only file mapping (e.g. a tensor repacked into its own buffer): they leave the resident set
+// (staying in the page cache) and are read back from the file if touched again. A hint: no error.
+void drop_mapped_pages(const void* begin, size_t bytes);
+
 // Reads a whole (small) file into a string, refusing files above max_bytes.
 std::string read_text_file(const std::string& path, size_t max_bytes = size_t(256) << 20);
 

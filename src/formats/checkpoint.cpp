@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/json_util.h"
+#include "core/mapped_file.h"
 #include "formats/ggml_quants.h"
 
 namespace qvl {
@@ -144,7 +145,8 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
   if (packed_ok && pack_ggml_blocks_ && ggml_type_packable(block_type) && t.shape.size() == 2 &&
       t.shape[1] % ggml_type_info(t.ggml_block_type)->block_elems == 0) {
     // Packed once, after the shape check, for the int8 kernels: the same weights, no rounding.
-    const kernels::QuantizedMatrix& q = packed_[name] = pack_ggml_matrix(block_type, t.data, t.shape[0], t.shape[1]);
+    const kernels::QuantizedMatrix& q = packed_[name] = pack_ggml_matrix(block_type, t.data, t.shape[0], t.shape[1], pool_);
+    drop_mapped_pages(t.data, t.nbytes);  // the file's copy is not read again: keep one copy resident
     auto* packed = const_cast<TensorView*>(&t);  // index_ points at views this checkpoint owns
     packed->ggml_block_type = 0;
     packed->packed_format = static_cast<uint8_t>(q.view().format);
@@ -156,6 +158,7 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
     std::vector<float>& out = owned_[name];
     out.resize(static_cast<size_t>(t.numel()));
     dequantize_ggml(static_cast<GgmlType>(t.ggml_block_type), t.data, t.numel(), out.data());
+    drop_mapped_pages(t.data, t.nbytes);
     auto* decoded = const_cast<TensorView*>(&t);  // index_ points at views this checkpoint owns
     decoded->ggml_block_type = 0;
     decoded->dtype = DType::kF32;

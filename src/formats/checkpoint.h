@@ -16,6 +16,8 @@
 
 namespace qvl {
 
+class ThreadPool;
+
 class Checkpoint {
  public:
   // Opens a folder's safetensors file(s), or a GGUF file written by `qvl quantize`; throws
@@ -46,6 +48,8 @@ class Checkpoint {
   // false: ggml block types are always decoded to F32, packed_ok or not (the exact reference
   // path: ModelOptions::weights_type "f32"). Default true.
   void set_pack_ggml_blocks(bool pack) { pack_ggml_blocks_ = pack; }
+  // Threads that pack ggml matrices (null: the calling thread alone).
+  void set_thread_pool(ThreadPool* pool) { pool_ = pool; }
   // Marks tensors that are knowingly ignored (e.g. a redundant lm_head copy).
   void mark_used(const std::string& name);
 
@@ -68,6 +72,7 @@ class Checkpoint {
   std::map<std::string, std::vector<float>> owned_;  // converted or decoded tensors, by name
   std::map<std::string, kernels::QuantizedMatrix> packed_;  // ggml Q8_0/Q4_0/Q4_K/Q6_K matrices as the kernels take them
   bool pack_ggml_blocks_ = true;
+  ThreadPool* pool_ = nullptr;
   std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "progress.h"
 #include "devtools/synthetic_checkpoint.h"
+#include "devtools/synthetic_llama_gguf.h"
 #include "qvl/error.hpp"
 
 namespace qvl::cli {
@@ -31,7 +32,7 @@ std::string bundled_tokenizer_dir() {
 Runner add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a random-weight checkpoint with real shapes (for benchmarks)");
   struct Args {
-    std::string preset, out, tokenizer_dir;
+    std::string preset, out, tokenizer_dir, llama_gguf;
     uint64_t seed = 1;
   };
   auto a = std::make_shared<Args>();
@@ -41,13 +42,24 @@ Runner add_synth_command(CLI::App& app) {
                   "Required: " + presets + " (bf16 sizes: 2b 4.3 GB, 4b 8.9 GB, 8b 17.5 GB, tiny a few MB)")
       ->required()
       ->check(CLI::IsMember(synthetic_presets()));
-  cmd->add_option("out_dir", a->out, "Output folder (Hugging Face layout); must be absent or empty")->required();
+  cmd->add_option("out_dir", a->out,
+                  "Output folder (Hugging Face layout; must be absent or empty), or with --llama-gguf the file")
+      ->required();
+  cmd->add_option("--llama-gguf", a->llama_gguf,
+                  "Write instead the text model as a llama.cpp GGUF with this type mix (Q4_K_M, Q8_0 or Q4_0; "
+                  "random blocks), which qvl and llama.cpp both run")
+      ->check(CLI::IsMember(synthetic_llama_gguf_types()));
   cmd->add_option("--tokenizer-from", a->tokenizer_dir,
                   "Folder with tokenizer.json, tokenizer_config.json, chat_template.json (default: the bundled "
                   "tiny model's, i.e. the real Qwen3 tokenizer)");
   cmd->add_option("--seed", a->seed, "Random seed of the weights (default: 1)");
   return [a] {
     const std::string tokenizer_dir = a->tokenizer_dir.empty() ? bundled_tokenizer_dir() : a->tokenizer_dir;
+    if (!a->llama_gguf.empty()) {
+      write_synthetic_llama_gguf(a->preset, a->llama_gguf, a->out, tokenizer_dir, a->seed);
+      std::fprintf(stderr, "wrote %s (%s, llama.cpp %s)\n", a->out.c_str(), a->preset.c_str(), a->llama_gguf.c_str());
+      return 0;
+    }
     {
       ProgressPrinter progress;  // its line ends before the summary, or before an error
       const std::string label = "writing " + a->preset;
