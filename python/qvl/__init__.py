@@ -47,13 +47,20 @@ __version__ = "0.1.0"
 
 # ---- images ------------------------------------------------------------------------------------
 
-def to_image(x: Any) -> Image:
-    """An image as qvl.Image from a path (str or os.PathLike), encoded file bytes, a PIL.Image,
-    an HxWx3 uint8 numpy array (any object with the buffer protocol) or a qvl.Image."""
+def to_image(x: Any, base_dir: Union[str, os.PathLike] = ".") -> Image:
+    """An image as qvl.Image from a path (str, file:// URL or os.PathLike; relative ones from
+    base_dir), encoded file bytes, a PIL.Image, an HxWx3 uint8 numpy array (any object with the
+    buffer protocol) or a qvl.Image."""
     if isinstance(x, Image):
         return x
     if isinstance(x, (str, os.PathLike)):
-        return Image.load(os.fspath(x))
+        path = os.fspath(x)
+        if path.startswith("file://"):
+            path = path[len("file://"):]
+        elif "://" in path:
+            raise UnsupportedError(f"image {path!r}: only local paths and file:// URLs are read; "
+                                   "pass the downloaded bytes instead")
+        return Image.load(os.path.join(os.fspath(base_dir), path))
     if isinstance(x, (bytes, bytearray, memoryview)):
         return Image.decode(bytes(x))
     if hasattr(x, "convert") and hasattr(x, "tobytes") and hasattr(x, "size"):  # PIL.Image.Image
@@ -69,7 +76,7 @@ def to_image(x: Any) -> Image:
         f"an image must be a path, encoded bytes, a PIL.Image or an HxWx3 uint8 array; got {type(x).__name__}")
 
 
-def _normalize_messages(messages: Any, images: Optional[Sequence[Any]]):
+def _normalize_messages(messages: Any, images: Optional[Sequence[Any]], base_dir: Union[str, os.PathLike] = "."):
     """Messages as JSON for the engine plus the images they use, in order. Image items carry
     their image under "image" (or "image_url"/"url" as a path); an image item without one takes
     the next entry of `images`; images left over go first into the last user message."""
@@ -98,7 +105,7 @@ def _normalize_messages(messages: Any, images: Optional[Sequence[Any]]):
                             raise InvalidArgumentError(f"messages[{i}] has an image item with no image and "
                                                        "the images list has no more entries")
                         src = pending.pop(0)
-                    out_images.append(to_image(src))
+                    out_images.append(to_image(src, base_dir))
                     items.append({"type": "image"})
                 else:
                     items.append(item)
@@ -115,7 +122,7 @@ def _normalize_messages(messages: Any, images: Optional[Sequence[Any]]):
         n_before = sum(1 for m in out_messages[: out_messages.index(last)]
                        for it in (m.get("content") if isinstance(m.get("content"), list) else [])
                        if isinstance(it, dict) and it.get("type") == "image")
-        new_images = [to_image(p) for p in pending]
+        new_images = [to_image(p, base_dir) for p in pending]
         out_images[n_before:n_before] = new_images
         last["content"] = [{"type": "image"} for _ in new_images] + list(text_items)
     return json.dumps(out_messages, ensure_ascii=False), out_images
@@ -160,7 +167,7 @@ class Processor(_qvl.Processor):
                 base_dir: str = ".", **template_variables) -> ProcessedInputs:
         """Renders the chat template and processes the images. Images as in Model.chat; an image
         item with a relative path resolves against base_dir."""
-        messages_json, imgs = _normalize_messages(messages, images)
+        messages_json, imgs = _normalize_messages(messages, images, base_dir)
         return self._process(messages_json, imgs, add_generation_prompt, os.fspath(base_dir),
                              json.dumps(template_variables))
 

@@ -346,14 +346,13 @@ PYBIND11_MODULE(_qvl, m) {
 
   py::class_<Processor>(m, "Processor")
       .def(py::init([](std::shared_ptr<Model> model, std::optional<int64_t> min_pixels,
-                       std::optional<int64_t> max_pixels, const std::string& media_root) {
+                       std::optional<int64_t> max_pixels) {
              ProcessorOptions o;
              o.min_pixels = min_pixels;
              o.max_pixels = max_pixels;
-             o.media_root = media_root;
              return Processor(std::move(model), o);
            }),
-           "model"_a, "min_pixels"_a = py::none(), "max_pixels"_a = py::none(), "media_root"_a = "")
+           "model"_a, "min_pixels"_a = py::none(), "max_pixels"_a = py::none())
       .def("_process", &Processor::process, "messages_json"_a, "images"_a, "add_generation_prompt"_a, "base_dir"_a,
            "extra_json"_a, py::call_guard<py::gil_scoped_release>());
 
