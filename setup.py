@@ -45,4 +45,7 @@ class CMakeBuild(build_ext):
         shutil.copyfile(os.path.join(package_dir, built[0]), target)
 
 
-setup(ext_modules=[CMakeExtension("qvl._qvl")], cmdclass={"build_ext": CMakeBuild})
+# setuptools' own staging goes beside the CMake build, not into build/ (the CMake build folder of
+# the README's `make`).
+setup(ext_modules=[CMakeExtension("qvl._qvl")], cmdclass={"build_ext": CMakeBuild},
+      options={"build": {"build_base": os.path.join("build-python", "setuptools")}})

@@ -154,7 +154,7 @@ def rss_bytes():
 
 def test_load_generate_unload_cycles_keep_rss_flat():
     def cycle(i):
-        m = qvl.Model(TINY, threads=1)
+        m = qvl.Model(TINY, threads=1, context=1024)
         text = m.chat(image_messages(str(IMAGE)) if i % 2 else "Hello", max_tokens=3, temperature=0)
         assert text
         del m
