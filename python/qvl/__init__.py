@@ -67,11 +67,13 @@ def to_image(x: Any, base_dir: Union[str, os.PathLike] = ".") -> Image:
         rgb = x if x.mode == "RGB" else x.convert("RGB")
         width, height = rgb.size
         return Image.from_rgb(rgb.tobytes(), width, height)
-    if hasattr(x, "__array_interface__") or hasattr(x, "__buffer__") or hasattr(x, "shape"):
-        try:
-            return Image.from_rgb(x)
-        except TypeError:
-            pass
+    if hasattr(x, "__array_interface__"):  # numpy: a strided view (a crop, x[::-1]) is made contiguous
+        import numpy
+        return Image.from_rgb(numpy.ascontiguousarray(x))
+    try:
+        return Image.from_rgb(x)  # any other HxWx3 uint8 buffer
+    except TypeError:
+        pass
     raise InvalidArgumentError(
         f"an image must be a path, encoded bytes, a PIL.Image or an HxWx3 uint8 array; got {type(x).__name__}")
 
@@ -177,6 +179,8 @@ class Generator(_qvl.Generator):
     The Model may be shared by many Generators and threads."""
 
     def __init__(self, model: "Model", params: Optional[GeneratorParams] = None, **sampling):
+        if params is not None and sampling:
+            raise TypeError("pass either params or sampling keywords, not both")
         super().__init__(model, params if params is not None else model.params(**sampling))
 
     def __iter__(self) -> Iterator[int]:

@@ -72,6 +72,7 @@ def test_image_forms_give_identical_tokens(model):
     forms = {
         "path": str(IMAGE), "pathlib": IMAGE, "bytes": encoded, "bytearray": bytearray(encoded), "pil": pil,
         "pil_rgba": pil.convert("RGBA"), "numpy": array, "qvl_image": qvl.Image.decode(encoded),
+        "numpy_strided": np.pad(array, ((0, 0), (0, 0), (0, 1)))[:, :, :3],
     }
     reference = model.processor.process(image_messages(str(IMAGE)))
     ref_tokens = greedy_tokens(model, reference, 8)
