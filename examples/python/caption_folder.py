@@ -34,7 +34,7 @@ def main():
                                                  {"type": "text", "text": a.prompt}]}]
         requests.append((path, engine.submit(messages, max_tokens=a.max_tokens, temperature=0)))
     for path, request in requests:  # in order; the engine runs them all meanwhile
-        caption = "".join(request).strip()
+        caption = " ".join("".join(request).split())  # one line per image
         print(f"{path.name}\t{caption}", flush=True)
 
 
