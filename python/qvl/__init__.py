@@ -11,6 +11,8 @@ step. Failures raise qvl.Error subclasses (one per error kind; the message is th
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import os
@@ -49,12 +51,20 @@ __version__ = "0.1.0"
 
 def to_image(x: Any, base_dir: Union[str, os.PathLike] = ".") -> Image:
     """An image as qvl.Image from a path (str, file:// URL or os.PathLike; relative ones from
-    base_dir), encoded file bytes, a PIL.Image, an HxWx3 uint8 numpy array (any object with the
+    base_dir), a base64 data: URL, encoded file bytes, a PIL.Image, an HxWx3 uint8 numpy array (any object with the
     buffer protocol) or a qvl.Image."""
     if isinstance(x, Image):
         return x
     if isinstance(x, (str, os.PathLike)):
         path = os.fspath(x)
+        if path.startswith("data:"):  # data:image/png;base64,... as OpenAI clients send images
+            header, _, payload = path.partition(",")
+            if not header.endswith(";base64"):
+                raise InvalidArgumentError("an image data URL must be base64 (data:image/...;base64,...)")
+            try:
+                return Image.decode(base64.b64decode(payload, validate=True))
+            except binascii.Error as e:
+                raise InvalidArgumentError(f"an image data URL holds invalid base64: {e}") from None
         if path.startswith("file://"):
             path = path[len("file://"):]
         elif "://" in path:
@@ -114,14 +124,14 @@ def _normalize_messages(messages: Any, images: Optional[Sequence[Any]], base_dir
             msg["content"] = items
         out_messages.append(msg)
     if pending:
-        users = [m for m in out_messages if m.get("role") == "user"]
+        users = [i for i, m in enumerate(out_messages) if m.get("role") == "user"]
         if not users:
             raise InvalidArgumentError("images were given but the messages have no user turn to hold them")
-        last = users[-1]
+        last = out_messages[users[-1]]
         content = last.get("content")
         text_items = content if isinstance(content, list) else ([{"type": "text", "text": content}] if content else [])
-        # Images of the list come before the images inside the message (they are first in the turn).
-        n_before = sum(1 for m in out_messages[: out_messages.index(last)]
+        # The list's images go first in that turn: after the image items of the turns before it.
+        n_before = sum(1 for m in out_messages[: users[-1]]
                        for it in (m.get("content") if isinstance(m.get("content"), list) else [])
                        if isinstance(it, dict) and it.get("type") == "image")
         new_images = [to_image(p, base_dir) for p in pending]

@@ -1,4 +1,5 @@
 """Tokens and text through Python: the golden cases, streaming vs not, the image forms, threads."""
+import base64
 import json
 import threading
 
@@ -88,6 +89,22 @@ def test_image_forms_give_identical_tokens(model):
                                    images=[pil]).input_ids == reference.input_ids
     assert model.chat(bare, images=[encoded], max_tokens=8, temperature=0) == \
         model.tokenizer.decode(ref_tokens, skip_special_tokens=True)
+
+
+def test_images_list_and_items_keep_their_order(model):
+    other = GOLDEN / "images" / "c1_256x192.png"
+    data_url = "data:image/png;base64," + base64.b64encode(other.read_bytes()).decode()
+    explicit = [{"role": "user", "content": [{"type": "image", "image": str(other)},
+                                             {"type": "image", "image": str(IMAGE)},
+                                             {"type": "text", "text": "Compare."}]}]
+    want = model.processor.process(explicit)
+    assert len(want.image_grid_thw) == 2
+    mixed = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": str(IMAGE)}},
+                                          {"type": "text", "text": "Compare."}]}]
+    for first in (other, data_url, PIL.Image.open(other)):
+        got = model.processor.process(mixed, images=[first])
+        assert got.input_ids == want.input_ids
+        assert np.array_equal(got.pixel_values, want.pixel_values)
 
 
 def test_two_threads_on_one_model_match_sequential(model):
