@@ -320,17 +320,18 @@ PYBIND11_MODULE(_qvl, m) {
       .def("encode", [](const Tokenizer& t, const std::string& text) {
         py::gil_scoped_release release;
         return t.encode(text);
-      }, "text"_a)
+      }, "text"_a, "Token ids of `text` (special tokens in it are matched).")
       .def("decode", [](const Tokenizer& t, const std::vector<int32_t>& ids, bool skip) {
         py::gil_scoped_release release;
         return t.decode(ids, skip);
-      }, "ids"_a, "skip_special_tokens"_a = false)
-      .def("token_to_id", &Tokenizer::token_to_id, "token"_a)
+      }, "ids"_a, "skip_special_tokens"_a = false, "The text of token ids.")
+      .def("token_to_id", &Tokenizer::token_to_id, "token"_a, "A token's id, -1 if unknown.")
       .def("_apply_chat_template", &Tokenizer::apply_chat_template, "messages_json"_a, "add_generation_prompt"_a,
            "extra_json"_a, py::call_guard<py::gil_scoped_release>())
       .def("create_stream", [](const Tokenizer& t, const std::vector<std::string>& stop, bool skip) {
         return t.create_stream(stop, skip);
-      }, "stop"_a = std::vector<std::string>{}, "skip_special_tokens"_a = true);
+      }, "stop"_a = std::vector<std::string>{}, "skip_special_tokens"_a = true,
+         "An incremental detokenizer; with stop strings it never returns one.");
 
   // ---- Processor ----
   py::class_<ProcessedInputs>(m, "ProcessedInputs", "Token ids and vision tensors for one prompt.")
@@ -380,11 +381,11 @@ PYBIND11_MODULE(_qvl, m) {
              return std::shared_ptr<Generator>(new Generator(std::move(model), params), delete_without_gil<Generator>);
            }),
            "model"_a, "params"_a)
-      .def("set_params", &Generator::set_params, "params"_a)
+      .def("set_params", &Generator::set_params, "params"_a, "Replaces the sampling parameters (checked).")
       .def("append_tokens", [](Generator& g, const std::vector<int32_t>& ids) {
         run_interruptible([&](ProgressCallback cb) { g.set_progress_callback(std::move(cb)); },
                           [&] { g.append_tokens(ids); });
-      }, "ids"_a)
+      }, "ids"_a, "Prefills text tokens (no image pads).")
       .def("append_inputs", [](Generator& g, const ProcessedInputs& inputs) {
         run_interruptible([&](ProgressCallback cb) { g.set_progress_callback(std::move(cb)); },
                           [&] { g.append_inputs(inputs); });
@@ -392,12 +393,13 @@ PYBIND11_MODULE(_qvl, m) {
       .def("set_inputs", [](Generator& g, const ProcessedInputs& inputs) {
         run_interruptible([&](ProgressCallback cb) { g.set_progress_callback(std::move(cb)); },
                           [&] { g.set_inputs(inputs); });
-      }, "inputs"_a)
-      .def("generate_next_token", &Generator::generate_next_token, py::call_guard<py::gil_scoped_release>())
-      .def("is_done", &Generator::is_done)
-      .def("next_token", &Generator::next_token)
+      }, "inputs"_a, "Makes the sequence hold exactly `inputs`, evaluating only what the cache lacks.")
+      .def("generate_next_token", &Generator::generate_next_token, py::call_guard<py::gil_scoped_release>(),
+           "Chooses the next token (one decode step); read it with next_token().")
+      .def("is_done", &Generator::is_done, "True once EOS, a stop string or the token limit was reached.")
+      .def("next_token", &Generator::next_token, "The token chosen by the last step.")
       .def_property_readonly("sequence", &Generator::sequence)
-      .def("rewind_to", &Generator::rewind_to, "length"_a)
+      .def("rewind_to", &Generator::rewind_to, "length"_a, "Keeps the first `length` tokens.")
       .def_property_readonly("last_logits", [](const Generator& g) {
         const std::vector<float>& l = g.last_logits();
         return py::array_t<float>(static_cast<py::ssize_t>(l.size()), l.data());
@@ -450,8 +452,9 @@ PYBIND11_MODULE(_qvl, m) {
         }
         return std::make_shared<Request>(engine, state, id);
       }, "inputs"_a, "params"_a, "top_logprobs"_a = -1)
-      .def("cancel", &Engine::cancel, "id"_a)
-      .def("wait_idle", &Engine::wait_idle, py::call_guard<py::gil_scoped_release>())
+      .def("cancel", &Engine::cancel, "id"_a, "Cancels a request by id (by the next step).")
+      .def("wait_idle", &Engine::wait_idle, py::call_guard<py::gil_scoped_release>(),
+           "Blocks until every request submitted so far has finished.")
       .def_property_readonly("stats", [](const Engine& e) {
         const EngineStats s = e.stats();
         return py::dict("steps"_a = s.steps, "running"_a = s.running, "queued"_a = s.queued,
