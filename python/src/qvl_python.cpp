@@ -179,6 +179,12 @@ class Request {
  public:
   Request(std::shared_ptr<Engine> engine, std::shared_ptr<RequestState> state, RequestId id)
       : engine_(std::move(engine)), state_(std::move(state)), id_(id) {}
+  // A request dropped before it finished stops using the engine.
+  ~Request() {
+    if (!finished_) engine_->cancel(id_);
+  }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
 
   RequestId id() const { return id_; }
   bool finished() const { return finished_; }
@@ -193,17 +199,24 @@ class Request {
   py::str next() {
     while (!finished_) {
       RequestEvent event;
-      if (!wait_event(event)) continue;
-      if (event.token >= 0) tokens_.push_back(event.token);
-      if (event.finished) {
-        finished_ = true;
-        finish_reason_ = event.finish_reason;
-        context_full_ = event.context_full;
-        stats_ = event.stats;
-        if (event.finish_reason == "error") {
-          PyErr_SetString(g_error_classes[0], event.error.c_str());
-          throw py::error_already_set();
+      const bool got = wait_event(event);
+      if (got) {
+        if (event.token >= 0) tokens_.push_back(event.token);
+        if (event.finished) {
+          finished_ = true;
+          finish_reason_ = event.finish_reason;
+          context_full_ = event.context_full;
+          stats_ = event.stats;
         }
+      }
+      if (PyErr_CheckSignals() != 0) {
+        if (!finished_) engine_->cancel(id_);
+        throw py::error_already_set();
+      }
+      if (!got) continue;
+      if (event.finished && event.finish_reason == "error") {
+        PyErr_SetString(g_error_classes[0], event.error.c_str());
+        throw py::error_already_set();
       }
       if (!event.text.empty()) return py::str(event.text);
     }
@@ -211,7 +224,7 @@ class Request {
   }
 
  private:
-  // Waits up to a short while for an event; between waits runs the signal handlers.
+  // Waits up to a short while for an event (the caller runs the signal handlers between waits).
   bool wait_event(RequestEvent& out) {
     bool got = false;
     {
@@ -222,10 +235,6 @@ class Request {
         out = std::move(state_->events.front());
         state_->events.pop_front();
       }
-    }
-    if (!got && PyErr_CheckSignals() != 0) {
-      engine_->cancel(id_);
-      throw py::error_already_set();
     }
     return got;
   }

@@ -124,6 +124,31 @@ def test_keyboard_interrupt_stops_decoding_within_a_step(model):
     assert model.chat("Hi", max_tokens=2, temperature=0)
 
 
+def test_keyboard_interrupt_stops_an_engine_request(model):
+    engine = qvl.Engine(model, max_sequences=2)
+    produced, at_signal = [], []
+
+    def ready():
+        if len(produced) >= 3:
+            at_signal.append(len(produced))
+            return True
+        return False
+
+    request = engine.submit("Write forever.", max_tokens=5000, temperature=0)
+    t = interrupt_main_when(ready)
+    with pytest.raises(KeyboardInterrupt):
+        for piece in request:
+            produced.append(piece)
+    t.join()
+    assert len(produced) - at_signal[0] <= 1
+    # The interrupted request is cancelled (at the latest when dropped): the engine goes idle
+    # long before 5000 steps.
+    del request
+    gc.collect()
+    engine.wait_idle()
+    assert engine.stats["steps"] < 1000
+
+
 def test_keyboard_interrupt_stops_prefill(model):
     frames = sys._current_frames
     main = threading.main_thread().ident
