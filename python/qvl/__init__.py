@@ -16,6 +16,7 @@ import binascii
 import dataclasses
 import json
 import os
+import threading
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
@@ -217,6 +218,7 @@ class Model(_qvl.Model):
         self.tokenizer = Tokenizer(self)
         self.processor = Processor(self)
         self._engine: Optional[Engine] = None
+        self._engine_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<qvl.Model {self.dir!r} {self.info.model_type} {self.info.weights_type}>"
@@ -224,9 +226,10 @@ class Model(_qvl.Model):
     @property
     def engine(self) -> "Engine":
         """A batching Engine over this model with default options, made on first use."""
-        if self._engine is None:
-            self._engine = Engine(self)
-        return self._engine
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = Engine(self)
+            return self._engine
 
     def params(self, max_tokens: Optional[int] = None, temperature: Optional[float] = None,
                top_p: Optional[float] = None, top_k: Optional[int] = None, min_p: Optional[float] = None,

@@ -182,13 +182,14 @@ def test_load_generate_unload_cycles_keep_rss_flat():
         m = qvl.Model(TINY, threads=1, context=1024)
         text = m.chat(image_messages(str(IMAGE)) if i % 2 else "Hello", max_tokens=3, temperature=0)
         assert text
-        del m
-        gc.collect()
+        del m  # no reference cycles: freed here
 
     for i in range(20):  # warm-up: allocator arenas, the tokenizer's caches, imports
         cycle(i)
+    gc.collect()
     baseline = rss_bytes()
     for i in range(180):
         cycle(i)
+    gc.collect()
     grown = rss_bytes()
     assert grown <= baseline * 1.10, (baseline, grown)
