@@ -7,7 +7,9 @@ PACKAGES=(
   libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev libcurl4-openssl-dev  # qvl serve (HTTP, remote images)
-  python3-numpy  # tools/check_golden.py (make golden, ctest golden_check)
+  python3-numpy  # tools/check_golden.py (make golden, ctest golden_check); the Python package's tests
+  pybind11-dev python3-dev python3-pytest python3-pil  # the Python package (python/) and its tests
+  python3-setuptools python3-wheel python3-pip python3-venv  # pip install . (README: Python)
   chromium       # tests/server_js: the chat page in headless Chromium
 )
 missing=()
