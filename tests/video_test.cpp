@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qvl/engine.hpp"
 #include "test_util.h"
 #include "video/preprocess_video.h"
 #include "video/sampling.h"
@@ -179,6 +180,58 @@ TEST(VideoReader, RotationMetadataTurnsTheFrames) {
       for (int c = 0; c < 3; ++c)
         EXPECT_EQ(turned.rgb[(size_t(oy) * 192 + ox) * 3 + c], plain.rgb[(size_t(y) * 256 + x) * 3 + c]);
     }
+}
+
+// The e_video_and_image case (a video, then an image) through the public API.
+ProcessedInputs golden_video_inputs(const std::shared_ptr<Model>& model, const std::string& name) {
+  const nlohmann::json doc = nlohmann::json::parse(test::read_file(golden_dir() + "/" + name + ".json"));
+  return Processor(model).process(doc["messages"].dump(), {}, true, golden_dir());
+}
+
+TEST(VideoPipeline, GeneratorMatchesTheGoldenTokensAndSetInputsReusesTheVideoPrefix) {
+  auto model = test::tiny_model();
+  const ProcessedInputs in = golden_video_inputs(model, "e_video_and_image");
+  const nlohmann::json doc = nlohmann::json::parse(test::read_file(golden_dir() + "/e_video_and_image.json"));
+  EXPECT_EQ(in.input_ids, doc["input_ids"].get<std::vector<int32_t>>());
+  ASSERT_EQ(in.video_tokens, (std::vector<int64_t>{210}));
+  ASSERT_EQ(in.image_tokens, (std::vector<int64_t>{64}));
+  Generator g(model, test::greedy(16));
+  g.append_inputs(in);
+  EXPECT_EQ(test::generate(g), doc["greedy_tokens"].get<std::vector<int32_t>>());
+
+  // A second turn after the first: only the new suffix is evaluated, the video stays cached.
+  nlohmann::json messages = doc["messages"];
+  messages.push_back({{"role", "assistant"}, {"content", "Yes."}});
+  messages.push_back({{"role", "user"}, {"content", "When?"}});
+  const ProcessedInputs turn2 = Processor(model).process(messages.dump(), {}, true, golden_dir());
+  Generator fresh(model, test::greedy(4));
+  fresh.append_inputs(turn2);
+  Generator reuse(model, test::greedy(4));
+  reuse.append_inputs(in);
+  const int64_t before = reuse.stats().evaluated_tokens;
+  reuse.set_inputs(turn2);
+  EXPECT_LT(reuse.stats().evaluated_tokens - before, 20);
+  EXPECT_EQ(test::generate(reuse), test::generate(fresh));
+}
+
+TEST(VideoPipeline, EngineGivesTheGeneratorsTokens) {
+  auto model = test::tiny_model();
+  const ProcessedInputs in = golden_video_inputs(model, "d_video_short");
+  Generator g(model, test::greedy(8));
+  g.append_inputs(in);
+  const std::vector<int32_t> expected = test::generate(g);
+  EngineOptions o;
+  o.background_thread = false;
+  Engine engine(model, o);
+  std::vector<int32_t> got;
+  std::string error;
+  engine.submit(in, test::greedy(8), [&](const RequestEvent& e) {
+    if (e.token >= 0) got.push_back(e.token);
+    if (e.finished) error = e.error;
+  });
+  engine.wait_idle();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(got, expected);
 }
 
 }  // namespace

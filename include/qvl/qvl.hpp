@@ -150,6 +150,8 @@ struct ProcessorOptions {
   // Video sampling and size settings for every video (a video item's own "fps", "min_frames",
   // "max_frames", "min_pixels", "max_pixels", "video_start", "video_end" keys override them).
   VideoOptions video;
+  // Called while a video file is decoded: (frames decoded, frames in the file); empty = none.
+  std::function<void(int64_t done, int64_t total)> video_progress;
 };
 
 class Processor {

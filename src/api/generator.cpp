@@ -178,7 +178,10 @@ void Generator::Impl::append(const ProcessedInputs& given) {
     vision = model.encode_images(inputs.pixel_values.data(), inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
                                  [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
     stats.vision_seconds += seconds_since(t0);
-    stats.images += static_cast<int64_t>(inputs.image_grid_thw.size());
+    // A video counts once, not once per temporal group.
+    stats.images += static_cast<int64_t>(given.video_grid_thw.empty()
+                                             ? inputs.image_grid_thw.size()
+                                             : given.image_grid_thw.size() + given.video_grid_thw.size());
   }
   const int64_t pads = model.image_tokens(inputs.input_ids);
   if (pads != vision.tokens)

@@ -62,7 +62,8 @@ VideoOptions item_video_options(const J& item, VideoOptions o) {
 // list of image files (frames taken at the item's "fps", default 2; sampled at the settings').
 template <class J>
 VideoPixels load_item_video(const J& item, const std::string& base_dir, const fs::path& media_root,
-                            const VideoPreprocessorConfig& cfg, VideoOptions options) {
+                            const VideoPreprocessorConfig& cfg, VideoOptions options,
+                            const VideoDecodeProgress& progress) {
   options = item_video_options(item, options);
   const J* ref = nullptr;
   if (item.contains("video")) ref = &item["video"];
@@ -99,7 +100,7 @@ VideoPixels load_item_video(const J& item, const std::string& base_dir, const fs
     const std::string bytes = decode_base64(std::string_view(s).substr(comma + 1));
     return preprocess_video_bytes(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), cfg, options);
   }
-  return preprocess_video_file(local(s), cfg, options);
+  return preprocess_video_file(local(s), cfg, options, {}, progress);
 }
 
 // Loads the image an item refers to: a path, file:// URL or base64 data URL.
@@ -241,7 +242,8 @@ ProcessedInputs process_messages(const Model::Impl& m, const ProcessorOptions& o
       if (is_video_item(item)) {
         if (!m.qwen->has_vision())
           fail(ErrorKind::kUnsupported, "the model in '", m.dir, "' has no vision encoder; it cannot take videos");
-        videos.push_back(load_item_video(item, base_dir, options.media_root, m.video_preprocessor, options.video));
+        videos.push_back(load_item_video(item, base_dir, options.media_root, m.video_preprocessor, options.video,
+                                         options.video_progress));
         if (item.contains("type") && item["type"] == "video_url") item["type"] = "video";
         continue;
       }

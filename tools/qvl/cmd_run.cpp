@@ -36,7 +36,12 @@ int run(const RunArgs& a) {
   const double load_s = since(t_load);
   report_overridden_settings(a.model, model->info());
 
-  Processor processor(model, a.image_options);
+  ProgressPrinter decode_progress;
+  ProcessorOptions processor_options = a.image_options;
+  processor_options.video_progress = [&decode_progress](int64_t done, int64_t total) {
+    if (total >= 300) decode_progress.update("decoding video (frames)", done, total);  // ~10 s and longer
+  };
+  Processor processor(model, processor_options);
   std::vector<Image> images;
   for (const auto& path : a.images) images.push_back(load_image_file(path));
   ProcessedInputs inputs;
@@ -54,6 +59,7 @@ int run(const RunArgs& a) {
   } else {
     inputs = processor.process_prompt(prompt_text(a.prompt), images, a.prompt.system);
   }
+  decode_progress.end_line();
   report_inputs(inputs);
 
   GeneratorParams params = GeneratorParams::from_model(*model);
