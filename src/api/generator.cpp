@@ -161,8 +161,12 @@ void Generator::append_inputs(const ProcessedInputs& inputs) {
 void Generator::Impl::append(const ProcessedInputs& given) {
   // Videos become one image-like grid per temporal group (vision_inputs.h).
   ProcessedInputs folded;
-  if (!given.video_grid_thw.empty()) folded = fold_videos(given, m.qwen->vision_ids(), m.qwen->merge_size());
+  if (!given.video_grid_thw.empty())
+    folded = fold_videos(given, m.qwen->vision_ids(), m.qwen->merge_size(), /*copy_pixels=*/false);
   const ProcessedInputs& inputs = given.video_grid_thw.empty() ? given : folded;
+  // Without images the folded rows are the videos' own, in the same order (not copied).
+  const float* pixels = inputs.pixel_values.empty() && inputs.pixel_rows > 0 ? given.pixel_values_videos.data()
+                                                                               : inputs.pixel_values.data();
   check_token_ids(m, inputs.input_ids);
   const int64_t needed = static_cast<int64_t>(sequence.size() + inputs.input_ids.size());
   if (needed > cache.capacity())
@@ -175,7 +179,7 @@ void Generator::Impl::append(const ProcessedInputs& given) {
   if (!inputs.image_grid_thw.empty()) {
     report(Progress::Stage::kImageEncode, 0, model.vision_depth());
     auto t0 = Clock::now();
-    vision = model.encode_images(inputs.pixel_values.data(), inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
+    vision = model.encode_images(pixels, inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
                                  [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
     stats.vision_seconds += seconds_since(t0);
     // A video counts once, not once per temporal group.

@@ -161,8 +161,9 @@ std::string expand_videos(const std::string& prompt, std::vector<VideoPixels>& v
     out.video_grid_thw.push_back({pv.grid_t, pv.grid_h, pv.grid_w});
     out.video_tokens.push_back(per_group * pv.grid_t);
     out.video_pixel_rows += pv.rows;
-    out.pixel_values_videos.insert(out.pixel_values_videos.end(), pv.data.begin(), pv.data.end());
-    pv.data = {};  // free each video's copy as soon as it is joined
+    if (out.pixel_values_videos.empty()) out.pixel_values_videos = std::move(pv.data);  // no second copy
+    else out.pixel_values_videos.insert(out.pixel_values_videos.end(), pv.data.begin(), pv.data.end());
+    pv.data = {};  // free each video's own rows as soon as they are joined
     out.video_frame_indices.push_back(videos[k].frame_indices);
     out.video_timestamps.push_back(videos[k].timestamps);
   }

@@ -4,7 +4,7 @@
 
 namespace qvl {
 
-ProcessedInputs fold_videos(const ProcessedInputs& in, const VisionTokenIds& v, int64_t merge) {
+ProcessedInputs fold_videos(const ProcessedInputs& in, const VisionTokenIds& v, int64_t merge, bool copy_pixels) {
   if (in.video_grid_thw.empty()) return in;
   const int64_t cols = in.pixel_cols;
   if (cols <= 0 || static_cast<int64_t>(in.pixel_values_videos.size()) != in.video_pixel_rows * cols ||
@@ -15,7 +15,8 @@ ProcessedInputs fold_videos(const ProcessedInputs& in, const VisionTokenIds& v, 
   out.input_ids = in.input_ids;
   out.warnings = in.warnings;
   out.pixel_cols = cols;
-  out.pixel_values.reserve(in.pixel_values.size() + in.pixel_values_videos.size());
+  copy_pixels = copy_pixels || !in.image_grid_thw.empty();
+  if (copy_pixels) out.pixel_values.reserve(in.pixel_values.size() + in.pixel_values_videos.size());
   size_t image = 0, video = 0;
   int64_t group = 0, image_row = 0, video_row = 0;
   const auto& ids = in.input_ids;
@@ -48,7 +49,7 @@ ProcessedInputs fold_videos(const ProcessedInputs& in, const VisionTokenIds& v, 
     }
     const int64_t rows = grid[0] * grid[1] * grid[2];
     out.image_grid_thw.push_back(grid);
-    out.pixel_values.insert(out.pixel_values.end(), src, src + rows * cols);
+    if (copy_pixels) out.pixel_values.insert(out.pixel_values.end(), src, src + rows * cols);
     out.pixel_rows += rows;
     const int64_t count = rows / (merge * merge);
     for (int64_t k = 0; k < count; ++k, ++i)

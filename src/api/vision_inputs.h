@@ -16,7 +16,10 @@ inline bool is_vision_pad(int32_t id, const VisionTokenIds& v) { return id == v.
 
 // `inputs` with its videos folded into image_grid_thw / pixel_values in prompt order (no videos
 // left). Returns `inputs` unchanged (a copy) when it has no videos. Throws kInvalidArgument when
-// the pad runs do not match the grids.
-ProcessedInputs fold_videos(const ProcessedInputs& inputs, const VisionTokenIds& ids, int64_t merge);
+// the pad runs do not match the grids. With copy_pixels false and no images, pixel_values stays
+// empty (pixel_rows is set): the rows are then inputs.pixel_values_videos, in the same order, and
+// a second copy of a long video's pixels is saved.
+ProcessedInputs fold_videos(const ProcessedInputs& inputs, const VisionTokenIds& ids, int64_t merge,
+                            bool copy_pixels = true);
 
 }  // namespace qvl

@@ -280,7 +280,10 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   // Videos become one image-like grid per temporal group (api/vision_inputs.h), each cached alone.
   if (!r.inputs.video_grid_thw.empty()) {
     try {
-      r.inputs = fold_videos(r.inputs, m.qwen->vision_ids(), m.qwen->merge_size());
+      ProcessedInputs folded = fold_videos(r.inputs, m.qwen->vision_ids(), m.qwen->merge_size(), /*copy_pixels=*/false);
+      // Without images the rows are the videos' own in the same order: moved, not copied.
+      if (folded.pixel_values.empty()) folded.pixel_values = std::move(r.inputs.pixel_values_videos);
+      r.inputs = std::move(folded);
     } catch (const Error& e) {
       return report_error(r, e.what()), Admission::kRejected;
     }
