@@ -32,7 +32,7 @@ golden: build
 	rm -rf $(BUILD)/golden_dump
 	$(BUILD)/tools/qvl dump tests/data/golden $(BUILD)/golden_dump
 	@/usr/bin/python3 -c "import numpy" 2>/dev/null || { echo "make golden: the checker needs python3-numpy (apt-get install python3-numpy, or make deps)" >&2; exit 1; }
-	/usr/bin/python3 tools/check_golden.py tests/data/golden $(BUILD)/golden_dump
+	/usr/bin/python3 tools/check_golden.py tests/data/golden $(BUILD)/golden_dump --video
 
 clean:
 	rm -rf $(BUILD)

@@ -263,6 +263,9 @@ int main(int argc, char** argv) {
     // --- image_decode: every decoder fixture and the golden images.
     copy_matching(data / "images" / "decode", {".png", ".jpg", ".webp", ".gif", ".bmp"}, out / "image_decode");
     copy_matching(data / "golden" / "images", {".png"}, out / "image_decode");
+    // --- video_demux: the golden clips (FFV1 Matroska, H.264 MP4) and the bad videos.
+    copy_matching(data / "golden" / "videos", {".mkv", ".mp4"}, out / "video_demux");
+    copy_matching(data / "bad", {".mkv", ".mp4", ".y4m"}, out / "video_demux");
     // --- preprocess: a few byte strings (FuzzedDataProvider input).
     for (int i = 0; i < 8; ++i) {
       std::string s;

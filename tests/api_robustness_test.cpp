@@ -431,7 +431,7 @@ TEST(MessageWarnings, UnknownRolesAndItemTypesAreReported) {
   EXPECT_EQ(in.warnings,
             (std::vector<std::string>{
                 "messages[0] has the unknown role 'narrator' (known: system, user, assistant, tool); the chat template may mishandle it",
-                "messages[1].content[0] has the unknown type 'audio' (known: text, image, image_url); it is ignored"}));
+                "messages[1].content[0] has the unknown type 'audio' (known: text, image, image_url, video, video_url); it is ignored"}));
   EXPECT_TRUE(processor.process_prompt("Hello").warnings.empty());
 }
 

@@ -35,6 +35,7 @@
 #include "qvl/qvl.hpp"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "video/preprocess_video.h"
 
 namespace qvl {
 namespace {
@@ -95,6 +96,7 @@ enum class Loader {
   kModelConfig,      // parse_model_config on the file's text
   kTokenizer,        // BpeTokenizer::load
   kPrompt,           // the real Qwen3 tokenizer encodes the file's bytes
+  kVideo,            // preprocess_video_file with the tiny model's video settings (FFmpeg decoding)
 };
 
 struct BadFile {
@@ -158,6 +160,14 @@ const BadFile kBadFiles[] = {
     {"tokenizer_truncated.json", Loader::kTokenizer, kInvalidFile, "malformed JSON"},
     // Prompt text.
     {"prompt_not_utf8.txt", Loader::kPrompt, kInvalidArgument, "not valid UTF-8 (bad byte at offset 6)"},
+    // Videos.
+    {"video_truncated.mkv", Loader::kVideo, kInvalidFile, "is truncated or corrupt: it holds 4 frames but declares 2 s"},
+    {"video_not_a_video.mp4", Loader::kVideo, kInvalidFile, "is not a video FFmpeg can read"},
+    {"video_audio_only.mkv", Loader::kVideo, kInvalidFile, "has no video stream (1 other stream(s), e.g. audio only)"},
+    {"video_one_frame.mkv", Loader::kVideo, kInvalidArgument, "yields 1 sampled frame(s) (1 frame(s) at 1 fps); at least 2"},
+    {"video_absurd_size.y4m", Loader::kVideo, kInvalidFile, "is not a video FFmpeg can read"},
+    {"video_huge_size.y4m", Loader::kVideo, kLimitExceeded, "frame size 16000x16000 is above the limit"},
+    {"video_fps_zero.y4m", Loader::kVideo, kOk, ""},  // FFmpeg's y4m reader takes F0:1 as 25 fps
 };
 
 void load_with(Loader loader, const std::string& path) {
@@ -175,6 +185,7 @@ void load_with(Loader loader, const std::string& path) {
     case Loader::kModelConfig: (void)parse_model_config(test::read_file(path), path); return;
     case Loader::kTokenizer: (void)BpeTokenizer::load(path); return;
     case Loader::kPrompt: (void)real_tokenizer().encode(test::read_file(path)); return;
+    case Loader::kVideo: (void)preprocess_video_file(path, load_video_preprocessor_config(test::tiny_model_dir()), {}); return;
   }
 }
 

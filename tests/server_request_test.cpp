@@ -53,6 +53,17 @@ TEST(ChatRequest, ParsesEveryParameter) {
   EXPECT_EQ(r.template_variables["tools"].size(), 1u);
 }
 
+TEST(ChatRequest, VideoPartsBecomeVideoItems) {
+  const ChatRequest r = parse_chat_request(R"({"messages":[{"role":"user","content":[
+    {"type":"video_url","video_url":{"url":"file:///clip.mp4"}},
+    {"type":"input_video","input_video":{"data":"AAAA","format":"webm"}},{"type":"text","text":"x"}]}]})");
+  EXPECT_EQ(r.video_urls, (std::vector<std::string>{"file:///clip.mp4", "data:video/webm;base64,AAAA"}));
+  EXPECT_EQ(r.messages[0]["content"][0]["type"], "video");
+  EXPECT_EQ(r.messages[0]["content"][0]["video"], "file:///clip.mp4");
+  EXPECT_EQ(r.messages[0]["content"][1]["video"], "data:video/webm;base64,AAAA");
+  EXPECT_TRUE(r.image_urls.empty());
+}
+
 TEST(ChatRequest, CollectsImageUrlsInOrderAndMapsDeveloperToSystem) {
   const ChatRequest r = parse_chat_request(R"({"messages":[{"role":"developer","content":"Be brief."},
     {"role":"user","content":[{"type":"image_url","image_url":{"url":"data:a"}},{"type":"text","text":"x"},

@@ -10,7 +10,7 @@ a.h" is a cycle too: that is the circle that makes two modules impossible to bui
 apart, even though the preprocessor never loops.
 
 Layers, low to high; a file may include its own layer and lower ones only:
-  core < formats, kernels, jinja, image < tokenizer < model (model/text, model/vision) <
+  core < formats, kernels, jinja, image, video < tokenizer < model (model/text, model/vision) <
   api < engine < server < devtools
 (api implements Model, Tokenizer, Processor and Generator; the engine builds on their internals;
 the HTTP server (qvl serve) on the engine;
@@ -24,7 +24,7 @@ import sys
 
 LAYERS = [
     ["core"],
-    ["formats", "kernels", "jinja", "image"],
+    ["formats", "kernels", "jinja", "image", "video"],
     ["tokenizer"],
     ["model"],
     ["api"],

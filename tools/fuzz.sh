@@ -22,6 +22,7 @@ JOBS="${FUZZ_BUILD_JOBS:-2}"
 declare -A MAX_LEN=(
   [safetensors]=16384 [gguf]=4096 [configs]=16384 [tokenizer_load]=16384 [tokenizer_encode]=4096
   [chat_template]=8192 [image_decode]=16384 [preprocess]=4096 [llama_gguf]=32768 [chat_request]=16384
+  [video_demux]=262144
 )
 declare -A DICT=(
   [safetensors]=json [configs]=json [tokenizer_load]=json [chat_template]=jinja [chat_request]=json

@@ -5,6 +5,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libhwy-dev libpcre2-dev libutf8proc-dev nlohmann-json3-dev libcli11-dev
   libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev  # video decoding
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev libcurl4-openssl-dev  # qvl serve (HTTP, remote images)
   python3-numpy  # tools/check_golden.py (make golden, ctest golden_check); the Python package's tests

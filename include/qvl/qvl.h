@@ -64,7 +64,8 @@ qvl_status qvl_generator_params_default(const qvl_model* model, qvl_generator_pa
  * with "<image>"), then the text. */
 qvl_status qvl_inputs_from_prompt(const qvl_model* model, const char* text, const char* const* image_paths,
                                   size_t n_images, qvl_inputs** out);
-/* Chat messages as JSON (OpenAI/HF form); image items name files relative to base_dir. */
+/* Chat messages as JSON (OpenAI/HF form); image and video items name files relative to base_dir
+ * (video items: {"type": "video", "video": PATH}, with optional fps / max_frames / max_pixels). */
 qvl_status qvl_inputs_from_messages(const qvl_model* model, const char* messages_json, const char* base_dir,
                                     qvl_inputs** out);
 size_t qvl_inputs_token_count(const qvl_inputs* inputs);

@@ -14,6 +14,7 @@
 
 #include "qvl/error.hpp"
 #include "qvl/image.hpp"
+#include "qvl/video.hpp"
 
 namespace qvl {
 
@@ -128,6 +129,14 @@ struct ProcessedInputs {
   std::vector<int64_t> image_tokens;                    // per image: its placeholder tokens
   std::vector<float> pixel_values;                      // [pixel_rows, pixel_cols]
   int64_t pixel_rows = 0, pixel_cols = 0;
+  // Videos, in prompt order. Each becomes, per temporal group g of two sampled frames, the text
+  // "<t seconds>" then <|vision_start|>, h*w/4 <|video_pad|> tokens and <|vision_end|>.
+  std::vector<std::array<int64_t, 3>> video_grid_thw;   // per video: [groups, h, w] in patches
+  std::vector<int64_t> video_tokens;                    // per video: its <|video_pad|> tokens
+  std::vector<float> pixel_values_videos;               // [video_pixel_rows, pixel_cols]
+  int64_t video_pixel_rows = 0;
+  std::vector<std::vector<int64_t>> video_frame_indices;     // per video: sampled source frames
+  std::vector<std::vector<std::string>> video_timestamps;    // per video: "<t seconds>" per group
   // Things in the messages that were accepted but ignored (an unknown role or content item type),
   // one sentence each, for the caller to show.
   std::vector<std::string> warnings;
@@ -141,6 +150,11 @@ struct ProcessorOptions {
   // naming the path and the root; a server taking messages from clients should set it. Empty
   // (the default): any readable path, absolute or relative to base_dir, `..` included.
   std::string media_root;
+  // Video sampling and size settings for every video (a video item's own "fps", "min_frames",
+  // "max_frames", "min_pixels", "max_pixels", "video_start", "video_end" keys override them).
+  VideoOptions video;
+  // Called while a video file is decoded: (frames decoded, frames in the file); empty = none.
+  std::function<void(int64_t done, int64_t total)> video_progress;
 };
 
 class Processor {

@@ -5,6 +5,7 @@
 #include "core/error_boundary.h"
 #include "core/check.h"
 #include "api/generator_impl.h"
+#include "api/vision_inputs.h"
 
 namespace qvl {
 
@@ -42,7 +43,7 @@ void Generator::Impl::evaluate(std::span<const int32_t> ids, std::span<const Pos
   logits.resize(static_cast<size_t>(m.config.text.vocab_size));
   last_hidden.resize(static_cast<size_t>(hd));
   const Qwen3VL& model = *m.qwen;
-  const int32_t image_pad = model.vision_ids().image_pad;
+  const VisionTokenIds vision_ids = model.vision_ids();
   int64_t vision_row = 0;
   if (report_prefill) report(Progress::Stage::kPrefill, 0, n);
   for (int64_t c0 = 0; c0 < n; c0 += kPrefillChunk) {
@@ -50,7 +51,7 @@ void Generator::Impl::evaluate(std::span<const int32_t> ids, std::span<const Pos
     inputs.clear(model);
     for (int64_t i = c0; i < c1; ++i) {
       const int32_t id = ids[static_cast<size_t>(i)];
-      if (vision != nullptr && id == image_pad) inputs.add_vision_row(*vision, vision_row++, positions[size_t(i)]);
+      if (vision != nullptr && is_vision_pad(id, vision_ids)) inputs.add_vision_row(*vision, vision_row++, positions[size_t(i)]);
       else inputs.add_token(model, id, positions[static_cast<size_t>(i)]);
     }
     const bool last_chunk = c1 == n;
@@ -157,7 +158,15 @@ void Generator::append_inputs(const ProcessedInputs& inputs) {
   });
 }
 
-void Generator::Impl::append(const ProcessedInputs& inputs) {
+void Generator::Impl::append(const ProcessedInputs& given) {
+  // Videos become one image-like grid per temporal group (vision_inputs.h).
+  ProcessedInputs folded;
+  if (!given.video_grid_thw.empty())
+    folded = fold_videos(given, m.qwen->vision_ids(), m.qwen->merge_size(), /*copy_pixels=*/false);
+  const ProcessedInputs& inputs = given.video_grid_thw.empty() ? given : folded;
+  // Without images the folded rows are the videos' own, in the same order (not copied).
+  const float* pixels = inputs.pixel_values.empty() && inputs.pixel_rows > 0 ? given.pixel_values_videos.data()
+                                                                               : inputs.pixel_values.data();
   check_token_ids(m, inputs.input_ids);
   const int64_t needed = static_cast<int64_t>(sequence.size() + inputs.input_ids.size());
   if (needed > cache.capacity())
@@ -170,10 +179,13 @@ void Generator::Impl::append(const ProcessedInputs& inputs) {
   if (!inputs.image_grid_thw.empty()) {
     report(Progress::Stage::kImageEncode, 0, model.vision_depth());
     auto t0 = Clock::now();
-    vision = model.encode_images(inputs.pixel_values.data(), inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
+    vision = model.encode_images(pixels, inputs.pixel_rows, inputs.image_grid_thw, m.pool.get(),
                                  [&](int64_t done, int64_t total) { report(Progress::Stage::kImageEncode, done, total); });
     stats.vision_seconds += seconds_since(t0);
-    stats.images += static_cast<int64_t>(inputs.image_grid_thw.size());
+    // A video counts once, not once per temporal group.
+    stats.images += static_cast<int64_t>(given.video_grid_thw.empty()
+                                             ? inputs.image_grid_thw.size()
+                                             : given.image_grid_thw.size() + given.video_grid_thw.size());
   }
   const int64_t pads = model.image_tokens(inputs.input_ids);
   if (pads != vision.tokens)
@@ -201,20 +213,23 @@ void Generator::set_inputs(const ProcessedInputs& conversation) {
   Impl& g = *impl_;
   translate_exceptions("setting the conversation", [&] {
     const auto& ids = conversation.input_ids;
-    const int32_t pad = g.m.qwen->vision_ids().image_pad;
+    const VisionTokenIds vision_ids = g.m.qwen->vision_ids();
     size_t common = 0;
     while (common < ids.size() && common < g.sequence.size() && ids[common] == g.sequence[common]) ++common;
     if (common == ids.size() && common > 0) --common;  // re-run the last token to get fresh logits
     // The kept prefix must not end inside or right after an image: its last token is re-run alone.
-    while (common > 0 && ids[common - 1] == pad) --common;
+    while (common > 0 && is_vision_pad(ids[common - 1], vision_ids)) --common;
     // Cache rows from the last kept token on are rewritten: a failed call puts them back.
     g.all_or_nothing(common > 0 ? static_cast<int64_t>(common) - 1 : 0, [&] { g.replace_suffix(conversation, common); });
   });
 }
 
-void Generator::Impl::replace_suffix(const ProcessedInputs& conversation, size_t common) {
+void Generator::Impl::replace_suffix(const ProcessedInputs& given, size_t common) {
+  ProcessedInputs folded;
+  if (!given.video_grid_thw.empty()) folded = fold_videos(given, m.qwen->vision_ids(), m.qwen->merge_size());
+  const ProcessedInputs& conversation = given.video_grid_thw.empty() ? given : folded;
   const auto& ids = conversation.input_ids;
-  const int32_t pad = m.qwen->vision_ids().image_pad;
+  const VisionTokenIds vision_ids = m.qwen->vision_ids();
   // The suffix keeps the images whose pads lie in it.
   ProcessedInputs suffix;
   suffix.input_ids.assign(ids.begin() + static_cast<std::ptrdiff_t>(common), ids.end());
@@ -223,7 +238,7 @@ void Generator::Impl::replace_suffix(const ProcessedInputs& conversation, size_t
   size_t image = 0;
   int64_t row = 0;
   for (size_t i = 0; i < ids.size();) {
-    if (ids[i] != pad) {
+    if (!is_vision_pad(ids[i], vision_ids)) {
       ++i;
       continue;
     }
@@ -320,7 +335,7 @@ void Generator::Impl::rewind(size_t length) {
   } else {
     // Keep length-1 tokens in the cache and re-evaluate the last kept one on the next step,
     // so the logits that follow it are fresh.
-    if (sequence[length - 1] == m.qwen->vision_ids().image_pad)
+    if (is_vision_pad(sequence[length - 1], m.qwen->vision_ids()))
       fail(ErrorKind::kInvalidArgument, "cannot rewind into the middle of an image");
     sequence.resize(length);
     next_position_after.resize(length);

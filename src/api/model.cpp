@@ -109,6 +109,16 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
     }
     m.preprocessor = load_preprocessor_config(dir);
   }
+  // Video settings: the folder's video_preprocessor_config.json, else the image settings with
+  // Qwen3VLVideoProcessor's defaults (fps 2, 4..768 frames, 4096..25165824 pixels per clip).
+  std::error_code video_ec;
+  if (fs::is_regular_file(fs::path(dir) / "video_preprocessor_config.json", video_ec)) {
+    m.video_preprocessor = load_video_preprocessor_config(dir);
+  } else {
+    m.video_preprocessor.image = m.preprocessor;
+    m.video_preprocessor.image.min_pixels = 4096;
+    m.video_preprocessor.image.max_pixels = 25165824;
+  }
   // Checked before the (slow) weight loading so a typo fails fast.
   const int64_t max_context =
       m.config.text.max_position_embeddings > 0 ? m.config.text.max_position_embeddings : 32768;

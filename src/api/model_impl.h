@@ -15,6 +15,7 @@
 #include "qvl/qvl.hpp"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
+#include "video/sampling.h"
 
 namespace qvl {
 
@@ -27,6 +28,7 @@ struct Model::Impl {
   std::unique_ptr<BpeTokenizer> tokenizer;
   std::optional<ChatTemplate> chat_template;
   PreprocessorConfig preprocessor;
+  VideoPreprocessorConfig video_preprocessor;
   std::unique_ptr<ThreadPool> pool;
   kernels::KvType kv_type = kernels::KvType::kF16;  // of each generator's cache (already fitted to head_dim)
   ModelInfo info;

@@ -35,7 +35,11 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
               const fs::path& out_dir, const DumpOptions& options) {
   Json spec = load_json_file((fixture / (name + ".json")).string());
   const Json& messages = json_require(spec, "messages", name + ".json");
-  Processor processor(model);
+  ProcessorOptions po;
+  // Video cases may ask for qwen-vl-utils' per-frame pixel cap.
+  if (spec.contains("video_kwargs") && spec["video_kwargs"].is_object())
+    po.video.cap_pixels_per_frame = json_bool_or(spec["video_kwargs"], "cap_pixels_per_frame", false, name + ".json");
+  Processor processor(model, po);
   ProcessedInputs inputs = processor.process(messages.dump(), {}, true, fixture.string());
 
   GeneratorParams params;  // greedy, no EOS stop, exactly N tokens: what the reference ran
@@ -48,6 +52,11 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
   out["name"] = name;
   out["input_ids"] = inputs.input_ids;
   out["image_grid_thw"] = inputs.image_grid_thw;
+  if (!inputs.video_grid_thw.empty()) {
+    out["video_grid_thw"] = inputs.video_grid_thw;
+    out["video_frame_indices"] = inputs.video_frame_indices;
+    out["video_timestamps"] = inputs.video_timestamps;
+  }
   // The prompt's intermediates are written while the generator shows them.
   g.observe_prompt = [&](const Generator::Impl::PromptIntermediates& seen) {
     Json rows = Json::array({Json::array(), Json::array(), Json::array()});
@@ -57,9 +66,15 @@ Json run_case(const std::shared_ptr<Model>& model, const fs::path& fixture, cons
     double norm = 0;
     for (float v : seen.last_hidden) norm += static_cast<double>(v) * v;
     out["final_hidden_norm_last"] = std::sqrt(norm);
-    if (inputs.image_grid_thw.empty()) return;
-    out["pixel_values"] = write_f32(out_dir, name + ".pixel_values.f32.bin", inputs.pixel_values.data(),
-                                    {inputs.pixel_rows, inputs.pixel_cols});
+    if (inputs.image_grid_thw.empty() && inputs.video_grid_thw.empty()) return;
+    out["pixel_values"] = nullptr;
+    if (!inputs.image_grid_thw.empty())
+      out["pixel_values"] = write_f32(out_dir, name + ".pixel_values.f32.bin", inputs.pixel_values.data(),
+                                      {inputs.pixel_rows, inputs.pixel_cols});
+    if (!inputs.video_grid_thw.empty())
+      out["pixel_values_videos"] = write_f32(out_dir, name + ".pixel_values_videos.f32.bin",
+                                             inputs.pixel_values_videos.data(),
+                                             {inputs.video_pixel_rows, inputs.pixel_cols});
     const VisionOutput& v = seen.vision;
     out["vision_embeds"] = write_f32(out_dir, name + ".vision_embeds.f32.bin", v.embeds.data(), {v.tokens, v.hidden});
     Json ds = Json::array();
@@ -103,7 +118,13 @@ int dump_fixture_checked(const std::string& fixture_dir, const std::string& out_
   auto model = Model::load(model_dir, mo);
 
   int failures = 0;
-  for (const Json& c : json_require(manifest, "cases", "manifest.json")) {
+  // The video cases (manifest_video.json beside manifest.json) run with the same model.
+  Json cases = json_require(manifest, "cases", "manifest.json");
+  if (fs::exists(fixture / "manifest_video.json")) {
+    const Json video = load_json_file((fixture / "manifest_video.json").string());
+    for (const Json& c : json_require(video, "cases", "manifest_video.json")) cases.push_back(c);
+  }
+  for (const Json& c : cases) {
     const std::string name = c.is_string() ? c.get<std::string>() : c.value("name", std::string());
     try {
       write_json(out / (name + ".json"), run_case(model, fixture, name, out, options));

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/check.h"
+#include "api/vision_inputs.h"
 #include "tokenizer/stop_strings.h"
 #include "engine/vision_cache.h"
 #include "model/mrope_positions.h"
@@ -276,8 +277,19 @@ void Engine::Impl::evict_finished(int64_t needed) {
 // ---- admission -----------------------------------------------------------------------------
 
 Engine::Impl::Admission Engine::Impl::admit(Request& r) {
+  // Videos become one image-like grid per temporal group (api/vision_inputs.h), each cached alone.
+  if (!r.inputs.video_grid_thw.empty()) {
+    try {
+      ProcessedInputs folded = fold_videos(r.inputs, m.qwen->vision_ids(), m.qwen->merge_size(), /*copy_pixels=*/false);
+      // Without images the rows are the videos' own in the same order: moved, not copied.
+      if (folded.pixel_values.empty()) folded.pixel_values = std::move(r.inputs.pixel_values_videos);
+      r.inputs = std::move(folded);
+    } catch (const Error& e) {
+      return report_error(r, e.what()), Admission::kRejected;
+    }
+  }
   const auto& ids = r.inputs.input_ids;
-  const int32_t pad = m.qwen->vision_ids().image_pad;
+  const VisionTokenIds vision_ids = m.qwen->vision_ids();
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t context = m.info.context_length;
   if (n == 0) return report_error(r, "the prompt is empty"), Admission::kRejected;
@@ -321,7 +333,7 @@ Engine::Impl::Admission Engine::Impl::admit(Request& r) {
   {
     size_t image = 0;
     for (int64_t i = 0; i < n;) {
-      if (ids[static_cast<size_t>(i)] != pad) {
+      if (!is_vision_pad(ids[static_cast<size_t>(i)], vision_ids)) {
         s->content[static_cast<size_t>(i)] = static_cast<uint32_t>(ids[static_cast<size_t>(i)]);
         ++i;
         continue;

@@ -147,6 +147,31 @@ ResizeResult smart_resize(int64_t height, int64_t width, int64_t factor, int64_t
   return {h_bar, w_bar};
 }
 
+void patchify_group(const std::vector<const Image*>& frames, const float (*lut)[256], int64_t P, int64_t M, float* out) {
+  QVL_ASSERT(!frames.empty());
+  const int64_t T = static_cast<int64_t>(frames.size());
+  const int64_t W = frames[0]->width, H = frames[0]->height;
+  for (const Image* f : frames) QVL_ASSERT(f->width == W && f->height == H && f->rgb.size() == rgb_bytes(W, H));
+  QVL_ASSERT(W % (P * M) == 0 && H % (P * M) == 0);
+  const int64_t cols = 3 * T * P * P;
+  const int64_t blocks_w = W / P / M, blocks_h = H / P / M;
+  for (int64_t bh = 0; bh < blocks_h; ++bh)
+    for (int64_t bw = 0; bw < blocks_w; ++bw)
+      for (int64_t mh = 0; mh < M; ++mh)
+        for (int64_t mw = 0; mw < M; ++mw, out += cols) {
+          const int64_t y0 = (bh * M + mh) * P, x0 = (bw * M + mw) * P;
+          for (int c = 0; c < 3; ++c)
+            for (int64_t t = 0; t < T; ++t) {
+              const uint8_t* px = frames[static_cast<size_t>(t)]->rgb.data();
+              float* dst = out + (c * T + t) * P * P;
+              for (int64_t py = 0; py < P; ++py, dst += P) {
+                const uint8_t* src = px + ((y0 + py) * W + x0) * 3 + c;
+                for (int64_t q = 0; q < P; ++q) dst[q] = lut[c][src[3 * q]];
+              }
+            }
+        }
+}
+
 PixelValues preprocess_image(const Image& image, const PreprocessorConfig& cfg) {
   validate(cfg, "preprocessor config");
   if (image.width <= 0 || image.height <= 0 || image.rgb.size() != rgb_bytes(image.width, image.height))
@@ -187,28 +212,8 @@ PixelValues preprocess_image(const Image& image, const PreprocessorConfig& cfg) 
   pv.cols = 3 * T * P * P;
   pv.data.resize(static_cast<size_t>(pv.rows) * static_cast<size_t>(pv.cols));
 
-  const int64_t W = img->width;
-  const uint8_t* px = img->rgb.data();
-  const int64_t blocks_w = pv.grid_w / M, blocks_h = pv.grid_h / M;
-  int64_t row = 0;
-  for (int64_t bh = 0; bh < blocks_h; ++bh)
-    for (int64_t bw = 0; bw < blocks_w; ++bw)
-      for (int64_t mh = 0; mh < M; ++mh)
-        for (int64_t mw = 0; mw < M; ++mw, ++row) {
-          const int64_t y0 = (bh * M + mh) * P, x0 = (bw * M + mw) * P;
-          float* out = pv.data.data() + row * pv.cols;
-          for (int c = 0; c < 3; ++c) {
-            float* first = out + c * T * P * P;  // t = 0
-            for (int64_t py = 0; py < P; ++py) {
-              const uint8_t* src = px + ((y0 + py) * W + x0) * 3 + c;
-              float* dst = first + py * P;
-              for (int64_t q = 0; q < P; ++q) dst[q] = lut[c][src[3 * q]];
-            }
-            for (int64_t t = 1; t < T; ++t)
-              std::memcpy(first + t * P * P, first, sizeof(float) * static_cast<size_t>(P * P));
-          }
-        }
-  QVL_ASSERT(row == pv.rows);
+  const std::vector<const Image*> frames(static_cast<size_t>(T), img);  // one image fills the temporal patch
+  patchify_group(frames, lut, P, M, pv.data.data());
   return pv;
 }
 

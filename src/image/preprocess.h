@@ -53,6 +53,11 @@ struct PixelValues {
   int64_t grid_t = 0, grid_h = 0, grid_w = 0;  // in patches; rows == grid_t * grid_h * grid_w
 };
 
+// Cuts one temporal group of same-size RGB frames (sides multiples of P * M) into patch rows in
+// the layout above, written to out (rows (H/P)*(W/P), cols 3*T*P*P with T = frames.size());
+// lut[c][u] is the normalized value of channel c's byte u.
+void patchify_group(const std::vector<const Image*>& frames, const float (*lut)[256], int64_t P, int64_t M, float* out);
+
 // One image -> pixel values (rows = t*h*w patches, cols = 3 * temporal_patch_size * patch_size^2).
 PixelValues preprocess_image(const Image& image, const PreprocessorConfig& cfg);
 

@@ -38,7 +38,8 @@ MropePositions Qwen3VL::positions(const std::vector<int32_t>& ids, const std::ve
 }
 
 int64_t Qwen3VL::image_tokens(const std::vector<int32_t>& ids) const {
-  return std::count(ids.begin(), ids.end(), vision_ids_.image_pad);
+  return std::count_if(ids.begin(), ids.end(),
+                       [&](int32_t id) { return id == vision_ids_.image_pad || id == vision_ids_.video_pad; });
 }
 
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {

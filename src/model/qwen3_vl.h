@@ -44,7 +44,7 @@ class Qwen3VL {
   // Positions of `ids` appended after a sequence whose next position is `start`.
   MropePositions positions(const std::vector<int32_t>& ids, const std::vector<ImageGrid>& grids, int64_t start) const;
   // Image placeholder tokens among ids.
-  int64_t image_tokens(const std::vector<int32_t>& ids) const;
+  int64_t image_tokens(const std::vector<int32_t>& ids) const;  // <|image_pad|> and <|video_pad|> tokens
 
  private:
   std::unique_ptr<TextDecoder> decoder_;

@@ -145,7 +145,8 @@ bool is_known_role(const std::string& role) {
 
 // Checks one message and collects its image URLs. Text and image parts are what the model takes;
 // any other part type is refused rather than silently dropped.
-void check_message(OrderedJson& message, size_t index, std::vector<std::string>& image_urls) {
+void check_message(OrderedJson& message, size_t index, std::vector<std::string>& image_urls,
+                   std::vector<std::string>& video_urls) {
   const std::string where = "messages[" + std::to_string(index) + "]";
   if (!message.is_object()) wrong_type(where, "an object", message);
   const OrderedJson* role = field(message, "role");
@@ -169,7 +170,7 @@ void check_message(OrderedJson& message, size_t index, std::vector<std::string>&
   if (!content->is_array()) wrong_type(where + ".content", "a string or an array of content parts", *content);
   for (size_t k = 0; k < content->size(); ++k) {
     const std::string part_where = where + ".content[" + std::to_string(k) + "]";
-    const OrderedJson& part = (*content)[k];
+    OrderedJson& part = message["content"][k];
     if (!part.is_object()) wrong_type(part_where, "an object", part);
     const OrderedJson* type = field(part, "type");
     if (!type || !type->is_string()) bad_request(part_where + ".type", part_where + " needs a string 'type'");
@@ -183,9 +184,27 @@ void check_message(OrderedJson& message, size_t index, std::vector<std::string>&
       if (!url || !url->is_string())
         bad_request(part_where + ".image_url", part_where + " needs 'image_url': {\"url\": \"...\"} with a string URL");
       image_urls.push_back(url->get<std::string>());
+    } else if (t == "video_url") {
+      // Rendered as the template's video item; the processor decodes it (process_chat checks the URL).
+      const OrderedJson* url = field(part, "video_url");
+      if (url && url->is_object()) url = field(*url, "url");
+      if (!url || !url->is_string())
+        bad_request(part_where + ".video_url", part_where + " needs 'video_url': {\"url\": \"...\"} with a string URL");
+      video_urls.push_back(url->get<std::string>());
+      part = OrderedJson{{"type", "video"}, {"video", video_urls.back()}};
+    } else if (t == "input_video") {
+      // llama.cpp's form: {"input_video": {"data": BASE64, "format": "mp4"}}.
+      const OrderedJson* v = field(part, "input_video");
+      const OrderedJson* data = v && v->is_object() ? field(*v, "data") : nullptr;
+      const OrderedJson* format = v && v->is_object() ? field(*v, "format") : nullptr;
+      if (!data || !data->is_string())
+        bad_request(part_where + ".input_video", part_where + " needs 'input_video': {\"data\": BASE64, \"format\": ...}");
+      const std::string fmt = format && format->is_string() ? format->get<std::string>() : "mp4";
+      video_urls.push_back("data:video/" + fmt + ";base64," + data->get<std::string>());
+      part = OrderedJson{{"type", "video"}, {"video", video_urls.back()}};
     } else {
       bad_request(part_where + ".type", part_where + " has the type '" + t +
-                                            "', which qvl does not take (known: text, image_url)");
+                                            "', which qvl does not take (known: text, image_url, video_url, input_video)");
     }
   }
 }
@@ -215,7 +234,7 @@ ChatRequest parse_chat_request(std::string_view text, const RequestLimits& limit
     bad_request("messages", "'messages' holds " + std::to_string(messages->size()) + " messages; at most " +
                                 std::to_string(limits.max_messages) + " are allowed");
   r.messages = std::move(body["messages"]);
-  for (size_t i = 0; i < r.messages.size(); ++i) check_message(r.messages[i], i, r.image_urls);
+  for (size_t i = 0; i < r.messages.size(); ++i) check_message(r.messages[i], i, r.image_urls, r.video_urls);
 
   r.sampling = parse_sampling(body, limits);
   parse_chat_logprobs(body, limits, r.sampling);

@@ -37,6 +37,9 @@ struct ChatRequest {
   std::string model;
   OrderedJson messages;            // validated; image parts still hold their URLs
   std::vector<std::string> image_urls;  // every image part's URL, in order of appearance
+  // every video_url / input_video part's URL (input_video as a data URL), in order; the parts
+  // themselves are rewritten to {"type": "video", "video": URL} for the processor
+  std::vector<std::string> video_urls;
   OrderedJson template_variables = OrderedJson::object();  // chat_template_kwargs + tools
   bool tools_enabled = false;      // tools given and tool_choice is not "none"
   std::optional<int64_t> min_pixels, max_pixels;

@@ -52,6 +52,18 @@ ProcessedInputs process_chat(const ServerState& st, const ChatRequest& request) 
   std::vector<Image> images;
   images.reserve(request.image_urls.size());
   for (const auto& url : request.image_urls) images.push_back(load_request_image(url, st.media));
+  // Videos: data URLs, and file:// only under the media folder; the processor decodes them.
+  for (const auto& url : request.video_urls) {
+    if (url.rfind("data:", 0) == 0) {
+      if (url.size() > 4 * (st.media.max_image_bytes * 8) / 3 + 64)
+        throw ApiError(413, "a video data URL is larger than the limit of " + std::to_string(st.media.max_image_bytes * 8) +
+                                " bytes", "messages");
+      continue;
+    }
+    if (url.rfind("file://", 0) == 0 && !st.media.media_root.empty()) continue;
+    bad_request("messages", "video '" + describe_url(url) +
+                                "': only data URLs and file:// URLs under the server's media folder are taken for videos");
+  }
   ProcessorOptions options = st.options.images;
   if (request.min_pixels) options.min_pixels = request.min_pixels;
   if (request.max_pixels) options.max_pixels = request.max_pixels;

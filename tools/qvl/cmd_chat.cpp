@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -30,6 +31,7 @@ struct ChatArgs {
 
 constexpr const char* kCommands =
     "/image PATH  attach an image to your next message\n"
+    "/video PATH  attach a video to your next message\n"
     "/reset       start a new conversation\n"
     "/exit        quit (also /quit, Ctrl-D)\n"
     "/help        this list\n"
@@ -145,6 +147,10 @@ class Chat {
       const std::string path = path_argument(line.substr(name.size()));
       if (path.empty()) std::fprintf(stderr, "usage: /image PATH\n");
       else attach_image(path);
+    } else if (name == "/video") {
+      const std::string path = path_argument(line.substr(name.size()));
+      if (path.empty()) std::fprintf(stderr, "usage: /video PATH\n");
+      else attach_video(path);
     } else {
       std::fprintf(stderr, "unknown command '%s' (/help lists the commands; start with // to send it)\n",
                    name.c_str());
@@ -157,6 +163,7 @@ class Chat {
     if (!args_.system.empty()) messages_.push_back({{"role", "system"}, {"content", args_.system}});
     images_.clear();
     pending_images_.clear();
+    pending_videos_.clear();
     pending_image_tokens_ = 0;
     generator_ = std::make_unique<Generator>(model_, params_);
   }
@@ -178,10 +185,32 @@ class Chat {
     }
   }
 
+  // Decodes the video now to check it and count its tokens; the conversation names it by path
+  // (every turn re-reads it; its vision rows stay cached in the generator's KV prefix).
+  void attach_video(const std::string& path) {
+    try {
+      std::error_code ec;
+      const std::string abs = std::filesystem::absolute(path, ec).string();
+      nlohmann::json m = nlohmann::json::array({{{"role", "user"}, {"content", {{{"type", "video"}, {"video", abs}}}}}});
+      const ProcessedInputs in = processor_.process(m.dump());
+      const int64_t tokens = in.video_tokens.at(0);
+      pending_videos_.push_back(abs);
+      pending_image_tokens_ += tokens;
+      const auto& g = in.video_grid_thw.at(0);
+      std::fprintf(stderr, "(video attached: %zu frames sampled, %lld groups of %lldx%lld patches, %lld tokens)\n",
+                   in.video_frame_indices.at(0).size(), static_cast<long long>(g[0]), static_cast<long long>(g[1]),
+                   static_cast<long long>(g[2]), static_cast<long long>(tokens));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+    }
+  }
+
   // One user message and its answer. A turn that fails leaves the conversation as it was, less
   // the images attached for it (they may be what made it fail): they are dropped, and said so.
   void turn(const std::string& text) {
     nlohmann::json content = nlohmann::json::array();
+    for (const auto& v : pending_videos_) content.push_back({{"type", "video"}, {"video", v}});
+    pending_videos_.clear();
     for (size_t i = 0; i < pending_images_.size(); ++i) content.push_back({{"type", "image"}});
     content.push_back({{"type", "text"}, {"text", text}});
     std::vector<Image> images = images_;
@@ -254,13 +283,14 @@ class Chat {
   nlohmann::json messages_;
   std::vector<Image> images_;          // the images of the conversation's messages, in order
   std::vector<Image> pending_images_;  // attached with /image, waiting for the next message
+  std::vector<std::string> pending_videos_;  // paths attached with /video
   int64_t pending_image_tokens_ = 0;
 };
 
 }  // namespace
 
 Runner add_chat_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /reset, /exit, /help)");
+  auto* cmd = app.add_subcommand("chat", "Interactive multi-turn chat (/image PATH, /video PATH, /reset, /exit, /help)");
   auto a = std::make_shared<ChatArgs>();
   cmd->add_option("-m,--model", a->model_dir, "Checkpoint folder (Hugging Face layout), qvl GGUF file, or llama.cpp GGUF (or a folder with one and its mmproj)")
       ->required()

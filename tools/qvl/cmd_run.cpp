@@ -1,4 +1,4 @@
-// qvl run: one prompt (text, optional images) in, the answer streamed to stdout.
+// qvl run: one prompt (text, optional images and videos) in, the answer streamed to stdout.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -19,7 +19,7 @@ namespace {
 struct RunArgs {
   std::string model_dir;
   PromptOptions prompt;
-  std::vector<std::string> images, stop;
+  std::vector<std::string> images, videos, stop;
   int64_t max_new_tokens = 256;
   ModelOptions model;
   ProcessorOptions image_options;
@@ -36,7 +36,12 @@ int run(const RunArgs& a) {
   const double load_s = since(t_load);
   report_overridden_settings(a.model, model->info());
 
-  Processor processor(model, a.image_options);
+  ProgressPrinter decode_progress;
+  ProcessorOptions processor_options = a.image_options;
+  processor_options.video_progress = [&decode_progress](int64_t done, int64_t total) {
+    if (total >= 300) decode_progress.update("decoding video (frames)", done, total);  // ~10 s and longer
+  };
+  Processor processor(model, processor_options);
   std::vector<Image> images;
   for (const auto& path : a.images) images.push_back(load_image_file(path));
   ProcessedInputs inputs;
@@ -48,9 +53,13 @@ int run(const RunArgs& a) {
     ss << in.rdbuf();
     std::string base = file.find('/') != std::string::npos ? file.substr(0, file.rfind('/')) : ".";
     inputs = processor.process(ss.str(), images, true, base);
+  } else if (!a.videos.empty()) {
+    inputs = processor.process(prompt_messages_with_videos(prompt_text(a.prompt), images.size(), a.videos, a.prompt.system),
+                               images, true, ".");
   } else {
     inputs = processor.process_prompt(prompt_text(a.prompt), images, a.prompt.system);
   }
+  decode_progress.end_line();
   report_inputs(inputs);
 
   GeneratorParams params = GeneratorParams::from_model(*model);
@@ -117,14 +126,18 @@ Runner add_run_command(CLI::App& app) {
       ->type_name("PATH");
   add_prompt_options(*cmd, a->prompt);
   cmd->add_option("--image", a->images, "Image file (repeatable, in order)")->type_name("PATH");
+  cmd->add_option("--video", a->videos,
+                  "Video file (repeatable, in order; '<video>' in -p marks where each goes, default: first)")
+      ->type_name("PATH");
   add_max_tokens_option(*cmd, a->max_new_tokens);
   add_model_options(*cmd, a->model);
   add_image_options(*cmd, a->image_options);
+  add_video_options(*cmd, a->image_options.video);
   add_sampling_options(*cmd, a->sampling);
   cmd->add_option("--stop", a->stop, "Stop string (repeatable; not printed)");
   cmd->add_flag("--json", a->json, "Print one JSON object (text, token counts, seed, timings) instead of streaming");
   cmd->callback([a] {
-    check_prompt_options(a->prompt, !a->images.empty());
+    check_prompt_options(a->prompt, !a->images.empty() || !a->videos.empty());
     check_image_options(a->image_options);
   });
   return [a] { return run(*a); };

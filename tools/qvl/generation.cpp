@@ -19,6 +19,7 @@ std::optional<int32_t> next_answer_token(Generator& generator) {
 int64_t total_image_tokens(const ProcessedInputs& inputs) {
   int64_t tokens = 0;
   for (int64_t t : inputs.image_tokens) tokens += t;
+  for (int64_t t : inputs.video_tokens) tokens += t;  // videos go through the same tower
   return tokens;
 }
 

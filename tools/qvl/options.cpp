@@ -4,12 +4,14 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <random>
 #include <sstream>
 
 #include "core/utf8.h"
+#include <nlohmann/json.hpp>
 
 namespace qvl::cli {
 
@@ -288,6 +290,64 @@ void check_utf8(const std::string& what, const std::string& text) {
   std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(text[bad]));
   throw Error(ErrorKind::kInvalidArgument,
               what + " is not valid UTF-8 (byte " + byte + " at offset " + std::to_string(bad) + ")");
+}
+
+}  // namespace qvl::cli
+
+namespace qvl::cli {
+
+void add_video_options(CLI::App& cmd, VideoOptions& options) {
+  cmd.add_option_function<double>("--video-fps", [&options](double v) { options.fps = v; },
+                                  "Video frames sampled per second (default: video_preprocessor_config.json, 2)")
+      ->type_name("N");
+  cmd.add_option_function<int64_t>("--video-max-frames", [&options](int64_t v) { options.max_frames = v; },
+                                   "Most frames sampled from a video (default 768)")
+      ->type_name("N");
+  cmd.add_option_function<int64_t>("--video-max-pixels", [&options](int64_t v) { options.max_pixels = v; },
+                                   "Pixel budget of a whole video, summed over its sampled frames")
+      ->type_name("N");
+  cmd.add_flag("--video-cap-per-frame", options.cap_pixels_per_frame,
+               "Cap each frame at 768 tokens' worth of pixels (qwen-vl-utils' rule)");
+}
+
+std::string prompt_messages_with_videos(const std::string& text, size_t image_count,
+                                        const std::vector<std::string>& videos, const std::string& system) {
+  nlohmann::json messages = nlohmann::json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  nlohmann::json content = nlohmann::json::array();
+  auto video_item = [&](size_t i) {
+    std::error_code ec;
+    const auto abs = std::filesystem::absolute(videos[i], ec);
+    return nlohmann::json{{"type", "video"}, {"video", ec ? videos[i] : abs.string()}};
+  };
+  size_t marked_images = 0, marked_videos = 0;
+  for (size_t p = text.find('<'); p != std::string::npos; p = text.find('<', p + 1)) {
+    if (text.compare(p, 7, "<image>") == 0) ++marked_images;
+    if (text.compare(p, 7, "<video>") == 0) ++marked_videos;
+  }
+  if (marked_videos > 0 && marked_videos != videos.size())
+    throw Error(ErrorKind::kInvalidArgument, "the prompt marks " + std::to_string(marked_videos) + " <video> place(s) but " +
+                                                 std::to_string(videos.size()) + " video(s) were given");
+  if (marked_images > 0 && marked_images != image_count)
+    throw Error(ErrorKind::kInvalidArgument, "the prompt marks " + std::to_string(marked_images) + " <image> place(s) but " +
+                                                 std::to_string(image_count) + " image(s) were given");
+  if (marked_videos == 0)
+    for (size_t i = 0; i < videos.size(); ++i) content.push_back(video_item(i));
+  if (marked_images == 0)
+    for (size_t i = 0; i < image_count; ++i) content.push_back({{"type", "image"}});
+  size_t start = 0, next_video = 0;
+  for (size_t p = text.find('<'); p != std::string::npos; p = text.find('<', p + 1)) {
+    const bool is_image = marked_images > 0 && text.compare(p, 7, "<image>") == 0;
+    const bool is_video = marked_videos > 0 && text.compare(p, 7, "<video>") == 0;
+    if (!is_image && !is_video) continue;
+    if (p > start) content.push_back({{"type", "text"}, {"text", text.substr(start, p - start)}});
+    content.push_back(is_image ? nlohmann::json{{"type", "image"}} : video_item(next_video++));
+    start = p + 7;
+    p = start - 1;
+  }
+  if (start < text.size()) content.push_back({{"type", "text"}, {"text", text.substr(start)}});
+  messages.push_back({{"role", "user"}, {"content", content}});
+  return messages.dump();
 }
 
 }  // namespace qvl::cli

@@ -73,6 +73,13 @@ void check_prompt_options(const PromptOptions& options, bool images_given);
 // The -f file's text, one trailing newline removed (as llama.cpp does), or -p's text.
 std::string prompt_text(const PromptOptions& options);
 
+// --video-fps, --video-max-frames, --video-max-pixels, --video-cap-per-frame.
+void add_video_options(CLI::App& cmd, VideoOptions& options);
+// The messages JSON of one user turn holding `videos` (paths) and `image_count` given images at
+// their "<video>" / "<image>" marks (unmarked ones first: videos, then images), then the text.
+std::string prompt_messages_with_videos(const std::string& text, size_t image_count,
+                                        const std::vector<std::string>& videos, const std::string& system);
+
 // Sampling overrides; a flag not given keeps the checkpoint's generation_config.json value.
 struct SamplingOptions {
   std::optional<float> temp, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;

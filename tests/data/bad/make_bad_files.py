@@ -136,3 +136,13 @@ out('tokenizer_truncated.json', fixture('tiny-qwen3-vl', 'tokenizer.json')[:3000
 
 # ---- prompt text that is not UTF-8 (a lone continuation byte, then an overlong encoding) ----
 out('prompt_not_utf8.txt', b'Hello \x80 world \xc0\xaf!')
+
+# ---- videos (read by FFmpeg) ----
+# video_audio_only.mkv and video_one_frame.mkv are made with the ffmpeg CLI (see README.md).
+out('video_truncated.mkv', fixture('golden', 'videos', 'd_256x192_8f_4fps.mkv')[:100000])
+out('video_not_a_video.mp4', b'This is not a video file.\n' * 40)
+# YUV4MPEG2 headers are text: 100000x100000 (FFmpeg refuses it), 16000x16000 (FFmpeg takes it; qvl's
+# limit refuses it before a frame is decoded), a frame rate of 0/1 (FFmpeg reads it as 25 fps).
+out('video_absurd_size.y4m', b'YUV4MPEG2 W100000 H100000 F30:1 Ip A1:1 C420jpeg\nFRAME\n')
+out('video_huge_size.y4m', b'YUV4MPEG2 W16000 H16000 F30:1 Ip A1:1 C420jpeg\nFRAME\n')
+out('video_fps_zero.y4m', b'YUV4MPEG2 W32 H32 F0:1 Ip A1:1 C420jpeg\n' + (b'FRAME\n' + bytes(32 * 32 * 3 // 2)) * 4)
