@@ -3,6 +3,8 @@
 // were computed from) and the H.264 smoke file's documented numbers.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "qvl/engine.hpp"
@@ -129,7 +131,12 @@ TEST_P(VideoGolden, PixelValuesMatchTheReference) {
   EXPECT_EQ(v.timestamps, doc["video_timestamps"][0].get<std::vector<std::string>>());
   EXPECT_EQ((std::vector<int64_t>{v.pixels.grid_t, v.pixels.grid_h, v.pixels.grid_w}),
             doc["video_grid_thw"][0].get<std::vector<int64_t>>());
-  const std::vector<float> ref = test::read_f32(golden_dir() + "/" + g.case_name + ".pixel_values_videos.f32.bin");
+  // The video pixel goldens (25 MB) stay in the workplace's fixtures beside the repository.
+  const std::string shared = std::string(QVL_TEST_DATA_DIR) + "/../../../shared/fixtures/golden";
+  const std::string ref_path = shared + "/" + g.case_name + ".pixel_values_videos.f32.bin";
+  ASSERT_TRUE(std::filesystem::exists(ref_path))
+      << "missing " << ref_path << ": the video pixel goldens are read from ../shared/fixtures/golden beside the repository";
+  const std::vector<float> ref = test::read_f32(ref_path);
   ASSERT_EQ(ref.size(), v.pixels.data.size());
   EXPECT_LE(test::max_abs_diff(ref, v.pixels.data), 1e-5f);
 }
