@@ -348,6 +348,8 @@ PYBIND11_MODULE(_qvl, m) {
       .def_readonly("input_ids", &ProcessedInputs::input_ids)
       .def_readonly("image_grid_thw", &ProcessedInputs::image_grid_thw)
       .def_readonly("image_tokens", &ProcessedInputs::image_tokens)
+      .def_readonly("video_grid_thw", &ProcessedInputs::video_grid_thw)
+      .def_readonly("video_tokens", &ProcessedInputs::video_tokens)
       .def_readonly("warnings", &ProcessedInputs::warnings)
       .def_property_readonly("pixel_values", [](const ProcessedInputs& p) {
         return py::array_t<float>({p.pixel_rows, p.pixel_cols}, p.pixel_values.data());

@@ -22,6 +22,17 @@ def test_golden_greedy_tokens_equal_cpp(model, golden_cases):
         assert greedy_tokens(model, inputs, len(case["greedy_tokens"])) == case["greedy_tokens"], case["name"]
 
 
+@pytest.mark.parametrize("name", ["d_video_short", "e_video_and_image"])
+def test_golden_video_cases_equal_cpp(model, name):
+    # Video items (a path in the message) go through the same processor and engine as in C++.
+    case = json.loads((GOLDEN / f"{name}.json").read_text())
+    inputs = model.processor.process(case["messages"], base_dir=GOLDEN)
+    assert inputs.input_ids == case["input_ids"]
+    assert [list(t) for t in inputs.video_grid_thw] == case["video_grid_thw"]
+    assert sum(inputs.video_tokens) == sum(t * h * w for t, h, w in case["video_grid_thw"]) // 4
+    assert greedy_tokens(model, inputs, len(case["greedy_tokens"])) == case["greedy_tokens"]
+
+
 def test_golden_text_through_chat(model, golden_cases):
     case = next(c for c in golden_cases if c["name"] == "b_one_image")
     tokens = case["greedy_tokens"]
