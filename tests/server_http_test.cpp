@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "server/server.h"
+#include "core/base64.h"
 #include "test_util.h"
 
 namespace qvl::server {
@@ -193,23 +194,7 @@ std::shared_ptr<Model> tiny() {
   return model;
 }
 
-std::string base64(const std::string& in) {
-  static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
-    for (int k = 0; k < 4; ++k) out += a[(v >> (18 - 6 * k)) & 63];
-  }
-  if (i < in.size()) {
-    const uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
-    out += a[(v >> 18) & 63];
-    out += a[(v >> 12) & 63];
-    out += i + 1 < in.size() ? a[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
+std::string base64(const std::string& in) { return encode_base64(in); }
 
 // ---- answers -------------------------------------------------------------------------------
 
@@ -375,6 +360,33 @@ TEST(ServerHttp, ImageAsDataUrlCountsItsTokens) {
   const Json k = json_of(post(s, "/v1/chat/completions", again));
   EXPECT_EQ(k["timings"]["cached_images"], 1) << k.dump();
   EXPECT_EQ(k["timings"]["image_encode_ms"], 0.0);
+}
+
+// A video_url over http: downloaded by the server and processed as the same bytes sent inline.
+TEST(ServerHttp, VideoUrlOverHttpIsFetched) {
+  const std::string mkv = test::read_file(test::golden_dir() + "/videos/d_256x192_8f_4fps.mkv");
+  httplib::Server media;
+  media.Get("/clip.mkv", [&](const httplib::Request&, httplib::Response& res) { res.set_content(mkv, "video/x-matroska"); });
+  const int port = media.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { media.listen_after_bind(); });
+  auto video_chat = [](const std::string& url) {
+    return Json{{"messages", {{{"role", "user"},
+                               {"content", {{{"type", "video_url"}, {"video_url", {{"url", url}}}},
+                                            {{"type", "text"}, {"text", "What happens?"}}}}}}},
+                {"max_tokens", 2},
+                {"temperature", 0}};
+  };
+  auto& s = shared_server();
+  const Json remote = json_of(post(s, "/v1/chat/completions", video_chat("http://127.0.0.1:" + std::to_string(port) + "/clip.mkv")));
+  const Json inline_ = json_of(post(s, "/v1/chat/completions", video_chat("data:video/x-matroska;base64," + base64(mkv))));
+  ASSERT_TRUE(remote.contains("usage")) << remote.dump();
+  EXPECT_EQ(remote["usage"]["prompt_tokens"], inline_["usage"]["prompt_tokens"]);
+  EXPECT_GT(remote["usage"]["prompt_tokens"].get<int64_t>(), 96);  // 2 groups of 48 pads + timestamps
+  EXPECT_EQ(remote["choices"][0]["message"]["content"], inline_["choices"][0]["message"]["content"]);
+  expect_error(post(s, "/v1/chat/completions", video_chat("http://127.0.0.1:" + std::to_string(port) + "/missing.mkv")),
+               400, "cannot fetch it");
+  media.stop();
+  serving.join();
 }
 
 TEST(ServerHttp, CompletionsModelsTokenizeDetokenizeTemplate) {
@@ -726,6 +738,9 @@ TEST(ServerHttp, HostileRequestsGetClearErrorsAndTheServerGoesOn) {
   off.remote_media = false;
   TestServer no_remote(off);
   expect_error(post(no_remote, "/v1/chat/completions", image_chat("http://127.0.0.1:1/a.png")), 400, "--no-remote-media");
+  const Json remote_video = {{"messages", {{{"role", "user"},
+                                            {"content", {{{"type", "video_url"}, {"video_url", {{"url", "http://127.0.0.1:1/v.mp4"}}}}}}}}}};
+  expect_error(post(no_remote, "/v1/chat/completions", remote_video), 400, "remote videos are switched off");
 }
 
 }  // namespace

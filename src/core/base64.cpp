@@ -40,4 +40,23 @@ std::string decode_base64(std::string_view in) {
   return out;
 }
 
+std::string encode_base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = uint32_t{uint8_t(in[i])} << 16 | uint32_t{uint8_t(in[i + 1])} << 8 | uint8_t(in[i + 2]);
+    for (int k = 0; k < 4; ++k) out += kAlphabet[(v >> (18 - 6 * k)) & 63];
+  }
+  if (i < in.size()) {  // one or two bytes left: two or three characters, then padding
+    const uint32_t v = uint32_t{uint8_t(in[i])} << 16 | (i + 1 < in.size() ? uint32_t{uint8_t(in[i + 1])} << 8 : 0);
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
 }  // namespace qvl

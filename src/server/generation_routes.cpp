@@ -3,6 +3,7 @@
 // client that goes away cancels its request within a step; past the deadline a request is
 // cancelled and answered with a timeout error.
 #include <chrono>
+#include <map>
 #include <random>
 
 #include "server/api_error.h"
@@ -52,17 +53,36 @@ ProcessedInputs process_chat(const ServerState& st, const ChatRequest& request) 
   std::vector<Image> images;
   images.reserve(request.image_urls.size());
   for (const auto& url : request.image_urls) images.push_back(load_request_image(url, st.media));
-  // Videos: data URLs, and file:// only under the media folder; the processor decodes them.
+  // Videos: data URLs, file:// only under the media folder (the processor decodes both), and
+  // http(s):// URLs downloaded here and handed to the processor as data URLs.
+  const size_t max_video_bytes = st.media.max_image_bytes * 8;
+  std::map<std::string, std::string> downloaded;  // URL -> data URL
   for (const auto& url : request.video_urls) {
     if (url.rfind("data:", 0) == 0) {
-      if (url.size() > 4 * (st.media.max_image_bytes * 8) / 3 + 64)
-        throw ApiError(413, "a video data URL is larger than the limit of " + std::to_string(st.media.max_image_bytes * 8) +
-                                " bytes", "messages");
+      if (url.size() > 4 * max_video_bytes / 3 + 64)
+        throw ApiError(413, "a video data URL is larger than the limit of " + std::to_string(max_video_bytes) + " bytes",
+                       "messages");
       continue;
     }
     if (url.rfind("file://", 0) == 0 && !st.media.media_root.empty()) continue;
+    if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0) {
+      if (!downloaded.count(url)) downloaded[url] = fetch_video_as_data_url(url, st.media, max_video_bytes);
+      continue;
+    }
     bad_request("messages", "video '" + describe_url(url) +
-                                "': only data URLs and file:// URLs under the server's media folder are taken for videos");
+                                "': a video URL must be a data: URL, an http(s):// URL or a file:// URL under the "
+                                "server's media folder");
+  }
+  OrderedJson messages = request.messages;
+  if (!downloaded.empty()) {
+    for (auto& message : messages) {
+      if (!message.contains("content") || !message["content"].is_array()) continue;
+      for (auto& part : message["content"]) {
+        if (!part.is_object() || !part.contains("video") || !part["video"].is_string()) continue;
+        const auto it = downloaded.find(part["video"].get<std::string>());
+        if (it != downloaded.end()) part["video"] = it->second;
+      }
+    }
   }
   ProcessorOptions options = st.options.images;
   if (request.min_pixels) options.min_pixels = request.min_pixels;
@@ -73,7 +93,7 @@ ProcessedInputs process_chat(const ServerState& st, const ChatRequest& request) 
   options.media_root = st.media.media_root;
   try {
     Processor processor(st.model, options);
-    ProcessedInputs inputs = processor.process(request.messages.dump(), images, true,
+    ProcessedInputs inputs = processor.process(messages.dump(), images, true,
                                                st.media.media_root.empty() ? "." : st.media.media_root,
                                                request.template_variables.dump());
     check_fits_context(st, inputs);

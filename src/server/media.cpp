@@ -50,12 +50,12 @@ size_t on_data(char* data, size_t size, size_t count, void* user) {
   return n;
 }
 
-std::string fetch_remote(const std::string& url, const MediaOptions& options) {
+std::string fetch_remote(const std::string& url, const MediaOptions& options, size_t max_bytes) {
   init_curl_once();
   CURL* curl = curl_easy_init();
   if (!curl) refuse(500, url, "cannot start a download");
   Download d;
-  d.limit = options.max_image_bytes;
+  d.limit = max_bytes;
   char error[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -64,7 +64,7 @@ std::string fetch_remote(const std::string& url, const MediaOptions& options) {
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options.remote_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options.remote_timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_image_bytes));
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
@@ -74,7 +74,7 @@ std::string fetch_remote(const std::string& url, const MediaOptions& options) {
   const CURLcode rc = curl_easy_perform(curl);
   curl_easy_cleanup(curl);
   if (d.too_big || rc == CURLE_FILESIZE_EXCEEDED)
-    refuse(400, url, "the download exceeds the limit of " + std::to_string(options.max_image_bytes) + " bytes");
+    refuse(400, url, "the download exceeds the limit of " + std::to_string(max_bytes) + " bytes");
   if (rc != CURLE_OK)
     refuse(400, url, std::string("cannot fetch it: ") + (error[0] ? error : curl_easy_strerror(rc)));
   return std::move(d.bytes);
@@ -129,9 +129,14 @@ Image load_request_image(const std::string& url, const MediaOptions& options) {
   if (starts_with(url, "file://")) return load_local(url, options);
   if (starts_with(url, "http://") || starts_with(url, "https://")) {
     if (!options.allow_remote) refuse(400, url, "remote images are switched off on this server (--no-remote-media)");
-    return decode_or_refuse(url, fetch_remote(url, options), options.limits);
+    return decode_or_refuse(url, fetch_remote(url, options, options.max_image_bytes), options.limits);
   }
   refuse(400, url, "image_url must be a data: URL (base64), a file:// URL or an http(s):// URL");
+}
+
+std::string fetch_video_as_data_url(const std::string& url, const MediaOptions& options, size_t max_bytes) {
+  if (!options.allow_remote) refuse(400, url, "remote videos are switched off on this server (--no-remote-media)");
+  return "data:video/unknown;base64," + encode_base64(fetch_remote(url, options, max_bytes));
 }
 
 }  // namespace qvl::server

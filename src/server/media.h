@@ -22,6 +22,11 @@ struct MediaOptions {
 // The image a URL names, decoded.
 Image load_request_image(const std::string& url, const MediaOptions& options);
 
+// A video named by an http(s):// URL, downloaded (at most max_bytes, within the remote timeout)
+// and returned as a base64 data URL the processor decodes from memory. ApiError 400 when remote
+// media are switched off, the download fails or exceeds max_bytes.
+std::string fetch_video_as_data_url(const std::string& url, const MediaOptions& options, size_t max_bytes);
+
 // The bytes of a `data:[mime][;base64],DATA` URL; ApiError 400 when malformed or not base64,
 // 413 when it would decode to more than max_bytes. Exposed for the fuzzer and the tests.
 std::string decode_data_url(std::string_view url, size_t max_bytes);
