@@ -83,7 +83,13 @@ void drop_mapped_pages(const void* begin, size_t bytes) {
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto b = reinterpret_cast<uintptr_t>(begin);
   const uintptr_t first = (b + page - 1) / page * page, last = (b + bytes) / page * page;
-  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  // MADV_PAGEOUT reclaims clean file pages and never discards data (on anonymous memory it would
+  // swap, not zero, unlike MADV_DONTNEED), so a range that is not a file mapping stays intact.
+#ifdef MADV_PAGEOUT
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_PAGEOUT);
+#else
+  (void)first, (void)last;
+#endif
 }
 
 }  // namespace qvl

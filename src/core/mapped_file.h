@@ -29,7 +29,8 @@ class MappedFile {
 
 // Tells the kernel this process no longer needs the whole pages inside [begin, begin + bytes) of a
 // read-only file mapping (e.g. a tensor repacked into its own buffer): they leave the resident set
-// (staying in the page cache) and are read back from the file if touched again. A hint: no error.
+// and are read back from the file if touched again. A hint (no error, nothing lost): memory that
+// is not a file mapping is left as it is, short of swapping.
 void drop_mapped_pages(const void* begin, size_t bytes);
 
 // Reads a whole (small) file into a string, refusing files above max_bytes.
