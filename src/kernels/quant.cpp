@@ -58,20 +58,14 @@ QLayout q_layout(WeightFormat format, int64_t rows, int64_t cols) {
       L.group_bytes = round_up(L.mn_off + nb * 16, 64);
       break;
     }
-    case WeightFormat::kGgmlIQ4_XS: {
-      L.codes_per_block = 256;
+    case WeightFormat::kGgmlIQ4_XS:
+    case WeightFormat::kGgmlQ6_K: {  // fp16 d per super-block, then one (IQ4_XS) or two (Q6_K) sc per block
+      const bool q6 = format == WeightFormat::kGgmlQ6_K;
+      L.codes_per_block = q6 ? 384 : 256;
       L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
-      L.scales_off = nb * 256;
+      L.scales_off = nb * L.codes_per_block;
       L.sc_off = L.scales_off + static_cast<size_t>(L.nsb) * 32;
-      L.group_bytes = round_up(L.sc_off + nb * 16, 64);
-      break;
-    }
-    case WeightFormat::kGgmlQ6_K: {
-      L.codes_per_block = 384;
-      L.nsb = (L.nb + kSuperBlocks - 1) / kSuperBlocks;
-      L.scales_off = nb * 384;
-      L.sc_off = L.scales_off + static_cast<size_t>(L.nsb) * 32;
-      L.group_bytes = round_up(L.sc_off + nb * 32, 64);
+      L.group_bytes = round_up(L.sc_off + nb * (q6 ? 32 : 16), 64);
       break;
     }
     default:
@@ -353,13 +347,6 @@ void quantize_group(const QLayout& L, const float* rows /* [16][cols] */, uint8_
   }
 }
 
-namespace {
-// Position of column c (0..31) of row r inside a block's codes, and the nibble shift (Q4).
-inline size_t q8_pos(int64_t r, int64_t c) { return static_cast<size_t>((c / 4) * 64 + r * 4 + (c % 4)); }
-inline size_t q4_pos(int64_t r, int64_t c) { return static_cast<size_t>(((c / 4) % 4) * 64 + r * 4 + (c % 4)); }
-inline int q4_shift(int64_t c) { return c / 4 < 4 ? 0 : 4; }
-}  // namespace
-
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out) {
   QVL_ASSERT(row >= 0 && row < L.rows);
   const int64_t g = row / kGroupRows, r = row % kGroupRows;
@@ -375,20 +362,20 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
     switch (L.format) {
       case WeightFormat::kQ8_0: {
         const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>(b * kGroupRows + r) * 2));
-        for (int c = 0; c < kBlock; ++c) o[c] = d * static_cast<float>(static_cast<int>(codes[q8_pos(r, c)]) - 128);
+        for (int c = 0; c < kBlock; ++c) o[c] = d * static_cast<float>(code_q8(codes, r, c) - 128);
         break;
       }
       case WeightFormat::kQ4_0: {
         const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>(b * kGroupRows + r) * 2));
         for (int c = 0; c < kBlock; ++c)
-          o[c] = d * static_cast<float>(((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) - 8);
+          o[c] = d * static_cast<float>(code_q4(codes, r, c) - 8);
         break;
       }
       case WeightFormat::kGgmlIQ4_XS: {
         // ggml's order: dl = d * (ls - 32), then dl * level.
         const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>((b / kSuperBlocks) * kGroupRows + r) * 2));
         const float dl = d * static_cast<float>(static_cast<int>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]) - 32);
-        for (int c = 0; c < kBlock; ++c) o[c] = dl * static_cast<float>(kIq4Levels[(codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f]);
+        for (int c = 0; c < kBlock; ++c) o[c] = dl * static_cast<float>(kIq4Levels[code_q4(codes, r, c)]);
         break;
       }
       case WeightFormat::kGgmlQ4_K:
@@ -403,19 +390,15 @@ void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* o
         const float s = super(L.scales_off) * static_cast<float>(grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)]);
         const float m = super(L.dmin_off) * static_cast<float>(grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)]);
         const bool q5 = L.format == WeightFormat::kGgmlQ5_K;
-        for (int c = 0; c < kBlock; ++c) {
-          const int fifth = q5 ? (codes[256 + r * 4 + c % 4] >> (c / 4)) & 1 : 0;
-          o[c] = s * static_cast<float>(((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) | (fifth << 4)) - m;
-        }
+        for (int c = 0; c < kBlock; ++c)
+          o[c] = s * static_cast<float>(q5 ? code_q5(codes, r, c) : code_q4(codes, r, c)) - m;
         break;
       }
       case WeightFormat::kGgmlQ6_K: {
         const int64_t sb = b / kSuperBlocks;
         const float d = f16_to_f32(u16(L.scales_off + static_cast<size_t>(sb * kGroupRows + r) * 2));
         for (int c = 0; c < kBlock; ++c) {
-          const int step = c / 4;
-          const int high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + c % 4] >> (2 * (step % 4))) & 3;
-          const int q = ((codes[q4_pos(r, c)] >> q4_shift(c)) & 0x0f) | (high << 4);
+          const int q = code_q6(codes, r, c);
           const auto sc = static_cast<int8_t>(grp[L.sc_off + static_cast<size_t>((2 * b + c / 16) * kGroupRows + r)]);
           o[c] = d * static_cast<float>(sc) * static_cast<float>(q - 32);
         }

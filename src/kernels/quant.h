@@ -115,6 +115,26 @@ void pack_group(const QLayout& L, const uint16_t* scales, const uint8_t* codes, 
 // past the end zeroed by the caller: codes of weight 0, scales 0).
 void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp);
 
+// The code of weight (row r of the group, column c of the block) in one block's packed codes, per
+// the layout above: Q8_0 as stored (value + 128), the 4-bit formats' nibble (0..15), GGML_Q5_K's
+// 5-bit code (0..31) and GGML_Q6_K's 6-bit code (0..63). Shared by the dequantizer and the scalar kernel.
+inline int32_t code_q8(const uint8_t* codes, int64_t r, int64_t c) {
+  return codes[(c / 4) * 64 + r * 4 + (c % 4)];
+}
+inline int32_t code_q4(const uint8_t* codes, int64_t r, int64_t c) {
+  const int64_t step = c / 4;
+  const uint8_t byte = codes[(step % 4) * 64 + r * 4 + (c % 4)];
+  return step < 4 ? (byte & 0x0f) : (byte >> 4);
+}
+inline int32_t code_q5(const uint8_t* codes, int64_t r, int64_t c) {
+  return code_q4(codes, r, c) | (((codes[256 + r * 4 + (c % 4)] >> (c / 4)) & 1) << 4);
+}
+inline int32_t code_q6(const uint8_t* codes, int64_t r, int64_t c) {
+  const int64_t step = c / 4;
+  const int32_t high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + (c % 4)] >> (2 * (step % 4))) & 3;
+  return code_q4(codes, r, c) | (high << 4);
+}
+
 // Decodes row `row` of a packed matrix into out[cols].
 void dequantize_row(const QLayout& L, const uint8_t* data, int64_t row, float* out);
 

@@ -60,14 +60,6 @@ void quantize_acts_scalar(const float* x, int64_t m, int64_t k, int32_t zero_poi
 
 namespace {
 
-inline int32_t code_q8(const uint8_t* codes, int64_t r, int64_t c) {  // c within the block
-  return static_cast<int32_t>(codes[(c / 4) * 64 + r * 4 + (c % 4)]) - 128;
-}
-inline int32_t code_q4(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..15
-  const int64_t step = c / 4;
-  const uint8_t byte = codes[(step % 4) * 64 + r * 4 + (c % 4)];
-  return step < 4 ? (byte & 0x0f) : (byte >> 4);
-}
 inline float bf16_at(const uint8_t* p, int64_t i) {
   uint16_t h;
   std::memcpy(&h, p + 2 * i, 2);
@@ -77,14 +69,6 @@ inline float f16_at(const uint8_t* p, int64_t i) {
   uint16_t h;
   std::memcpy(&h, p + 2 * i, 2);
   return f16_to_f32(h);
-}
-inline int32_t code_q5(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..31
-  return code_q4(codes, r, c) | (((codes[256 + r * 4 + (c % 4)] >> (c / 4)) & 1) << 4);
-}
-inline int32_t code_q6(const uint8_t* codes, int64_t r, int64_t c) {  // unsigned 0..63
-  const int64_t step = c / 4;
-  const int32_t high = (codes[256 + (step < 4 ? 0 : 64) + r * 4 + (c % 4)] >> (2 * (step % 4))) & 3;
-  return code_q4(codes, r, c) | (high << 4);
 }
 
 }  // namespace
@@ -107,7 +91,7 @@ void qmatmul_scalar(const QLayout& L, const uint8_t* data, const QActs& a, const
           int32_t isum = 0;
           switch (L.format) {
             case WeightFormat::kQ8_0:
-              for (int64_t c = 0; c < kBlock; ++c) isum += code_q8(codes, r, c) * xb[c];
+              for (int64_t c = 0; c < kBlock; ++c) isum += (code_q8(codes, r, c) - 128) * xb[c];
               acc += static_cast<float>(isum) * (f16_at(grp + L.scales_off, b * kGroupRows + r) * dx);
               break;
             case WeightFormat::kQ4_0:
