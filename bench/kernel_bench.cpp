@@ -304,15 +304,17 @@ struct Registrar {
               ->Unit(benchmark::kMicrosecond)->UseRealTime();
       }
     }
-    // Decode of several sequences in one step (continuous batching): m = 4 and 8 activation rows,
+    // Decode of several sequences in one step (continuous batching): m = 4 and 8 activation rows
+    // (and m = 1 from the caches, the per-row compute baseline),
     // weights from DRAM as in a real step ("dram") and from the caches ("cached": the kernel's
     // compute rate alone).
     for (const Shape& s : kShapes) {
       if (std::string(s.name) == "lm_head") continue;
       for (const Fmt& f : kFormats) {
         if (f.format == WeightFormat::kDense) continue;
-        for (int64_t m : {4, 8}) {
+        for (int64_t m : {1, 4, 8}) {
           for (bool dram : {true, false}) {
+            if (m == 1 && dram) continue;  // matvec/ above
             const std::string base = "decode_m" + std::to_string(m) + (dram ? "_dram/" : "_cached/") + s.name + "/" +
                                      f.name + "/" + isa_str(best);
             for (int t : {threads, 1}) {
@@ -324,6 +326,17 @@ struct Registrar {
           }
         }
       }
+    }
+    // The same with a matrix that stays in L2 (512 rows): the decode tile's compute cost alone,
+    // per activation row, without L3 or DRAM traffic (stable on a busy machine: read the CPU time).
+    for (const Fmt& f : kFormats) {
+      if (f.format == WeightFormat::kDense) continue;
+      static constexpr Shape kL2{"2560to512", 512, 2560};
+      for (int64_t m : {1, 2, 4, 8})
+        stats(benchmark::RegisterBenchmark(
+                  ("decode_m" + std::to_string(m) + "_l2/" + kL2.name + "/" + f.name + "/" + isa_str(best) + "/threads:1").c_str(),
+                  [=](benchmark::State& st) { bench_matmul(st, kL2, f, m, best, 1, false); }))
+            ->Unit(benchmark::kMicrosecond);
     }
     // Prefill matmul, m = 512.
     for (const Shape& s : kShapes) {

@@ -192,7 +192,9 @@ ParallelResult parallel_decode(const std::shared_ptr<const Model>& model, int n,
   return r;
 }
 
-int bench(const BenchArgs& a) {
+int bench(BenchArgs a) {
+  // "--image none": text tests only (a comparison with llama-bench, which has no image test).
+  std::erase(a.image_sizes, std::string("none"));
   ModelOptions mo = a.model;
   // Room for every test: prompt + generation, the depth test, and images up to 16384 tokens.
   mo.context_length = std::max<int64_t>({a.pp + a.tg + 8, a.skip_depth ? 0 : a.depth + a.depth_tg + 8, 16384 + 256});
@@ -361,7 +363,7 @@ Runner add_bench_command(CLI::App& app) {
   add_integer_option(*cmd, "-r,--repetitions", a->repetitions, {1, 1000, "an integer from 1 to 1000"},
                      "Runs of the pp, tg and image tests, mean ± sd reported (default: 3)");
   cmd->add_flag("--skip-depth", a->skip_depth, "Skip the decode-at-depth test");
-  cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable)");
+  cmd->add_option("--image", a->image_sizes, "Image sizes WxH to encode (repeatable; none: no image test)");
   cmd->add_option("--parallel", a->parallel,
                   "Also decode with N sequences at once in the batching engine (e.g. 1,4,8): aggregate tok/s")
       ->delimiter(',')
