@@ -248,51 +248,27 @@ void GgufWriter::write(const std::string& path) const {
   put(uint32_t{3});
   put(static_cast<uint64_t>(tensors_.size()));
   std::map<std::string, GgufValue> kv = kv_;
-  std::map<std::string, As> as = as_;
   kv["general.alignment"] = uint64_t{kWriteAlignment};
-  as["general.alignment"] = As::kU32;  // the type the GGUF specification gives it
   put(static_cast<uint64_t>(kv.size()));
-  // One number as the GGUF type t (a narrowing the caller asked for; out of range is refused).
-  auto put_number = [&](const std::string& key, uint32_t t, auto x) {
-    auto fits = [&](auto lo, auto hi) {
-      if (x < lo || x > hi) fail(ErrorKind::kInvalidArgument, "GGUF key ", key, ": ", x, " does not fit its type");
-    };
-    switch (t) {
-      case kU32: fits(0.0, 4294967295.0); put(static_cast<uint32_t>(x)); break;
-      case kI32: fits(-2147483648.0, 2147483647.0); put(static_cast<int32_t>(x)); break;
-      case kF32: put(static_cast<float>(x)); break;
-      case kBool: put(static_cast<uint8_t>(x != 0)); break;
-      case kU64: put(static_cast<uint64_t>(x)); break;
-      case kI64: put(static_cast<int64_t>(x)); break;
-      default: put(static_cast<double>(x)); break;
-    }
-  };
   for (const auto& [key, value] : kv) {
     put_string(key);
-    const auto it = as.find(key);
-    const As a = it == as.end() ? As::kNatural : it->second;
-    auto wire = [&](uint32_t natural) { return a == As::kNatural ? natural : static_cast<uint32_t>(a); };
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, uint64_t> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
-                        std::is_same_v<T, bool>) {
-            const uint32_t t = wire(std::is_same_v<T, uint64_t>  ? kU64
-                                    : std::is_same_v<T, int64_t> ? kI64
-                                    : std::is_same_v<T, double>  ? kF64
-                                                                 : kBool);
-            put(t);
-            put_number(key, t, v);
-          } else if constexpr (std::is_same_v<T, std::string>) {
-            put(uint32_t{kString});
-            put_string(v);
-          } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          if constexpr (std::is_same_v<T, uint64_t>) { put(uint32_t{kU64}); put(v); }
+          else if constexpr (std::is_same_v<T, int64_t>) { put(uint32_t{kI64}); put(v); }
+          else if constexpr (std::is_same_v<T, double>) { put(uint32_t{kF64}); put(v); }
+          else if constexpr (std::is_same_v<T, bool>) { put(uint32_t{kBool}); put(static_cast<uint8_t>(v)); }
+          else if constexpr (std::is_same_v<T, std::string>) { put(uint32_t{kString}); put_string(v); }
+          else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
             put(uint32_t{kArray}); put(uint32_t{kString}); put(static_cast<uint64_t>(v.size()));
             for (const auto& s : v) put_string(s);
+          } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            put(uint32_t{kArray}); put(uint32_t{kI64}); put(static_cast<uint64_t>(v.size()));
+            for (int64_t x : v) put(x);
           } else {
-            const uint32_t t = wire(std::is_same_v<T, std::vector<int64_t>> ? kI64 : kF64);
-            put(uint32_t{kArray}); put(t); put(static_cast<uint64_t>(v.size()));
-            for (const auto x : v) put_number(key, t, x);
+            put(uint32_t{kArray}); put(uint32_t{kF64}); put(static_cast<uint64_t>(v.size()));
+            for (double x : v) put(x);
           }
         },
         value);

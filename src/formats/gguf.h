@@ -69,14 +69,7 @@ class GgufFile {
 // Streams a GGUF file: metadata and tensor table first, then tensor data in the order added.
 class GgufWriter {
  public:
-  // The GGUF type a value goes to the file as when a reader checks exact types (llama.cpp wants
-  // u32 sizes, f32 floats, i32 or bool arrays): scalars take it, arrays take it for their elements.
-  enum class As : uint32_t { kNatural = 0xffffffff, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7 };
-  // Without `as`: integers as u64/i64, floats as f64, integer arrays as i64, float arrays as f64.
-  void set(const std::string& key, GgufValue value, As as = As::kNatural) {
-    kv_[key] = std::move(value);
-    as_[key] = as;
-  }
+  void set(const std::string& key, GgufValue value) { kv_[key] = std::move(value); }
   // dims in GGUF order (innermost first); nbytes must match the type's block size.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims, const void* data,
                   uint64_t nbytes);
@@ -91,7 +84,6 @@ class GgufWriter {
     uint64_t nbytes;
   };
   std::map<std::string, GgufValue> kv_;
-  std::map<std::string, As> as_;
   std::vector<Pending> tensors_;
 };
 
