@@ -73,7 +73,7 @@ TEST_P(GgmlQuantize, EqualsGgmlsReferenceQuantizerByteForByte) {
   EXPECT_GT(changed, rows * cols / 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GgmlQuantize, ::testing::Values("Q8_0", "Q4_0", "Q4_K", "Q6_K"),
+INSTANTIATE_TEST_SUITE_P(Types, GgmlQuantize, ::testing::Values("Q8_0", "Q4_0", "Q5_0", "Q4_K", "Q6_K"),
                          [](const auto& info) { return info.param; });
 
 // Blocks of zeros and of one repeated value take the quantizers' special cases (a zero scale, a

@@ -64,6 +64,30 @@ void block_q4_0(const float* x, uint8_t* out) {
   for (int j = 0; j < 16; ++j) out[2 + j] = static_cast<uint8_t>(code(x[j]) | (code(x[j + 16]) << 4));
 }
 
+// Q5_0: as Q4_0 with 5-bit codes (the scale maps the extreme value to code 0 of 32); the fifth
+// bits of all 32 codes form the 32-bit qh. Layout: d, qh, qs[16].
+void block_q5_0(const float* x, uint8_t* out) {
+  float amax = 0.0f, extreme = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    if (std::fabs(x[j]) > amax) {
+      amax = std::fabs(x[j]);
+      extreme = x[j];
+    }
+  }
+  const float d = extreme / -16.0f;
+  const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(out, d);
+  auto code = [&](float v) { return std::min<int>(31, static_cast<int8_t>(v * inv + 16.5f)); };
+  uint32_t high_bits = 0;
+  for (int j = 0; j < 16; ++j) {
+    const int lo = code(x[j]), hi = code(x[j + 16]);
+    out[6 + j] = static_cast<uint8_t>((lo & 0x0F) | ((hi & 0x0F) << 4));
+    high_bits |= static_cast<uint32_t>((lo >> 4) & 1) << j;
+    high_bits |= static_cast<uint32_t>((hi >> 4) & 1) << (j + 16);
+  }
+  std::memcpy(out + 2, &high_bits, 4);
+}
+
 // Scale and minimum of one 32-value Q4_K group with weights w: codes in [0, nmax] for
 // x ≈ scale * code - min_out. Starts from the plain min/max fit, then tries 21 scales around it
 // (the code range stretched by -1 .. +1 in steps of 0.1), each refit by weighted least squares,
@@ -273,6 +297,7 @@ BlockQuantizer block_quantizer(GgmlType type) {
   switch (type) {
     case GgmlType::kQ8_0: return block_q8_0;
     case GgmlType::kQ4_0: return block_q4_0;
+    case GgmlType::kQ5_0: return block_q5_0;
     case GgmlType::kQ4_K: return block_q4_k;
     case GgmlType::kQ6_K: return block_q6_k;
     default: return nullptr;
@@ -288,7 +313,7 @@ void quantize_ggml(GgmlType type, const float* values, int64_t count, void* out)
   const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(type));
   if (quantize == nullptr)
     fail(ErrorKind::kUnsupported, "qvl cannot quantize to ggml type ", info ? info->name : "?", " (",
-         static_cast<uint32_t>(type), "); it writes Q8_0, Q4_0, Q4_K and Q6_K");
+         static_cast<uint32_t>(type), "); it writes Q8_0, Q4_0, Q5_0, Q4_K and Q6_K");
   QVL_ASSERT(count % info->block_elems == 0);
   auto* dst = static_cast<uint8_t*>(out);
   for (int64_t b = 0; b < count / info->block_elems; ++b)

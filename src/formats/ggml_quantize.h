@@ -13,7 +13,8 @@ namespace qvl {
 
 class ThreadPool;
 
-// True for the types quantize_ggml writes: Q8_0, Q4_0, Q4_K, Q6_K (Q4_K_M's mix is Q4_K + Q6_K).
+// True for the types quantize_ggml writes: Q8_0, Q4_0, Q5_0, Q4_K, Q6_K (Q4_K_M's mix is Q4_K +
+// Q6_K, with Q5_0 and Q8_0 for rows too short for a 256-value super-block).
 bool ggml_type_quantizable(GgmlType type);
 
 // Quantizes `count` values (a whole number of the type's blocks) into `out`, which must hold
