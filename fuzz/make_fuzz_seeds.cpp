@@ -128,6 +128,31 @@ int main(int argc, char** argv) {
       w.add_tensor("output_norm.weight", qvl::GgmlType::kF16, {32}, f16.data(), f16.size() * 2);
       fs::create_directories(out / "gguf");
       w.write((out / "gguf" / "small.gguf").string());
+      // The micro llama.cpp pair of the bad-file corpus (each ~15-35 KB): a text model and
+      // projector that load, and the files that fail one check each.
+      copy_matching(data / "bad", {".gguf"}, out / "gguf");
+      // The llama.cpp-made fixtures (../shared/fixtures/gguf beside the repository) cut small: every
+      // metadata key, with the vocabulary arrays cut to their first 300 entries and only the
+      // tensors of up to 4096 bytes.
+      const fs::path shared = data / ".." / ".." / ".." / "shared" / "fixtures" / "gguf";
+      for (const char* name : {"tiny-qwen3-vl-s-Q4_K_M.gguf", "tiny-qwen3-vl-s-mmproj-F16.gguf"}) {
+        if (!fs::exists(shared / name)) {
+          std::fprintf(stderr, "make_fuzz_seeds: no %s (the shared fixtures); its seed is skipped\n",
+                       (shared / name).string().c_str());
+          continue;
+        }
+        const qvl::GgufFile src((shared / name).string());
+        qvl::GgufWriter cut;
+        for (const auto& [key, value] : src.metadata()) {
+          qvl::GgufValue v = value;
+          if (auto* strings = std::get_if<std::vector<std::string>>(&v); strings && strings->size() > 300) strings->resize(300);
+          if (auto* ints = std::get_if<std::vector<int64_t>>(&v); ints && ints->size() > 300) ints->resize(300);
+          if (key != "general.alignment") cut.set(key, std::move(v));
+        }
+        for (const auto& [tname, t] : src.tensors())
+          if (t.nbytes <= 4096) cut.add_tensor(tname, t.type, t.dims, t.data, t.nbytes);
+        cut.write((out / "gguf" / (std::string("cut-") + name)).string());
+      }
     }
     // --- llama_gguf: a small llama.cpp-layout Qwen3-VL pair (u32 text length, text GGUF, projector GGUF).
     {
@@ -187,6 +212,15 @@ int main(int argc, char** argv) {
       const uint32_t all = static_cast<uint32_t>(text.size());
       std::memcpy(pair.data(), &all, 4);
       write(out / "llama_gguf" / "text_only.bin", pair + text);
+      // The micro pair of the bad-file corpus, and its text model with each bad projector.
+      const std::string micro_text = read(data / "bad" / "llama_text.gguf");
+      const uint32_t micro_len = static_cast<uint32_t>(micro_text.size());
+      std::memcpy(pair.data(), &micro_len, 4);
+      for (const auto& e : fs::directory_iterator(data / "bad")) {
+        const std::string file = e.path().filename().string();
+        if (file.rfind("llama_mmproj", 0) == 0)
+          write(out / "llama_gguf" / ("micro_" + e.path().stem().string() + ".bin"), pair + micro_text + read(e.path()));
+      }
     }
     // --- configs: every JSON config of the test data.
     copy_matching(tiny, {".json"}, out / "configs");

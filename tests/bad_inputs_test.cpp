@@ -97,6 +97,8 @@ enum class Loader {
   kTokenizer,        // BpeTokenizer::load
   kPrompt,           // the real Qwen3 tokenizer encodes the file's bytes
   kVideo,            // preprocess_video_file with the tiny model's video settings (FFmpeg decoding)
+  kLlamaText,        // Model::load of the file as a llama.cpp text GGUF, with --mmproj llama_mmproj.gguf
+  kLlamaMmproj,      // Model::load of llama_text.gguf with the file as --mmproj
 };
 
 struct BadFile {
@@ -168,7 +170,38 @@ const BadFile kBadFiles[] = {
     {"video_absurd_size.y4m", Loader::kVideo, kInvalidFile, "is not a video FFmpeg can read"},
     {"video_huge_size.y4m", Loader::kVideo, kLimitExceeded, "frame size 16000x16000 is above the limit"},
     {"video_fps_zero.y4m", Loader::kVideo, kOk, ""},  // FFmpeg's y4m reader takes F0:1 as 25 fps
+    // llama.cpp GGUF pairs: the micro pair loads; each bad file names the tensor (as the model and
+    // as the file calls it) and both values.
+    {"llama_text.gguf", Loader::kLlamaText, kOk, ""},
+    {"llama_mmproj.gguf", Loader::kLlamaMmproj, kOk, ""},
+    {"llama_mmproj_unknown_type.gguf", Loader::kLlamaMmproj, kUnsupported,
+     "tensor 'v.blk.0.ffn_down.weight' has unknown ggml type 99"},
+    {"llama_mmproj_unsupported_type.gguf", Loader::kLlamaMmproj, kUnsupported,
+     "tensor 'mm.0.weight' has ggml type MXFP4, which qvl cannot decode (supported: F32, F16, BF16, Q4_0"},
+    {"llama_mmproj_missing_tensor.gguf", Loader::kLlamaMmproj, kInvalidFile,
+     "tensor 'model.visual.blocks.0.norm2.weight' (shape [8]) is missing from the checkpoint in '"},
+    {"llama_mmproj_missing_tensor.gguf", Loader::kLlamaMmproj, kInvalidFile,
+     "llama_mmproj_missing_tensor.gguf' (GGUF tensor 'v.blk.0.ln2.weight')"},
+    {"llama_mmproj_shape_mismatch.gguf", Loader::kLlamaMmproj, kInvalidFile,
+     "tensor 'model.visual.blocks.0.mlp.linear_fc1.weight' has shape [24, 8] but the config implies [16, 8] "
+     "(GGUF tensor 'v.blk.0.ffn_up.weight')"},
+    {"llama_mmproj_wider.gguf", Loader::kLlamaMmproj, kInvalidArgument,
+     "llama_mmproj_wider.gguf' outputs 48-wide embeddings but the text model"},
+    {"llama_mmproj_wider.gguf", Loader::kLlamaMmproj, kInvalidArgument,
+     "llama_text.gguf' has hidden size 32 (a projector made for another model size?)"},
+    {"llama_text_shape_mismatch.gguf", Loader::kLlamaText, kInvalidFile,
+     "tensor 'model.language_model.layers.0.mlp.gate_proj.weight' has shape [32, 32] but the config implies [9728, 32] "
+     "(GGUF tensor 'blk.0.ffn_gate.weight')"},
 };
+
+// A llama.cpp text GGUF + projector, loaded as the CLI does (-m TEXT --mmproj MMPROJ).
+void load_llama_pair(const std::string& text, const std::string& mmproj) {
+  ModelOptions options;
+  options.mmproj = mmproj;
+  options.threads = 1;
+  options.context_length = 64;
+  (void)Model::load(text, options);
+}
 
 void load_with(Loader loader, const std::string& path) {
   switch (loader) {
@@ -186,6 +219,8 @@ void load_with(Loader loader, const std::string& path) {
     case Loader::kTokenizer: (void)BpeTokenizer::load(path); return;
     case Loader::kPrompt: (void)real_tokenizer().encode(test::read_file(path)); return;
     case Loader::kVideo: (void)preprocess_video_file(path, load_video_preprocessor_config(test::tiny_model_dir()), {}); return;
+    case Loader::kLlamaText: load_llama_pair(path, bad_dir() + "/llama_mmproj.gguf"); return;
+    case Loader::kLlamaMmproj: load_llama_pair(bad_dir() + "/llama_text.gguf", path); return;
   }
 }
 
@@ -397,6 +432,26 @@ TEST(ResourceBounds, GgufClaimingTwoToTheFortyTensors) {
   const std::string huge_array = bad_dir() + "/gguf_huge_array.gguf";
   expect_bounded([&] { (void)GgufFile(huge_array); }, kInvalidFile, {"needs 67108864 bytes"},
                  "GGUF array of 2^26 elements");
+}
+
+TEST(ResourceBounds, LlamaGgufPairsThatDoNotFit) {
+  // Each bad llama.cpp file is refused before anything of its claimed size is allocated: the text
+  // model claiming the 4B's 9728-wide FFN over 32-wide tensors, and every bad projector.
+  for (const char* text : {"llama_text_shape_mismatch.gguf"})
+    expect_bounded([&] { load_llama_pair(bad_dir() + "/" + text, bad_dir() + "/llama_mmproj.gguf"); }, kInvalidFile,
+                   {"the config implies [9728, 32]"}, text);
+  struct Case {
+    const char* mmproj;
+    ErrorKind kind;
+    const char* fragment;
+  };
+  for (const Case& c : {Case{"llama_mmproj_unknown_type.gguf", kUnsupported, "unknown ggml type 99"},
+                        Case{"llama_mmproj_unsupported_type.gguf", kUnsupported, "MXFP4"},
+                        Case{"llama_mmproj_missing_tensor.gguf", kInvalidFile, "'v.blk.0.ln2.weight'"},
+                        Case{"llama_mmproj_shape_mismatch.gguf", kInvalidFile, "'v.blk.0.ffn_up.weight'"},
+                        Case{"llama_mmproj_wider.gguf", kInvalidArgument, "48-wide"}})
+    expect_bounded([&] { load_llama_pair(bad_dir() + "/llama_text.gguf", bad_dir() + "/" + c.mmproj); }, c.kind,
+                   {c.fragment}, c.mmproj);
 }
 
 TEST(ResourceBounds, PromptLongerThanTheContext) {

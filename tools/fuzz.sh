@@ -20,8 +20,8 @@ JOBS="${FUZZ_BUILD_JOBS:-2}"
 
 # max_len per target: a little above the largest seed, so each run stays fast.
 declare -A MAX_LEN=(
-  [safetensors]=16384 [gguf]=4096 [configs]=16384 [tokenizer_load]=16384 [tokenizer_encode]=4096
-  [chat_template]=8192 [image_decode]=16384 [preprocess]=4096 [llama_gguf]=32768 [chat_request]=16384
+  [safetensors]=16384 [gguf]=40000 [configs]=16384 [tokenizer_load]=16384 [tokenizer_encode]=4096
+  [chat_template]=8192 [image_decode]=16384 [preprocess]=4096 [llama_gguf]=65536 [chat_request]=16384
   [video_demux]=262144
 )
 declare -A DICT=(

@@ -53,9 +53,11 @@ void index_gguf(const GgufFile& g, std::vector<std::unique_ptr<TensorView>>& vie
 
 std::unique_ptr<Checkpoint> Checkpoint::assemble(std::string what, std::vector<std::unique_ptr<GgufFile>> files,
                                                  std::vector<TensorView> views,
-                                                 std::map<std::string, std::vector<float>> owned) {
+                                                 std::map<std::string, std::vector<float>> owned,
+                                                 FileNameOf file_name_of) {
   auto ckpt = std::make_unique<Checkpoint>();
   ckpt->dir_ = std::move(what);
+  ckpt->file_name_of_ = std::move(file_name_of);
   ckpt->converted_from_ = std::move(files);
   ckpt->owned_ = std::move(owned);
   for (TensorView& v : views) {
@@ -140,7 +142,7 @@ const TensorView* Checkpoint::find(const std::string& name, const std::vector<in
   const TensorView& t = *it->second;
   if (t.shape != shape)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' has shape ", t.shape_str(),
-         " but the config implies ", shape_to_string(shape));
+         " but the config implies ", shape_to_string(shape), file_name_note(name));
   const auto block_type = static_cast<GgmlType>(t.ggml_block_type);
   if (packed_ok && pack_ggml_blocks_ && ggml_type_packable(block_type) && t.shape.size() == 2 &&
       t.shape[1] % ggml_type_info(t.ggml_block_type)->block_elems == 0) {
@@ -176,8 +178,13 @@ const TensorView& Checkpoint::get(const std::string& name, const std::vector<int
   const TensorView* t = find(name, shape, packed_ok);
   if (t == nullptr)
     fail(ErrorKind::kInvalidFile, "tensor '", name, "' (shape ", shape_to_string(shape),
-         ") is missing from the checkpoint in '", dir_, "'");
+         ") is missing from the checkpoint in '", dir_, "'", file_name_note(name));
   return *t;
+}
+
+std::string Checkpoint::file_name_note(const std::string& name) const {
+  const std::string in_file = file_name_of_ ? file_name_of_(name) : std::string();
+  return in_file.empty() || in_file == name ? std::string() : " (GGUF tensor '" + in_file + "')";
 }
 
 void Checkpoint::mark_used(const std::string& name) {

@@ -4,6 +4,7 @@
 // can refuse checkpoints carrying tensors the model would silently ignore.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -26,10 +27,13 @@ class Checkpoint {
 
   // A checkpoint assembled by a converter (llama.cpp GGUF files): `files` stay open for the
   // tensors that view them; a tensor in `owned` (by name) takes its data from there instead.
-  // `what` names the source in errors.
+  // `what` names the source in errors; `file_name_of` (optional) gives the name the files use for
+  // a checkpoint name (empty if none), which errors about a missing or misshapen tensor add.
+  using FileNameOf = std::function<std::string(const std::string&)>;
   static std::unique_ptr<Checkpoint> assemble(std::string what, std::vector<std::unique_ptr<GgufFile>> files,
                                               std::vector<TensorView> views,
-                                              std::map<std::string, std::vector<float>> owned);
+                                              std::map<std::string, std::vector<float>> owned,
+                                              FileNameOf file_name_of = {});
 
   // GGUF only: a string metadata value (e.g. "qvl.config_json"), or nullptr.
   const std::string* metadata_string(const std::string& key) const;
@@ -76,6 +80,9 @@ class Checkpoint {
   std::vector<std::unique_ptr<TensorView>> gguf_views_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;
+  FileNameOf file_name_of_;
+  // " (GGUF tensor 'x')" for a converted checkpoint whose files name `name` otherwise, else "".
+  std::string file_name_note(const std::string& name) const;
 };
 
 }  // namespace qvl

@@ -141,6 +141,20 @@ const GgmlTypeInfo* ggml_type_info(uint32_t type) {
     case GgmlType::kIQ4_XS: return &kIQ4_XSInfo;
     case GgmlType::kI8: return &kI8Info;
   }
+  // ggml's other types: qvl decodes none of them, but knows their names and block sizes, so a
+  // file that holds one parses and the error names the type.
+  static const struct {
+    uint32_t id;
+    GgmlTypeInfo info;
+  } kOthers[] = {
+      {9, {"Q8_1", 32, 36}},       {15, {"Q8_K", 256, 292}},  {16, {"IQ2_XXS", 256, 66}}, {17, {"IQ2_XS", 256, 74}},
+      {18, {"IQ3_XXS", 256, 98}},  {19, {"IQ1_S", 256, 50}},  {21, {"IQ3_S", 256, 110}},  {22, {"IQ2_S", 256, 82}},
+      {25, {"I16", 1, 2}},         {26, {"I32", 1, 4}},       {27, {"I64", 1, 8}},        {28, {"F64", 1, 8}},
+      {29, {"IQ1_M", 256, 56}},    {34, {"TQ1_0", 256, 54}},  {35, {"TQ2_0", 256, 66}},   {39, {"MXFP4", 32, 17}},
+      {40, {"NVFP4", 64, 36}},     {41, {"Q1_0", 128, 18}},   {42, {"Q2_0", 64, 18}},
+  };
+  for (const auto& other : kOthers)
+    if (other.id == type) return &other.info;
   return nullptr;
 }
 
@@ -233,7 +247,13 @@ void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::v
   uint64_t numel = 1;
   for (int64_t d : dims) numel *= static_cast<uint64_t>(d);
   QVL_ASSERT(numel / static_cast<uint64_t>(ti->block_elems) * static_cast<uint64_t>(ti->block_bytes) == nbytes);
-  tensors_.push_back({name, type, dims, data, nbytes});
+  tensors_.push_back({name, type, dims, data, nbytes, {}});
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims, uint64_t nbytes,
+                            std::function<void(uint8_t*)> fill) {
+  add_tensor(name, type, dims, nullptr, nbytes);
+  tensors_.back().fill = std::move(fill);
 }
 
 void GgufWriter::write(const std::string& path) const {
@@ -247,28 +267,58 @@ void GgufWriter::write(const std::string& path) const {
   put(kMagic);
   put(uint32_t{3});
   put(static_cast<uint64_t>(tensors_.size()));
-  std::map<std::string, GgufValue> kv = kv_;
-  kv["general.alignment"] = uint64_t{kWriteAlignment};
+  auto kv = kv_;
+  kv["general.alignment"] = {uint64_t{kWriteAlignment}, GgufStore::kU32};
   put(static_cast<uint64_t>(kv.size()));
-  for (const auto& [key, value] : kv) {
+  // An integer in the narrower type `store` names (checked to fit), else as 64 bits.
+  auto put_integer = [&](auto v, GgufStore store, uint32_t default_type) {
+    if (store == GgufStore::kU32) {
+      QVL_ASSERT(v >= 0 && static_cast<uint64_t>(v) <= std::numeric_limits<uint32_t>::max());
+      put(static_cast<uint32_t>(v));
+    } else if (store == GgufStore::kI32) {
+      QVL_ASSERT(static_cast<int64_t>(v) >= std::numeric_limits<int32_t>::min() &&
+                 (v < 0 || static_cast<uint64_t>(v) <= static_cast<uint64_t>(std::numeric_limits<int32_t>::max())));
+      put(static_cast<int32_t>(v));
+    } else if (store == GgufStore::kBool) {
+      put(static_cast<uint8_t>(v != 0));
+    } else {
+      QVL_ASSERT(store == GgufStore::kDefault);
+      if (default_type == kU64) put(static_cast<uint64_t>(v));
+      else put(static_cast<int64_t>(v));
+    }
+  };
+  auto integer_type = [](GgufStore store, uint32_t default_type) {
+    return store == GgufStore::kU32 ? uint32_t{kU32} : store == GgufStore::kI32 ? uint32_t{kI32}
+           : store == GgufStore::kBool ? uint32_t{kBool} : default_type;
+  };
+  auto number_type = [](GgufStore store) {
+    QVL_ASSERT(store == GgufStore::kDefault || store == GgufStore::kF32);
+    return store == GgufStore::kF32 ? uint32_t{kF32} : uint32_t{kF64};
+  };
+  auto put_number = [&](double v, GgufStore store) {
+    if (store == GgufStore::kF32) put(static_cast<float>(v));
+    else put(v);
+  };
+  for (const auto& [key, entry] : kv) {
+    const auto& [value, store] = entry;
     put_string(key);
     std::visit(
         [&](const auto& v) {
           using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, uint64_t>) { put(uint32_t{kU64}); put(v); }
-          else if constexpr (std::is_same_v<T, int64_t>) { put(uint32_t{kI64}); put(v); }
-          else if constexpr (std::is_same_v<T, double>) { put(uint32_t{kF64}); put(v); }
+          if constexpr (std::is_same_v<T, uint64_t>) { put(integer_type(store, kU64)); put_integer(v, store, kU64); }
+          else if constexpr (std::is_same_v<T, int64_t>) { put(integer_type(store, kI64)); put_integer(v, store, kI64); }
+          else if constexpr (std::is_same_v<T, double>) { put(number_type(store)); put_number(v, store); }
           else if constexpr (std::is_same_v<T, bool>) { put(uint32_t{kBool}); put(static_cast<uint8_t>(v)); }
           else if constexpr (std::is_same_v<T, std::string>) { put(uint32_t{kString}); put_string(v); }
           else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
             put(uint32_t{kArray}); put(uint32_t{kString}); put(static_cast<uint64_t>(v.size()));
             for (const auto& s : v) put_string(s);
           } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
-            put(uint32_t{kArray}); put(uint32_t{kI64}); put(static_cast<uint64_t>(v.size()));
-            for (int64_t x : v) put(x);
+            put(uint32_t{kArray}); put(integer_type(store, kI64)); put(static_cast<uint64_t>(v.size()));
+            for (int64_t x : v) put_integer(x, store, kI64);
           } else {
-            put(uint32_t{kArray}); put(uint32_t{kF64}); put(static_cast<uint64_t>(v.size()));
-            for (double x : v) put(x);
+            put(uint32_t{kArray}); put(number_type(store)); put(static_cast<uint64_t>(v.size()));
+            for (double x : v) put_number(x, store);
           }
         },
         value);
@@ -288,8 +338,15 @@ void GgufWriter::write(const std::string& path) const {
     out.write(zeros, static_cast<std::streamsize>((kWriteAlignment - pos % kWriteAlignment) % kWriteAlignment));
   };
   pad();
+  std::vector<uint8_t> made;
   for (const auto& t : tensors_) {
-    out.write(static_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
+    const void* data = t.data;
+    if (t.fill) {
+      made.assign(static_cast<size_t>(t.nbytes), 0);
+      t.fill(made.data());
+      data = made.data();
+    }
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(t.nbytes));
     pad();
   }
   out.close();  // the last buffered bytes fail here when the disk is full

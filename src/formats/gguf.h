@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <variant>
@@ -24,7 +25,8 @@ struct GgmlTypeInfo {
   int64_t block_elems;  // elements per block
   int64_t block_bytes;  // bytes per block
 };
-// Returns nullptr for a type id qvl does not know.
+// Returns nullptr for a type id ggml does not define (ggml's types qvl cannot decode are known,
+// with their names and block sizes, so that errors can name them).
 const GgmlTypeInfo* ggml_type_info(uint32_t type);
 
 using GgufValue = std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<std::string>,
@@ -66,13 +68,25 @@ class GgufFile {
   GgufContents contents_;
 };
 
+// How a metadata value is stored. GgufValue holds integers as 64 bits and numbers as double, which
+// is how set() writes them by default (u64, i64, f64; arrays of i64, f64); llama.cpp reads most
+// keys only as u32, i32, f32 or bool and refuses another type, so files for it name these.
+enum class GgufStore { kDefault, kU32, kI32, kF32, kBool };
+
 // Streams a GGUF file: metadata and tensor table first, then tensor data in the order added.
+// general.alignment is written as u32 (as the GGUF spec and llama.cpp want it).
 class GgufWriter {
  public:
-  void set(const std::string& key, GgufValue value) { kv_[key] = std::move(value); }
+  void set(const std::string& key, GgufValue value, GgufStore store = GgufStore::kDefault) {
+    kv_[key] = {std::move(value), store};
+  }
   // dims in GGUF order (innermost first); nbytes must match the type's block size.
   void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims, const void* data,
                   uint64_t nbytes);
+  // A tensor whose bytes fill() makes when write() reaches it (into a buffer of nbytes), so that
+  // a large file is written holding one tensor at a time.
+  void add_tensor(const std::string& name, GgmlType type, const std::vector<int64_t>& dims, uint64_t nbytes,
+                  std::function<void(uint8_t*)> fill);
   void write(const std::string& path) const;
 
  private:
@@ -82,8 +96,9 @@ class GgufWriter {
     std::vector<int64_t> dims;
     const void* data;
     uint64_t nbytes;
+    std::function<void(uint8_t*)> fill;  // set instead of data
   };
-  std::map<std::string, GgufValue> kv_;
+  std::map<std::string, std::pair<GgufValue, GgufStore>> kv_;
   std::vector<Pending> tensors_;
 };
 

@@ -184,6 +184,28 @@ bool match_pattern(const std::string& pattern, const std::string& name, int64_t*
   return true;
 }
 
+// The llama.cpp name of a checkpoint tensor (the renames run backwards; empty when none applies),
+// for errors about a tensor the model expects: the user's file uses these names.
+std::string gguf_name_of(const std::string& hf, const std::string& text_prefix, const std::vector<int64_t>& deepstack_layers) {
+  if (hf == "model.visual.patch_embed.proj.weight") return "v.patch_embd.weight";
+  auto search = [&](const auto& rules, const std::string& prefix) -> std::string {
+    for (const Rename& r : rules) {
+      const std::string pattern = replace_all(replace_all(r.hf, "{p}", prefix), "{v}", prefix);
+      int64_t n;
+      if (!match_pattern(pattern, hf, &n)) continue;
+      std::string name = r.gguf;
+      if (pattern.find("{d}") != std::string::npos) {
+        if (n >= static_cast<int64_t>(deepstack_layers.size())) return {};
+        return replace_all(name, "{d}", std::to_string(deepstack_layers[static_cast<size_t>(n)]));
+      }
+      return n >= 0 ? replace_all(name, "{i}", std::to_string(n)) : name;
+    }
+    return {};
+  };
+  const std::string text = search(kTextRenames, text_prefix);
+  return text.empty() ? search(kVisionRenames, "model.visual.") : text;
+}
+
 // A view of one GGUF tensor under its checkpoint name, in the checkpoint's (outermost-first)
 // dimension order; quantized ones are decoded when the model asks for them.
 TensorView view_of(const GgufTensor& t, std::string name, const std::string& path) {
@@ -541,6 +563,7 @@ LlamaGgufModel convert_llama_gguf(const GgufContents& text_contents, const std::
 
   std::vector<TensorView> views;
   std::map<std::string, std::vector<float>> owned;
+  std::vector<int64_t> deepstack_layers;
   rename_tensors(*text, kTextRenames, prefix, {}, {}, views);
   if (vision) {
     const Meta pm(*proj);
@@ -563,13 +586,16 @@ LlamaGgufModel convert_llama_gguf(const GgufContents& text_contents, const std::
     views.push_back(std::move(patch));
     config["vision_config"] = v.config;
     out.preprocessor_config_json = v.preprocessor.dump();
+    deepstack_layers = v.deepstack_layers;
   }
   out.config_json = config.dump();
   out.generation_config_json = generation_config(tm).dump();
   out.tokenizer_json = tokenizer_json(tm);
   out.chat_template = tm.string_or("tokenizer.chat_template", "");
-  out.checkpoint = Checkpoint::assemble(proj == nullptr ? text_path : text_path + " + " + mmproj_path,
-                                        std::move(keep_alive), std::move(views), std::move(owned));
+  out.checkpoint = Checkpoint::assemble(
+      proj == nullptr ? text_path : text_path + " + " + mmproj_path, std::move(keep_alive), std::move(views),
+      std::move(owned),
+      [prefix, deepstack_layers](const std::string& hf) { return gguf_name_of(hf, prefix, deepstack_layers); });
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "options.h"
 #include "progress.h"
 #include "devtools/synthetic_checkpoint.h"
 #include "devtools/synthetic_llama_gguf.h"
@@ -32,8 +33,9 @@ std::string bundled_tokenizer_dir() {
 Runner add_synth_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("synth", "Write a random-weight checkpoint with real shapes (for benchmarks)");
   struct Args {
-    std::string preset, out, tokenizer_dir, llama_gguf;
+    std::string preset, out, tokenizer_dir, llama_gguf, llama_mmproj;
     uint64_t seed = 1;
+    int threads = 0;
   };
   auto a = std::make_shared<Args>();
   std::string presets;
@@ -47,17 +49,36 @@ Runner add_synth_command(CLI::App& app) {
       ->required();
   cmd->add_option("--llama-gguf", a->llama_gguf,
                   "Write instead the text model as a llama.cpp GGUF with this type mix (Q4_K_M, Q8_0 or Q4_0; "
-                  "random blocks), which qvl and llama.cpp both run")
+                  "random values quantized as llama-quantize does), which qvl and llama.cpp both run")
       ->check(CLI::IsMember(synthetic_llama_gguf_types()));
+  cmd->add_option("--llama-mmproj", a->llama_mmproj,
+                  "Write instead the vision projector as a llama.cpp mmproj GGUF of this type (F16 or Q8_0; "
+                  "random values), the --mmproj of a --llama-gguf file")
+      ->check(CLI::IsMember(synthetic_llama_mmproj_types()))
+      ->excludes("--llama-gguf");
+  add_threads_option(*cmd, a->threads);
   cmd->add_option("--tokenizer-from", a->tokenizer_dir,
                   "Folder with tokenizer.json, tokenizer_config.json, chat_template.json (default: the bundled "
                   "tiny model's, i.e. the real Qwen3 tokenizer)");
   cmd->add_option("--seed", a->seed, "Random seed of the weights (default: 1)");
   return [a] {
     const std::string tokenizer_dir = a->tokenizer_dir.empty() ? bundled_tokenizer_dir() : a->tokenizer_dir;
-    if (!a->llama_gguf.empty()) {
-      write_synthetic_llama_gguf(a->preset, a->llama_gguf, a->out, tokenizer_dir, a->seed);
-      std::fprintf(stderr, "wrote %s (%s, llama.cpp %s)\n", a->out.c_str(), a->preset.c_str(), a->llama_gguf.c_str());
+    if (!a->llama_gguf.empty() || !a->llama_mmproj.empty()) {
+      const bool text = !a->llama_gguf.empty();
+      const std::string what = text ? "llama.cpp " + a->llama_gguf : "llama.cpp mmproj " + a->llama_mmproj;
+      {
+        ProgressPrinter progress;
+        const std::string label = "writing " + a->preset + " " + what;
+        auto report = [&](uint64_t done, uint64_t total) {
+          progress.update(label, static_cast<int64_t>(done), static_cast<int64_t>(total));
+        };
+        if (text) {
+          write_synthetic_llama_gguf(a->preset, a->llama_gguf, a->out, tokenizer_dir, a->seed, a->threads, report);
+        } else {
+          write_synthetic_llama_mmproj(a->preset, a->llama_mmproj, a->out, a->seed, a->threads, report);
+        }
+      }
+      std::fprintf(stderr, "wrote %s (%s, %s)\n", a->out.c_str(), a->preset.c_str(), what.c_str());
       return 0;
     }
     {
