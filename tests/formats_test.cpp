@@ -215,6 +215,37 @@ TEST(Gguf, RoundTripsMetadataAndTensors) {
   EXPECT_EQ(f.tensors().at("b").nbytes, 68u);
 }
 
+// Values set with a GgufStore go to the file as that type (llama.cpp refuses a u64 block_count or
+// an f64 epsilon), and general.alignment is a u32 as the specification says.
+TEST(Gguf, WritesTheTypesAReaderChecks) {
+  GgufWriter w;
+  w.set("t.count", uint64_t{36}, GgufStore::kU32);
+  w.set("t.eps", 1e-6, GgufStore::kF32);
+  w.set("t.sections", std::vector<int64_t>{24, -20}, GgufStore::kI32);
+  w.set("t.wide", uint64_t{36});
+  const std::string path = test::temp_dir() + "/typed.gguf";
+  w.write(path);
+  const std::string bytes = test::read_file(path);
+  // The type code (u32) that follows each key's name in the metadata section.
+  auto type_after = [&](const std::string& key, size_t skip = 0) {
+    const size_t at = bytes.find(key);
+    EXPECT_NE(at, std::string::npos) << key;
+    uint32_t t = 0;
+    std::memcpy(&t, bytes.data() + at + key.size() + skip, 4);
+    return t;
+  };
+  EXPECT_EQ(type_after("general.alignment"), 4u);  // u32
+  EXPECT_EQ(type_after("t.count"), 4u);
+  EXPECT_EQ(type_after("t.eps"), 6u);         // f32
+  EXPECT_EQ(type_after("t.sections"), 9u);    // an array ...
+  EXPECT_EQ(type_after("t.sections", 4), 5u);  // ... of i32
+  EXPECT_EQ(type_after("t.wide"), 10u);       // u64 when no type is asked for
+  GgufFile f(path);
+  EXPECT_EQ(std::get<uint64_t>(f.metadata().at("t.count")), 36u);
+  EXPECT_EQ(std::get<double>(f.metadata().at("t.eps")), static_cast<double>(1e-6f));
+  EXPECT_EQ(std::get<std::vector<int64_t>>(f.metadata().at("t.sections")), (std::vector<int64_t>{24, -20}));
+}
+
 TEST(Gguf, RejectsBadInput) {
   expect_error([] { GgufFile f(write_tmp("magic.gguf", "GGML\x03\0\0\0")); }, ErrorKind::kInvalidFile, {"bad magic"});
   expect_error([] { GgufFile f(write_tmp("short.gguf", "GG")); }, ErrorKind::kInvalidFile, {"truncated"});
