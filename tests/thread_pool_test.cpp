@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <random>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -123,6 +124,34 @@ TEST(ThreadPool, ChunkedScheduleRoutesWorkAroundAStalledThread) {
     if (t != stalled.load()) by_other += e - b;
   });
   EXPECT_EQ(by_other.load(), 64 - 64 / (2 * ThreadPool::kChunksPerThread));  // all but the stalled chunk
+}
+
+// Chunked regions end when their chunks are done, without waiting for workers that have not
+// woken yet; such a worker must then claim nothing of a finished region, and must still do its
+// part of the static regions and run_on_all calls that follow. Workers that never spin (spin 0,
+// so they sleep and wake late) over thousands of tiny mixed regions: every element of every
+// region is processed exactly once.
+TEST(ThreadPool, LateWorkersNeverTouchAFinishedChunkedRegion) {
+  setenv("QVL_POOL_SPIN_US", "0", 1);
+  ThreadPool pool(3);
+  unsetenv("QVL_POOL_SPIN_US");
+  std::vector<std::atomic<int>> hits(64);
+  std::atomic<int> all_calls{0};
+  std::mt19937 rng(7);
+  for (int r = 0; r < 6000; ++r) {
+    const int64_t n = 1 + static_cast<int64_t>(rng() % 64);
+    for (auto& h : hits) h.store(0);
+    const int kind = static_cast<int>(rng() % 3);
+    auto mark = [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+    };
+    if (kind == 0) pool.parallel_for_chunked(n, mark);
+    else if (kind == 1) pool.parallel_for(n, mark);
+    else pool.run_on_all([&](int) { all_calls.fetch_add(1); });
+    if (kind == 2) continue;
+    for (int64_t i = 0; i < 64; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), i < n ? 1 : 0) << "region " << r << " kind " << kind;
+  }
+  EXPECT_EQ(all_calls.load() % 3, 0);
 }
 
 TEST(ThreadPool, RunOnAllRunsOncePerThread) {

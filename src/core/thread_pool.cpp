@@ -74,13 +74,6 @@ void ThreadPool::execute(const Job& job, int index) noexcept {
   try {
     if (job.all) {
       (*job.all)(index);
-    } else if (job.chunks > 0) {
-      for (int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed); c < job.chunks;
-           c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) {
-        const int64_t b0 = job.blocks * c / job.chunks, b1 = job.blocks * (c + 1) / job.chunks;
-        const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
-        if (begin < end) (*job.range)(begin, end, index);
-      }
     } else if (index < job.threads) {
       const int64_t b0 = job.blocks * index / job.threads, b1 = job.blocks * (index + 1) / job.threads;
       const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
@@ -92,6 +85,38 @@ void ThreadPool::execute(const Job& job, int index) noexcept {
   }
   tl_pool = outer_pool;
   tl_index = outer_index;
+}
+
+void ThreadPool::run_chunks(uint32_t generation, int index) noexcept {
+  uint64_t claim = chunk_claim_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t gen = static_cast<uint32_t>(claim >> 32);
+    const int64_t total = static_cast<int64_t>((claim >> 16) & 0xffff), c = static_cast<int64_t>(claim & 0xffff);
+    if (gen != generation || c >= total) return;
+    if (!chunk_claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+      continue;
+    // Chunk c is ours: the region cannot end before it is done, so job_ stays as published.
+    const ThreadPool* outer_pool = tl_pool;
+    const int outer_index = tl_index;
+    tl_pool = this;
+    tl_index = index;
+    const Job& job = job_;
+    try {
+      const int64_t b0 = job.blocks * c / job.chunks, b1 = job.blocks * (c + 1) / job.chunks;
+      const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
+      if (begin < end) (*job.range)(begin, end, index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+    tl_pool = outer_pool;
+    tl_index = outer_index;
+    if (chunks_done_.fetch_add(1) + 1 == total && caller_waiting_.load()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_.notify_one();
+    }
+    claim = chunk_claim_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -106,6 +131,12 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load()) return;
     seen = generation_.load(std::memory_order_acquire);
+    // Odd generations are chunked regions: take chunks while any is left, and do not report back
+    // (the caller counts chunks, not threads). Even ones need every worker's part.
+    if (seen & 1) {
+      run_chunks(static_cast<uint32_t>(seen), index);
+      continue;
+    }
     execute(job_, index);
     if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -118,19 +149,32 @@ void ThreadPool::run(const Job& job) {
   std::lock_guard<std::mutex> call_lock(call_mu_);
   error_ = nullptr;
   job_ = job;
-  next_chunk_.store(0, std::memory_order_relaxed);
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst: publishes job_ and orders against sleepers_
+  const bool chunked = job.chunks > 0;
+  // The next generation with the parity of this region's kind (odd: chunked).
+  const uint64_t current = generation_.load(std::memory_order_relaxed);
+  const uint64_t next = current + 1 + ((current + 1) % 2 != static_cast<uint64_t>(chunked) ? 1 : 0);
+  if (chunked) {
+    chunks_done_.store(0, std::memory_order_relaxed);
+    chunk_claim_.store((static_cast<uint64_t>(static_cast<uint32_t>(next)) << 32) | (static_cast<uint64_t>(job.chunks) << 16),
+                       std::memory_order_relaxed);
+  } else {
+    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  }
+  generation_.store(next);  // seq_cst: publishes job_ and orders against sleepers_
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     wake_.notify_all();
   }
-  execute(job, 0);
-  auto finished = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (chunked) run_chunks(static_cast<uint32_t>(next), 0);
+  else execute(job, 0);
+  auto finished = [&] {
+    return chunked ? chunks_done_.load(std::memory_order_acquire) == job.chunks
+                   : pending_.load(std::memory_order_acquire) == 0;
+  };
   if (!spin_until(finished, spin_ns_)) {
     std::unique_lock<std::mutex> lock(mu_);
     caller_waiting_.store(true);
-    done_.wait(lock, [&] { return pending_.load() == 0; });
+    done_.wait(lock, finished);
     caller_waiting_.store(false);
   }
   if (error_) {
@@ -170,7 +214,7 @@ void ThreadPool::range_region(int64_t n, FunctionRef<void(int64_t, int64_t, int)
   job.grain = grain;
   job.blocks = blocks;
   job.threads = threads;
-  if (chunked) job.chunks = std::min<int64_t>(blocks, int64_t{n_threads_} * kChunksPerThread);
+  if (chunked) job.chunks = std::min<int64_t>({blocks, int64_t{n_threads_} * kChunksPerThread, 0xffff});
   run(job);
 }
 

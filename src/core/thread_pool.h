@@ -41,10 +41,11 @@ class ThreadPool {
                     int64_t grain = 1);
 
   // Like parallel_for, but [0, n) is cut into about kChunksPerThread chunks per thread (on grain
-  // boundaries) that the threads take in order from a shared counter. A thread that the OS
-  // preempts (another process on the core) then delays the region by one chunk, not by a whole
-  // share. Which thread runs which chunk varies from call to call: use it where each element's
-  // result does not depend on the chunking (matrix rows, attention heads).
+  // boundaries) that the threads take in order from a shared counter, and the region ends when
+  // every chunk is done: a thread that the OS has not scheduled (another process holds its core)
+  // is not waited for, and one preempted inside a chunk delays the region by that chunk only.
+  // Which thread runs which chunk varies from call to call: use it where each element's result
+  // does not depend on the chunking (matrix rows, attention heads).
   static constexpr int kChunksPerThread = 4;
   void parallel_for_chunked(int64_t n, FunctionRef<void(int64_t, int64_t, int)> fn,
                             int64_t grain = 1);
@@ -65,6 +66,8 @@ class ThreadPool {
   void worker_loop(int index);
   void run(const Job& job);       // fork, take part as thread 0, join; rethrows
   void execute(const Job& job, int index) noexcept;
+  // Runs chunks of the chunked region `generation` until none is left; false if it was over.
+  void run_chunks(uint32_t generation, int index) noexcept;
 
   int n_threads_;
   int64_t spin_ns_;
@@ -74,7 +77,11 @@ class ThreadPool {
   Job job_;  // written by the caller before generation_ is bumped
   alignas(64) std::atomic<uint64_t> generation_{0};
   alignas(64) std::atomic<int> pending_{0};
-  alignas(64) std::atomic<int64_t> next_chunk_{0};
+  // Chunked regions: (generation << 32) | (chunks << 16) | next unclaimed chunk. A worker claims
+  // a chunk with a compare-exchange that also checks the generation, so one that wakes after its
+  // region ended claims nothing and never reads the finished job.
+  alignas(64) std::atomic<uint64_t> chunk_claim_{0};
+  alignas(64) std::atomic<int64_t> chunks_done_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
