@@ -99,7 +99,7 @@ def qvl_image(a, size):
 
 def llama_image(a, png):
     _, err = run([os.path.join(a.llama_bin, "llama-mtmd-cli"), "-m", a.llama_image_model or a.image_model,
-                  "--mmproj", a.llama_mmproj or a.mmproj, "--image", png, "-p", QUESTION, "-n", "1", "-t",
+                  "--mmproj", a.llama_mmproj or a.mmproj, "--image", png, "-p", QUESTION, "-n", "1", "-c", "4096", "-t",
                   str(a.threads), "--temp", "0", "-v"], a.busy)
     enc = re.search(r"batch encoding done in (\d+) ms", err)
     pe = re.search(r"prompt eval time =\s+([\d.]+) ms", err)

@@ -220,6 +220,13 @@ int bench(BenchArgs a) {
   const double bw_before = read_bandwidth_gb_s(info.threads);
   reset_peak_rss();
   {  // pp and tg, each repetition on a fresh generator
+    // A warm-up pass first (as llama-bench does): the first pass over memory-mapped weights pays
+    // their page faults, which would otherwise land in the first prefill figure.
+    {
+      Generator warm(model, params);
+      warm.append_tokens(random_tokens(static_cast<size_t>(std::min<int64_t>(a.pp, 16)), 99));
+      decode_rate(warm, 2);
+    }
     std::vector<double> pp, tg;
     for (int r = 0; r < a.repetitions; ++r) {
       Generator gen(model, params);
