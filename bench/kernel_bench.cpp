@@ -30,9 +30,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
+#include "peak.h"
 
 namespace qvl::kernels {
 namespace {
@@ -242,45 +240,13 @@ void bench_attention(benchmark::State& state, const AttnBench& a, KvType kv, Isa
 }
 
 // ---- the machine's arithmetic peak and the vision tower's attention ----------------------------
-//
-// peak/*: register-only loops of independent vdpbf16ps (64 flops each: 16 lanes x 2 products x
-// multiply-add) or vfmadd231ps zmm (32 flops) on every thread of the pool: what the attention's
-// FLOP/s are measured against. 24 accumulator chains cover latency x throughput.
-constexpr int kPeakChains = 24;
+
+// peak/*: bench/peak.h's register-only loops on every thread of the pool: what the attention's
+// FLOP/s are measured against.
 constexpr int64_t kPeakSteps = 1 << 16;
 
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f,avx512bf16"), noinline)) float peak_bf16_loop(int64_t steps) {
-  __m512 acc[kPeakChains];
-  for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F81), b = (__m512bh)_mm512_set1_epi32(0x3C003C01);
-  for (int64_t s = 0; s < steps; ++s) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(a), "+v"(b));  // keep the operands opaque
-  }
-  __m512 t = acc[0];
-  for (int i = 1; i < kPeakChains; ++i) t = _mm512_add_ps(t, acc[i]);
-  return _mm512_reduce_add_ps(t);
-}
-
-__attribute__((target("avx512f,fma"), noinline)) float peak_f32_loop(int64_t steps) {
-  __m512 acc[kPeakChains];
-  for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  __m512 a = _mm512_set1_ps(1.0001f), b = _mm512_set1_ps(0.9999f);
-  for (int64_t s = 0; s < steps; ++s) {
-#pragma GCC unroll 24
-    for (int i = 0; i < kPeakChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(a), "+v"(b));
-  }
-  __m512 t = acc[0];
-  for (int i = 1; i < kPeakChains; ++i) t = _mm512_add_ps(t, acc[i]);
-  return _mm512_reduce_add_ps(t);
-}
-#endif
-
 void bench_peak(benchmark::State& state, bool bf16, int threads) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if QVL_BENCH_PEAK
   if (set_max_isa(Isa::kAVX512) != Isa::kAVX512 || (bf16 && !attention_bf16_native())) {
     state.SkipWithError(bf16 ? "no AVX512_BF16" : "no AVX-512");
     return;
@@ -288,10 +254,12 @@ void bench_peak(benchmark::State& state, bool bf16, int threads) {
   ThreadPool& p = pool(threads);
   std::vector<float> sink(static_cast<size_t>(threads));
   for (auto _ : state) {
-    p.run_on_all([&](int t) { sink[static_cast<size_t>(t)] = bf16 ? peak_bf16_loop(kPeakSteps) : peak_f32_loop(kPeakSteps); });
+    p.run_on_all([&](int t) {
+      sink[static_cast<size_t>(t)] = bf16 ? bench::peak_bf16_loop(kPeakSteps) : bench::peak_f32_loop(kPeakSteps);
+    });
     benchmark::DoNotOptimize(sink.data());
   }
-  const double flops = (bf16 ? 64.0 : 32.0) * kPeakChains * static_cast<double>(kPeakSteps) * threads;
+  const double flops = bench::peak_flops(bf16, kPeakSteps) * threads;
   state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 #else
   (void)bf16, (void)threads;
