@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/attention_bf16.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/reference.h"
@@ -1053,7 +1054,7 @@ Bf16Exact exact_bf16_head(const float* qi, const float* k, const float* v, int64
   const double theta_q = std::pow(1 + kU, 3) * (1 + kUbf16) - 1;
   const double eps_s = (1 + theta_q) * (1 + kUbf16) * (1 + gamma(static_cast<double>(d))) - 1;
   const int64_t tiles = (n + 63) / 64;
-  const double a = kUbf16 + 2.2e-7 + static_cast<double>(tiles + 1) * kU;
+  const double a = kUbf16 + detail::kBf16Exp2RelErr + static_cast<double>(tiles + 1) * kU;
   std::vector<double> t(static_cast<size_t>(n)), delta(static_cast<size_t>(n)), w(static_cast<size_t>(n));
   double tmax = -INFINITY, tabs = 0, ds_max = 0;
   for (int64_t j = 0; j < n; ++j) {

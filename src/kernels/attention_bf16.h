@@ -25,7 +25,6 @@ constexpr int64_t kBf16KeyBlock = 16;  // keys per packed K block (16 fp32 score
 constexpr int64_t kBf16TileBlocks = 4;  // blocks per softmax tile
 constexpr int64_t kBf16KeyTile = kBf16KeyBlock * kBf16TileBlocks;  // keys per softmax tile
 constexpr int64_t kBf16DimLine = 16;   // head dimensions per packed V line
-constexpr int64_t kBf16MaxHeadDim = 128;
 
 // Packed K then V of one head, in bf16 elements (uint16_t). Keys are padded with zeros to whole
 // blocks of 16, head dimensions with zeros to whole pairs (K) and whole lines of 16 (V):

@@ -119,7 +119,7 @@ struct AttentionShape {
 // Arithmetic of the long non-causal attention (the vision tower; see attention_bf16 in kernels.h):
 //   kF32:  fp32 throughout (attention(); the reference mode).
 //   kBF16: q, k, v and the softmax probabilities rounded to bf16, products summed in fp32,
-//          softmax in fp32 (bf16 dot products: about 2x the fp32 FMA rate on AVX512_BF16).
+//          softmax in fp32 (bf16 dot products: twice the fp32 FMA's flops per instruction).
 enum class AttentionPrecision : uint8_t { kF32 = 0, kBF16 = 1 };
 std::string_view attention_precision_name(AttentionPrecision p);  // "f32", "bf16"
 // Parses "f32" or "bf16" (case-insensitive); throws qvl::Error (kInvalidArgument) otherwise.
