@@ -30,6 +30,8 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 
+#include "peak.h"
+
 namespace qvl::kernels {
 namespace {
 
@@ -237,6 +239,76 @@ void bench_attention(benchmark::State& state, const AttnBench& a, KvType kv, Isa
       benchmark::Counter(2.0 * static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// ---- the machine's arithmetic peak and the vision tower's attention ----------------------------
+
+// peak/*: bench/peak.h's register-only loops on every thread of the pool: what the attention's
+// FLOP/s are measured against.
+constexpr int64_t kPeakSteps = 1 << 16;
+
+void bench_peak(benchmark::State& state, bool bf16, int threads) {
+#if QVL_BENCH_PEAK
+  if (set_max_isa(Isa::kAVX512) != Isa::kAVX512 || (bf16 && !attention_bf16_native())) {
+    state.SkipWithError(bf16 ? "no AVX512_BF16" : "no AVX-512");
+    return;
+  }
+  ThreadPool& p = pool(threads);
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (auto _ : state) {
+    p.run_on_all([&](int t) {
+      sink[static_cast<size_t>(t)] = bf16 ? bench::peak_bf16_loop(kPeakSteps) : bench::peak_f32_loop(kPeakSteps);
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  const double flops = bench::peak_flops(bf16, kPeakSteps) * threads;
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+#else
+  (void)bf16, (void)threads;
+  state.SkipWithError("x86 only");
+#endif
+}
+
+// One vision-tower head: n patches attending to each other (head_dim 64), split into blocks of
+// 128 queries over the pool as the tower does. bf16: K/V packed once (timed), then the blocks;
+// f32: attention() per block (the blocked fp32 kernel). FLOP/s count 4·d per (query, key) pair.
+void bench_vision_head(benchmark::State& state, int64_t n, AttentionPrecision prec, Isa isa, int threads) {
+  if (set_max_isa(isa) != isa) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  const int64_t d = 64, heads = 16, stride = 3 * heads * d;  // rows laid out as the tower's qkv
+  const std::vector<float> qkv = randn(static_cast<size_t>(n * stride), 7);
+  const float* q = qkv.data();
+  const float* k = q + heads * d;
+  const float* v = k + heads * d;
+  std::vector<float> out(static_cast<size_t>(n * heads * d));
+  std::vector<uint16_t> packed(prec == AttentionPrecision::kBF16 ? attention_bf16_packed_elems(n, d) : 0);
+  ThreadPool& p = pool(threads);
+  const int64_t block = 128, blocks = (n + block - 1) / block;
+  AttentionShape s;
+  s.kv_len = n;
+  s.head_dim = d;
+  s.q_stride = s.k_stride = s.v_stride = stride;
+  s.out_stride = heads * d;
+  s.scale = 0.125f;
+  for (auto _ : state) {
+    if (prec == AttentionPrecision::kBF16) pack_attention_kv_bf16(k, stride, v, stride, n, d, packed.data());
+    p.parallel_for_chunked(blocks, [&](int64_t b0, int64_t b1, int) {
+      for (int64_t b = b0; b < b1; ++b) {
+        AttentionShape t = s;
+        t.q_len = std::min(block, n - b * block);
+        const float* qb = q + b * block * stride;
+        float* ob = out.data() + b * block * s.out_stride;
+        if (prec == AttentionPrecision::kBF16) attention_bf16(qb, packed.data(), ob, t);
+        else attention(qb, k, v, ob, t);
+      }
+    });
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_max_isa(Isa::kAVX512);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(4.0 * d * static_cast<double>(n) * static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 template <class Fn>
 void bench_elementwise(benchmark::State& state, int64_t n, Isa isa, const Fn& fn) {
   if (set_max_isa(isa) != isa) {
@@ -383,6 +455,31 @@ struct Registrar {
           }))->Unit(benchmark::kMicrosecond)->UseRealTime();
         }
       }
+    }
+    // The arithmetic peak and one vision-tower head at 1024x768 (3072 patches) and 2048x2048
+    // (16384), bf16 against f32 in the same run: FLOP/s of the head / FLOP/s of peak/bf16_dot.
+    // These rates are per second of the process's CPU time (all threads, the pool's spinning
+    // included), i.e. per core, so that a machine shared with other work still gives the ratio.
+    for (int t : {threads, 1}) {
+      const std::string tn = "/threads:" + std::to_string(t);
+      stats(benchmark::RegisterBenchmark(("peak/bf16_dot/avx512" + tn).c_str(),
+                                         [=](benchmark::State& st) { bench_peak(st, true, t); }))->MeasureProcessCPUTime();
+      stats(benchmark::RegisterBenchmark(("peak/f32_fma/avx512" + tn).c_str(),
+                                         [=](benchmark::State& st) { bench_peak(st, false, t); }))->MeasureProcessCPUTime();
+      for (int64_t n : {3072, 16384}) {
+        for (AttentionPrecision prec : {AttentionPrecision::kBF16, AttentionPrecision::kF32}) {
+          std::vector<Isa> isas = {best};
+          if (prec == AttentionPrecision::kBF16 && best == Isa::kAVX512 && n == 3072) isas.push_back(Isa::kAVX2);
+          for (Isa isa : isas) {
+            const std::string name = "vision_head/n" + std::to_string(n) + "_d64/" +
+                                     std::string(attention_precision_name(prec)) + "/" + isa_str(isa) + tn;
+            stats(benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) {
+              bench_vision_head(st, n, prec, isa, t);
+            }))->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+          }
+        }
+      }
+      if (threads == 1) break;
     }
     for (Isa isa : {best, Isa::kScalar}) {
       const std::string sfx = "/" + isa_str(isa);

@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/attention_bf16.h"
 #include "kernels/kernels.h"
 #include "kernels/quant.h"
 #include "kernels/reference.h"
@@ -1004,6 +1005,279 @@ TEST_P(IsaTest, AttentionGqaEqualsPerHeadCalls) {
     attention(q.data(), kb.data(), vb.data(), grouped.data(), s);
     for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(per_head[i], grouped[i], 1e-6) << kv_type_name(t) << " " << i;
   }
+}
+
+// ---- bf16 attention ------------------------------------------------------------------------------
+//
+// Error bound of attention_bf16 against exact attention, derived from the roundings of
+// kernels/attention_bf16.h (u = 2^-8, the unit roundoff of bf16 with nearest-even rounding; U =
+// 2^-24, fp32's; t_j = scale q·k_j the exact scores, w_j = softmax(t)_j, n keys, T tiles of 64):
+//
+// 1. Scores. q̂_c = bf16(fl(q_c fl(scale fl(log2 e)))) = q_c σ (1 + θ_q), |θ_q| <= (1+U)^3 (1+u) - 1;
+//    k̂_c = k_c (1 + θ_k), |θ_k| <= u. The products q̂_c k̂_c are exact in fp32 (8 + 8 significant
+//    bits), their sum over the head's d dimensions adds at most γ(d) Σ|q̂_c k̂_c|. So the base-2
+//    score ŝ_j is within Δ_j = ε_s σ Σ_c |q_c k_jc| of σ q·k_j, ε_s = (1+θ_q)(1+u)(1+γ(d)) - 1,
+//    i.e. 2^ŝ_j = e^(t_j) e^(±δ_j) with δ_j = ε_s scale Σ_c |q_c k_jc| (σ = scale log2 e).
+//    The fp32 subtraction ŝ_j - m rounds by U |ŝ_j - m|, which adds U (|t_j| + max_k |t_k|)(1+ε)
+//    to δ_j (negligible, kept for honesty).
+// 2. Weights. p̃_j = bf16(exp2(ŝ_j - m)) times the rescalings 2^(m_old - m_new) that happened
+//    after it was added. exp2 has relative error η <= 2.2e-7 (the polynomial; the scalar code
+//    uses the C library's exp2), bf16 rounding u, and each of at most T rescalings multiplies
+//    the sums it scales with one fp32 rounding U; the factor 2^(m_old - m_new) itself multiplies
+//    numerator and denominator alike and cancels. So p̃_j = C e^(t_j) ρ_j with a common C and
+//    ρ_j in [e^(-δ_j) (1 - a), e^(δ_j) (1 + a)], a = u + η + (T + 1) U.
+//    The normalised weights w̃_j = p̃_j / Σ_k p̃_k = w_j ρ_j / Σ_k w_k ρ_k then satisfy
+//      |w̃_j - w_j| <= β_j w_j,  β_j = max(e^(δ_j) (1+a) / D⁻ - 1, 1 - e^(-δ_j) (1-a) / D⁺),
+//    with D⁻ = Σ_k w_k e^(-δ_k) (1-a) <= Σ_k w_k ρ_k <= D⁺ = Σ_k w_k e^(δ_k) (1+a).
+// 3. Output. õ_c = Σ_j w̃_j v̂_jc with v̂ = v (1 ± u):
+//      |Σ w̃_j v̂_jc - Σ w_j v_jc| <= Σ_j |w̃_j - w_j| |v̂_jc| + Σ_j w_j |v̂_jc - v_jc|
+//                                 <= (1+u) B_c + u A_c,  A_c = Σ_j w_j |v_jc|,  B_c = Σ_j β_j w_j |v_jc|.
+//    The fp32 sums of n exact products p̃_j v̂_jc and of n terms p̃_j (in any order: vdpbf16ps
+//    pairs, lanes, tiles) add γ(n) each, relative to Σ p̃_j |v̂_jc| and Σ p̃_j, and the final
+//    O · fl(1/l) two more roundings: together within 3 γ(n + 4) Σ_j w̃_j |v̂_jc|
+//    <= 3 γ(n + 4) (1+u) (A_c + B_c).
+//    Weights below 2^-126 of the largest may be flushed to zero (vdpbf16ps treats subnormal
+//    inputs as zero; the AVX2 exp2 returns 0 below 2^-127): at most n 2^-126 max_j |v_jc| more.
+//   tol_c = (1+u) B_c + u A_c + 3 γ(n + 4)(1+u)(A_c + B_c) + n 2^-126 max_j |v_jc|
+// (B_c ≈ 2 ε_s scale Σ|q k| A_c: for unit-normal q, k at d = 64 about 0.08 A_c, the worst case
+// of all roundings aligned; random roundings give errors ~20x smaller, and a wrong key, a lost
+// rescale or a wrong scale gives errors ~A_c, which the bound rejects: see the last test.)
+// Against the fp32 reference (ref::attention) its own bound from the fp32 tests above is added.
+constexpr double kUbf16 = 1.0 / 256;
+
+struct Bf16Exact {
+  std::vector<double> out, tol, f32_tol;  // [d] each
+};
+
+Bf16Exact exact_bf16_head(const float* qi, const float* k, const float* v, int64_t stride, int64_t n, int64_t d,
+                          float scale) {
+  const double theta_q = std::pow(1 + kU, 3) * (1 + kUbf16) - 1;
+  const double eps_s = (1 + theta_q) * (1 + kUbf16) * (1 + gamma(static_cast<double>(d))) - 1;
+  const int64_t tiles = (n + 63) / 64;
+  const double a = kUbf16 + detail::kBf16Exp2RelErr + static_cast<double>(tiles + 1) * kU;
+  std::vector<double> t(static_cast<size_t>(n)), delta(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+  double tmax = -INFINITY, tabs = 0, ds_max = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    double dot = 0, mag = 0;
+    for (int64_t c = 0; c < d; ++c) {
+      dot += static_cast<double>(qi[c]) * k[j * stride + c];
+      mag += std::fabs(static_cast<double>(qi[c]) * k[j * stride + c]);
+    }
+    t[static_cast<size_t>(j)] = dot * scale;
+    delta[static_cast<size_t>(j)] = eps_s * scale * mag;
+    ds_max = std::max(ds_max, gamma(static_cast<double>(d + 2)) * mag * scale);
+    tmax = std::max(tmax, t[static_cast<size_t>(j)]);
+    tabs = std::max(tabs, std::fabs(t[static_cast<size_t>(j)]));
+  }
+  double denom = 0;
+  for (int64_t j = 0; j < n; ++j) denom += std::exp(t[static_cast<size_t>(j)] - tmax);
+  double dminus = 0, dplus = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const size_t jj = static_cast<size_t>(j);
+    w[jj] = std::exp(t[jj] - tmax) / denom;
+    delta[jj] += kU * (std::fabs(t[jj]) + tabs) * 1.01;
+    dminus += w[jj] * std::exp(-delta[jj]) * (1 - a);
+    dplus += w[jj] * std::exp(delta[jj]) * (1 + a);
+  }
+  Bf16Exact r;
+  r.out.assign(static_cast<size_t>(d), 0.0);
+  r.tol.assign(static_cast<size_t>(d), 0.0);
+  r.f32_tol.assign(static_cast<size_t>(d), 0.0);
+  const double f32_rel = 2 * ds_max + 2 * gamma(static_cast<double>(n + 3)) + 12 * kU;
+  for (int64_t c = 0; c < d; ++c) {
+    double A = 0, B = 0, vmax = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t jj = static_cast<size_t>(j);
+      const double vj = v[j * stride + c];
+      const double beta = std::max(std::exp(delta[jj]) * (1 + a) / dminus - 1, 1 - std::exp(-delta[jj]) * (1 - a) / dplus);
+      r.out[static_cast<size_t>(c)] += w[jj] * vj;
+      A += w[jj] * std::fabs(vj);
+      B += beta * w[jj] * std::fabs(vj);
+      vmax = std::max(vmax, std::fabs(vj));
+    }
+    const double g = 3 * gamma(static_cast<double>(n + 4));
+    r.tol[static_cast<size_t>(c)] = (1 + kUbf16) * B + kUbf16 * A + g * (1 + kUbf16) * (A + B) +
+                                    static_cast<double>(n) * std::ldexp(1.0, -126) * vmax + 1e-30;
+    r.f32_tol[static_cast<size_t>(c)] = f32_rel * A;
+  }
+  return r;
+}
+
+struct Bf16Case {
+  int64_t q_len, kv_len, d;
+  float q_sigma;  // spread of the scores: larger = peakier softmax, more rescaling
+};
+
+struct Bf16Data {
+  int64_t q_stride, kv_stride, out_stride;
+  std::vector<float> q, k, v;
+  std::vector<uint16_t> packed;
+  AttentionShape s;
+};
+
+Bf16Data bf16_data(const Bf16Case& c, uint32_t seed) {
+  Bf16Data x;
+  x.q_stride = c.d + 3;
+  x.kv_stride = c.d + 5;
+  x.out_stride = c.d + 1;
+  x.q = randn(static_cast<size_t>(c.q_len * x.q_stride), seed, c.q_sigma);
+  x.k = randn(static_cast<size_t>(c.kv_len * x.kv_stride), seed + 1);
+  x.v = randn(static_cast<size_t>(c.kv_len * x.kv_stride), seed + 2);
+  x.packed.assign(attention_bf16_packed_elems(c.kv_len, c.d), 0xFFFF);  // padding must be written
+  pack_attention_kv_bf16(x.k.data(), x.kv_stride, x.v.data(), x.kv_stride, c.kv_len, c.d, x.packed.data());
+  x.s.q_len = c.q_len;
+  x.s.kv_len = c.kv_len;
+  x.s.head_dim = c.d;
+  x.s.q_stride = x.q_stride;
+  x.s.out_stride = x.out_stride;
+  x.s.scale = 1.0f / std::sqrt(static_cast<float>(c.d));
+  return x;
+}
+
+// Largest |error| / tol over the outputs (> 1: the bound is broken).
+struct Bf16Check {
+  double worst_ratio = 0, worst_f32_ratio = 0, max_err = 0;
+  int64_t violations = 0, checked = 0;
+};
+
+Bf16Check check_bf16_output(const Bf16Case& c, const Bf16Data& x, const std::vector<float>& out) {
+  std::vector<float> f32(out.size());
+  AttentionShape fs = x.s;
+  fs.k_stride = fs.v_stride = x.kv_stride;
+  ref::attention(x.q.data(), x.k.data(), x.v.data(), f32.data(), fs);
+  Bf16Check r;
+  for (int64_t i = 0; i < c.q_len; ++i) {
+    const Bf16Exact e = exact_bf16_head(&x.q[static_cast<size_t>(i * x.q_stride)], x.k.data(), x.v.data(), x.kv_stride,
+                                        c.kv_len, c.d, x.s.scale);
+    for (int64_t ch = 0; ch < c.d; ++ch) {
+      const size_t o = static_cast<size_t>(i * x.out_stride + ch), cc = static_cast<size_t>(ch);
+      const double err = std::fabs(out[o] - e.out[cc]), err32 = std::fabs(out[o] - static_cast<double>(f32[o]));
+      const double ratio = err / e.tol[cc], ratio32 = err32 / (e.tol[cc] + e.f32_tol[cc]);
+      r.worst_ratio = std::max(r.worst_ratio, std::isnan(ratio) ? INFINITY : ratio);
+      r.worst_f32_ratio = std::max(r.worst_f32_ratio, std::isnan(ratio32) ? INFINITY : ratio32);
+      r.max_err = std::max(r.max_err, err);
+      r.violations += !(err <= e.tol[cc]) || !(err32 <= e.tol[cc] + e.f32_tol[cc]);
+      ++r.checked;
+    }
+  }
+  return r;
+}
+
+TEST_P(IsaTest, Bf16AttentionWithinTheDerivedBound) {
+  const Bf16Case cases[] = {
+      {1, 1, 16, 1.0f},     {7, 16, 16, 1.0f},    {7, 17, 16, 1.0f},     {13, 100, 64, 1.0f},
+      {48, 64, 64, 1.0f},   {49, 65, 64, 3.0f},   {100, 300, 64, 1.0f},  {37, 1000, 64, 2.0f},
+      {128, 3072, 64, 1.0f}, {20, 200, 72, 1.0f}, {9, 77, 80, 1.0f},     {11, 129, 128, 1.0f},
+      {5, 33, 3, 1.0f},     {6, 50, 96, 4.0f},    {33, 500, 112, 1.0f},  {3, 40, 8, 1.0f},
+  };
+  uint32_t seed = 1700;
+  double worst = 0, worst32 = 0;
+  for (const Bf16Case& c : cases) {
+    const Bf16Data x = bf16_data(c, seed += 10);
+    std::vector<float> out(static_cast<size_t>(c.q_len * x.out_stride), NAN);
+    attention_bf16(x.q.data(), x.packed.data(), out.data(), x.s);
+    const Bf16Check r = check_bf16_output(c, x, out);
+    EXPECT_EQ(r.violations, 0) << "q_len=" << c.q_len << " kv=" << c.kv_len << " d=" << c.d << " sigma=" << c.q_sigma
+                               << ": worst err/bound " << r.worst_ratio << " (vs f32 " << r.worst_f32_ratio << ")";
+    EXPECT_GT(r.max_err, 0.0) << "bf16 rounding should show";
+    worst = std::max(worst, r.worst_ratio);
+    worst32 = std::max(worst32, r.worst_f32_ratio);
+  }
+  std::printf("[ bf16 ] %s: worst |err| / derived bound %.3f vs exact, %.3f vs the fp32 reference (%s)\n",
+              std::string(isa_name(GetParam())).c_str(), worst, worst32,
+              attention_bf16_native() ? "vdpbf16ps" : "fp32 FMAs");
+}
+
+// The bound is not vacuous: outputs that are wrong the way a kernel bug would make them break it
+// (measured: the last of 40 keys dropped breaks it at 43 of 1536 outputs, up to 1.8x; a scale
+// 1/sqrt(32) for 1/sqrt(64) at most outputs; one value row zeroed somewhere).
+TEST(Bf16AttentionBound, RejectsWrongResults) {
+  const Bf16Case c{24, 40, 64, 1.0f};
+  const Bf16Data x = bf16_data(c, 4242);
+  AttentionShape fs = x.s;
+  fs.k_stride = fs.v_stride = x.kv_stride;
+  std::vector<float> out(static_cast<size_t>(c.q_len * x.out_stride));
+  // Last key forgotten (a masking off-by-one).
+  AttentionShape shorter = fs;
+  shorter.kv_len = c.kv_len - 1;
+  ref::attention(x.q.data(), x.k.data(), x.v.data(), out.data(), shorter);
+  const Bf16Check dropped = check_bf16_output(c, x, out);
+  EXPECT_GT(dropped.violations, dropped.checked / 100) << "dropped key: worst err/bound " << dropped.worst_ratio;
+  // Scale 1/sqrt(32) for 1/sqrt(64) (a head size mix-up).
+  AttentionShape wrong = fs;
+  wrong.scale = 1.0f / std::sqrt(32.0f);
+  ref::attention(x.q.data(), x.k.data(), x.v.data(), out.data(), wrong);
+  const Bf16Check scaled = check_bf16_output(c, x, out);
+  EXPECT_GT(scaled.violations, scaled.checked / 10) << "wrong scale: worst err/bound " << scaled.worst_ratio;
+  // One value row zeroed.
+  std::vector<float> v0 = x.v;
+  std::fill(v0.begin() + 7 * x.kv_stride, v0.begin() + 8 * x.kv_stride, 0.0f);
+  ref::attention(x.q.data(), x.k.data(), v0.data(), out.data(), fs);
+  EXPECT_GT(check_bf16_output(c, x, out).violations, 0) << "lost value row";
+  // And the right answer passes.
+  ref::attention(x.q.data(), x.k.data(), x.v.data(), out.data(), fs);
+  EXPECT_EQ(check_bf16_output(c, x, out).violations, 0);
+}
+
+// A query's result does not depend on which other queries share its call (how a segment's
+// queries are split into tasks and threads): bit for bit, at every level.
+TEST_P(IsaTest, Bf16AttentionRowsIndependentOfTheSplit) {
+  const Bf16Case c{150, 333, 64, 2.0f};
+  const Bf16Data x = bf16_data(c, 77);
+  std::vector<float> whole(static_cast<size_t>(c.q_len * x.out_stride)), split(whole.size());
+  attention_bf16(x.q.data(), x.packed.data(), whole.data(), x.s);
+  for (int64_t i0 = 0, step = 1; i0 < c.q_len; i0 += step, step = step % 13 + 4) {
+    AttentionShape s = x.s;
+    s.q_len = std::min(step, c.q_len - i0);
+    attention_bf16(x.q.data() + i0 * x.q_stride, x.packed.data(), split.data() + i0 * x.out_stride, s);
+  }
+  for (int64_t i = 0; i < c.q_len; ++i)
+    for (int64_t ch = 0; ch < c.d; ++ch) {
+      const size_t o = static_cast<size_t>(i * x.out_stride + ch);
+      ASSERT_EQ(whole[o], split[o]) << "row " << i << " dim " << ch;
+    }
+}
+
+TEST(Bf16Attention, PackingAndArguments) {
+  // Layout sizes: keys padded to blocks of 16, K to dimension pairs, V to lines of 16.
+  EXPECT_EQ(attention_bf16_packed_elems(0, 64), 0u);
+  EXPECT_EQ(attention_bf16_packed_elems(16, 64), 16u * 64 + 16u * 64);
+  EXPECT_EQ(attention_bf16_packed_elems(17, 72), 32u * 72 + 32u * 80);
+  EXPECT_EQ(attention_bf16_packed_elems(5, 3), 16u * 4 + 16u * 16);
+  {  // every element where kernels/attention_bf16.h says, the padding zero
+    const int64_t n = 21, d = 5, pairs = 3, lines = 1;
+    const std::vector<float> k = randn(static_cast<size_t>(n * 7), 5), v = randn(static_cast<size_t>(n * 9), 6);
+    std::vector<uint16_t> p(attention_bf16_packed_elems(n, d), 0xFFFF);
+    pack_attention_kv_bf16(k.data(), 7, v.data(), 9, n, d, p.data());
+    std::vector<uint16_t> want(p.size(), 0);
+    const size_t v0 = static_cast<size_t>(2 * 16 * pairs * 2);  // after K's 2 blocks of 3 lines of 32
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t c = 0; c < d; ++c) {
+        want[static_cast<size_t>(((j / 16) * pairs + c / 2) * 32 + 2 * (j % 16) + c % 2)] = f32_to_bf16(k[static_cast<size_t>(j * 7 + c)]);
+        want[v0 + static_cast<size_t>(((j / 2) * lines + c / 16) * 32 + 2 * (c % 16) + j % 2)] =
+            f32_to_bf16(v[static_cast<size_t>(j * 9 + c)]);
+      }
+    EXPECT_EQ(p, want);
+  }
+  test::expect_error([] { attention_bf16_packed_elems(8, 0); }, ErrorKind::kInvalidArgument, {"head_dim"});
+  test::expect_error([] { attention_bf16_packed_elems(8, 129); }, ErrorKind::kInvalidArgument, {"head_dim"});
+  AttentionShape s;
+  s.q_len = 1;
+  s.kv_len = 1;
+  s.head_dim = 16;
+  s.causal = true;
+  std::vector<uint16_t> packed(attention_bf16_packed_elems(1, 16));
+  float q[16] = {}, out[16];
+  test::expect_error([&] { attention_bf16(q, packed.data(), out, s); }, ErrorKind::kInvalidArgument, {"not causal"});
+  // No keys: zeros, as attention() gives.
+  s.causal = false;
+  s.kv_len = 0;
+  out[0] = 1.0f;
+  attention_bf16(q, packed.data(), out, s);
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(parse_attention_precision("BF16"), AttentionPrecision::kBF16);
+  EXPECT_EQ(attention_precision_name(AttentionPrecision::kF32), "f32");
+  test::expect_error([] { parse_attention_precision("fp8"); }, ErrorKind::kInvalidArgument, {"fp8", "bf16"});
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, IsaTest, ::testing::ValuesIn(supported_isas()), isa_param_name);

@@ -13,6 +13,7 @@
 #include "devtools/synthetic_checkpoint.h"
 #include "qvl/qvl.hpp"
 #include "devtools/golden_dump.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 
 namespace qvl {
@@ -97,6 +98,7 @@ std::shared_ptr<Model> load_with_kv(const std::string& dir, const std::string& k
   o.threads = 2;
   o.context_length = 4096;
   o.kv_cache_type = kv_type;
+  o.vision_attention = "f32";  // the KV cache's precision alone (bf16 vision attention has its own tests)
   return Model::load(dir, o);
 }
 
@@ -189,6 +191,23 @@ TEST(KvCachePrecision, F16KeepsGoldenTokens) {
   EXPECT_EQ(f.top1_agree, f.cases);
   EXPECT_EQ(f.greedy_same, f.greedy_total);
   EXPECT_EQ(f.forced_agree, f.forced_total);
+}
+
+// The vision attention switch: what was asked is what runs, the default is bf16 exactly where the
+// CPU multiplies bf16 natively, and a typo fails before the weights load.
+TEST(VisionAttention, OptionIsHonouredAndReported) {
+  ModelOptions o;
+  o.threads = 2;
+  o.context_length = 256;
+  o.vision_attention = "f32";
+  EXPECT_EQ(Model::load(test::tiny_model_dir(), o)->info().vision_attention, "f32");
+  o.vision_attention = "bf16";
+  EXPECT_EQ(Model::load(test::tiny_model_dir(), o)->info().vision_attention, "bf16");
+  o.vision_attention = "";
+  EXPECT_EQ(Model::load(test::tiny_model_dir(), o)->info().vision_attention,
+            kernels::attention_bf16_native() ? "bf16" : "f32");
+  o.vision_attention = "fp8";
+  test::expect_error([&] { Model::load(test::tiny_model_dir(), o); }, ErrorKind::kInvalidArgument, {"fp8"});
 }
 
 // The fixture's head_dim (16) holds no whole q8_0 block: asking for q8_0 gives f16, said in info.

@@ -159,6 +159,7 @@ class ModelInfo:
     kv_bytes_per_token: int
     kv_cache_type: str
     weights_type: str
+    vision_attention: str
     threads: int
     notes: List[str]
 
@@ -211,9 +212,10 @@ class Model(_qvl.Model):
 
     def __init__(self, path: Union[str, os.PathLike], mmproj: Optional[str] = None, threads: int = 0,
                  weights_type: Optional[str] = None, kv_type: Optional[str] = None, context: int = 0,
-                 head_weights_type: Optional[str] = None, vision_weights_type: Optional[str] = None):
+                 head_weights_type: Optional[str] = None, vision_weights_type: Optional[str] = None,
+                 vision_attention: Optional[str] = None):
         super().__init__(os.fspath(path), mmproj or "", threads, weights_type or "", kv_type or "", context,
-                         head_weights_type or "", vision_weights_type or "")
+                         head_weights_type or "", vision_weights_type or "", vision_attention or "")
         self.info = ModelInfo(**self._info())
         self.tokenizer = Tokenizer(self)
         self.processor = Processor(self)

@@ -147,7 +147,8 @@ py::dict info_dict(const ModelInfo& i) {
                   "max_context_length"_a = i.max_context_length, "has_vision"_a = i.has_vision,
                   "eos_token_ids"_a = i.eos_token_ids, "weight_bytes"_a = i.weight_bytes,
                   "decode_weight_bytes"_a = i.decode_weight_bytes, "kv_bytes_per_token"_a = i.kv_bytes_per_token,
-                  "kv_cache_type"_a = i.kv_cache_type, "weights_type"_a = i.weights_type, "threads"_a = i.threads,
+                  "kv_cache_type"_a = i.kv_cache_type, "weights_type"_a = i.weights_type,
+                  "vision_attention"_a = i.vision_attention, "threads"_a = i.threads,
                   "notes"_a = i.notes);
 }
 
@@ -301,7 +302,7 @@ PYBIND11_MODULE(_qvl, m) {
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def(py::init([](const std::string& path, const std::string& mmproj, int threads, const std::string& weights_type,
                        const std::string& kv_type, int64_t context, const std::string& head_weights_type,
-                       const std::string& vision_weights_type) {
+                       const std::string& vision_weights_type, const std::string& vision_attention) {
              ModelOptions o;
              o.mmproj = mmproj;
              o.threads = threads;
@@ -310,11 +311,12 @@ PYBIND11_MODULE(_qvl, m) {
              o.context_length = context;
              o.head_weights_type = head_weights_type;
              o.vision_weights_type = vision_weights_type;
+             o.vision_attention = vision_attention;
              py::gil_scoped_release release;
              return Model::load(path, o);
            }),
            "path"_a, "mmproj"_a = "", "threads"_a = 0, "weights_type"_a = "", "kv_type"_a = "", "context"_a = 0,
-           "head_weights_type"_a = "", "vision_weights_type"_a = "")
+           "head_weights_type"_a = "", "vision_weights_type"_a = "", "vision_attention"_a = "")
       .def_property_readonly("dir", &Model::dir)
       .def("_info", [](const Model& model) { return info_dict(model.info()); });
 

@@ -107,6 +107,7 @@ qvl_status qvl_model_load_with_options(const char* dir, const qvl_model_options*
     o.head_weights_type = text(options->head_weights_type);
     o.vision_weights_type = text(options->vision_weights_type);
     o.kv_cache_type = text(options->kv_cache_type);
+    o.vision_attention = text(options->vision_attention);
     *out = new qvl_model{qvl::Model::load(dir, o)};
   });
 }

@@ -137,8 +137,13 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   TextWeightFormats formats;
   formats.layers = weight_format_option(exact_f32 ? "" : options.weights_type);
   formats.head = eight_bit_companion_format(options.head_weights_type, formats.layers);
+  // Vision attention: bf16 by default where the CPU multiplies bf16 natively.
+  const kernels::AttentionPrecision vision_attention =
+      !options.vision_attention.empty() ? kernels::parse_attention_precision(options.vision_attention)
+      : kernels::attention_bf16_native() ? kernels::AttentionPrecision::kBF16
+                                         : kernels::AttentionPrecision::kF32;
   m.qwen = std::make_unique<Qwen3VL>(m.config, *m.checkpoint, formats, weight_format_option(options.vision_weights_type),
-                                     m.pool.get());
+                                     m.pool.get(), vision_attention);
   m.checkpoint->check_all_used();
 
   if (m.tokenizer->vocab_size() > m.config.text.vocab_size)
@@ -153,6 +158,7 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   info.max_context_length = max_context;
   info.context_length = options.context_length > 0 ? options.context_length : std::min<int64_t>(max_context, 32768);
   info.has_vision = m.qwen->has_vision();
+  if (info.has_vision) info.vision_attention = std::string(kernels::attention_precision_name(vision_attention));
   auto add_eos = [&](int64_t id) {
     if (std::find(info.eos_token_ids.begin(), info.eos_token_ids.end(), id) == info.eos_token_ids.end())
       info.eos_token_ids.push_back(static_cast<int32_t>(id));

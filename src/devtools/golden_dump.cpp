@@ -114,6 +114,7 @@ int dump_fixture_checked(const std::string& fixture_dir, const std::string& out_
   mo.threads = options.threads;
   mo.context_length = 8192;
   mo.kv_cache_type = options.kv_cache_type;
+  mo.vision_attention = options.vision_attention;
   mo.weights_type = options.weights_type;
   auto model = Model::load(model_dir, mo);
 

@@ -17,6 +17,9 @@ struct DumpOptions {
   // ModelOptions::weights_type: "" runs the weights as stored (llama.cpp's quantized blocks on the
   // int8 kernels), "f32" decodes every weight to f32 (the strict reference path).
   std::string weights_type;
+  // ModelOptions::vision_attention: golden references are fp32, so a dump runs the vision tower's
+  // attention in f32 by default ("bf16": the fast mode, for the loose comparison).
+  std::string vision_attention = "f32";
 };
 
 // Returns the number of cases that failed (each failure is logged and the run goes on).

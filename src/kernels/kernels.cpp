@@ -17,6 +17,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "kernels/attention_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/reference.h"
 #include "kernels/simd.h"
@@ -384,6 +385,52 @@ void attention(const float* q, const void* k, const void* v, float* out, const A
          kKvBlock, " (head_dim ", s.head_dim, ", strides ", s.k_stride, ", ", s.v_stride, ")");
   if (current() == Isa::kScalar) return ref::attention(q, k, v, out, s);
   detail::attention_simd(q, k, v, out, s);
+}
+
+// ---- bf16 attention ---------------------------------------------------------------------------
+
+namespace {
+
+bool bf16_head_dim_ok(int64_t head_dim) { return head_dim >= 1 && head_dim <= kMaxBf16AttentionHeadDim; }
+
+bool has_avx512_bf16() {
+  static const bool yes = detail::cpu_has_avx512_bf16();
+  return yes;
+}
+
+}  // namespace
+
+size_t attention_bf16_packed_elems(int64_t kv_len, int64_t head_dim) {
+  if (kv_len < 0 || !bf16_head_dim_ok(head_dim))
+    fail(ErrorKind::kInvalidArgument, "attention_bf16: kv_len ", kv_len, " / head_dim ", head_dim,
+         " out of range (head_dim 1..", kMaxBf16AttentionHeadDim, ")");
+  return detail::bf16_kv_layout(kv_len, head_dim).elems();
+}
+
+void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t kv_len,
+                            int64_t head_dim, uint16_t* packed) {
+  attention_bf16_packed_elems(kv_len, head_dim);  // validates
+  if (kv_len > 0 && (!k || !v || !packed)) fail(ErrorKind::kInvalidArgument, "pack_attention_kv_bf16: null pointer");
+  ref::pack_attention_kv_bf16(k, k_stride, v, v_stride, kv_len, head_dim, packed);
+}
+
+bool attention_bf16_native() { return current() == Isa::kAVX512 && has_avx512_bf16(); }
+
+void attention_bf16(const float* q, const uint16_t* packed_kv, float* out, const AttentionShape& s) {
+  if (s.q_len < 0 || s.kv_len < 0) fail(ErrorKind::kInvalidArgument, "attention_bf16: negative size");
+  if (!bf16_head_dim_ok(s.head_dim))
+    fail(ErrorKind::kInvalidArgument, "attention_bf16: head_dim ", s.head_dim, " out of range 1..",
+         kMaxBf16AttentionHeadDim);
+  if (s.causal || s.q_heads > 1 || s.kv_type != KvType::kF32)
+    fail(ErrorKind::kInvalidArgument, "attention_bf16: one head, not causal, f32 inputs only");
+  if (s.q_len == 0) return;
+  switch (current()) {
+    case Isa::kAVX512:
+      if (has_avx512_bf16()) return detail::attention_bf16_avx512(q, packed_kv, out, s);
+      return detail::attention_bf16_avx2(q, packed_kv, out, s);
+    case Isa::kAVX2: return detail::attention_bf16_avx2(q, packed_kv, out, s);
+    default: return ref::attention_bf16(q, packed_kv, out, s);
+  }
 }
 
 }  // namespace qvl::kernels

@@ -123,6 +123,29 @@ void load_kv_row(const void* src, int64_t n, KvType t, float* dst);
 // serves all of them, which is what makes decode attention cheap: prefer one call per KV head.
 void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
 
+// ---- bf16 attention: long non-causal sequences (the vision tower) ---------------------------
+// attention() for one head, not causal, with fp32 q/k/v rounded to bf16 (nearest even) and the
+// products summed in fp32: scores tile by tile (flash-style, no [q_len, kv_len] buffer), an fp32
+// online softmax, the probabilities rounded to bf16 for P·V. AVX512_BF16 runs it on vdpbf16ps;
+// AVX2 and the scalar code (Isa::kScalar, kSSE4) compute the same roundings with fp32 FMAs.
+// K and V of a head are packed once (pack_attention_kv_bf16) and read by every query block.
+// Accuracy against attention(): the bound derived in tests/kernels_test.cpp (Bf16Attention).
+constexpr int64_t kMaxBf16AttentionHeadDim = 128;
+// bf16 elements of one head's packed K and V.
+size_t attention_bf16_packed_elems(int64_t kv_len, int64_t head_dim);
+// Packs rows k[j * k_stride + c], v[j * v_stride + c] (j < kv_len, c < head_dim, 1 <= head_dim
+// <= kMaxBf16AttentionHeadDim) into packed[attention_bf16_packed_elems(kv_len, head_dim)].
+void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t kv_len,
+                            int64_t head_dim, uint16_t* packed);
+// q: [q_len, head_dim] rows (q_stride), out likewise (out_stride); s.kv_len and s.head_dim as
+// packed; s.scale as attention(); s.causal must be false, s.q_heads 1, s.kv_type kF32 (the
+// strides of k and v do not apply). Results do not depend on how a head's queries are split
+// into calls or threads.
+void attention_bf16(const float* q, const uint16_t* packed_kv, float* out, const AttentionShape& s);
+// Whether attention_bf16 runs on bf16 dot-product instructions here (AVX512_BF16 and the active
+// level avx512), i.e. whether it is faster than the fp32 attention.
+bool attention_bf16_native();
+
 // ---- Instruction-set selection -------------------------------------------------------------
 Isa detected_isa();  // the best level this CPU supports
 Isa active_isa();    // the level in use: min(detected, QVL_MAX_ISA env var, set_max_isa)

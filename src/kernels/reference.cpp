@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "kernels/attention_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/simd.h"
 
@@ -304,6 +305,88 @@ void attention(const float* q, const void* k, const void* v, float* out, const A
       const float inv = denom > 0.0f ? 1.0f / denom : 0.0f;
       for (int64_t c = 0; c < d; ++c) oi[c] = acc[c] * inv;
     }
+  }
+}
+
+
+void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t kv_len,
+                            int64_t head_dim, uint16_t* packed) {
+  // Written as 32-bit words (a bf16 pair: low half first); keys, dimensions past the ends are 0.
+  const detail::Bf16KvLayout L = detail::bf16_kv_layout(kv_len, head_dim);
+  const int64_t d = head_dim;
+  auto pair = [](float lo, float hi) {
+    return static_cast<uint32_t>(f32_to_bf16(lo)) | static_cast<uint32_t>(f32_to_bf16(hi)) << 16;
+  };
+  // K: line (block, p), lane j % 16 = key j's pair (2p, 2p + 1).
+  uint32_t* kw = reinterpret_cast<uint32_t*>(packed);
+  for (int64_t j = 0; j < L.blocks * 16; ++j) {
+    uint32_t* out = kw + (j / 16) * L.pairs * 16 + j % 16;
+    if (j >= kv_len) {
+      for (int64_t p = 0; p < L.pairs; ++p) out[p * 16] = 0;
+      continue;
+    }
+    const float* kj = k + j * k_stride;
+    for (int64_t p = 0; p < d / 2; ++p) out[p * 16] = pair(kj[2 * p], kj[2 * p + 1]);
+    if (d % 2) out[(d / 2) * 16] = pair(kj[d - 1], 0.0f);
+  }
+  // V: line (key pair i, x), lane c % 16 = (v[2i][c], v[2i + 1][c]) with c = 16x + lane.
+  uint32_t* vw = reinterpret_cast<uint32_t*>(packed + L.k_elems());
+  for (int64_t i = 0; i < L.blocks * 8; ++i) {
+    uint32_t* out = vw + i * L.lines * 16;
+    const float* a = 2 * i < kv_len ? v + 2 * i * v_stride : nullptr;
+    const float* b = 2 * i + 1 < kv_len ? v + (2 * i + 1) * v_stride : nullptr;
+    int64_t c = 0;
+    if (a && b)
+      for (; c < d; ++c) out[c] = pair(a[c], b[c]);
+    else if (a)
+      for (; c < d; ++c) out[c] = pair(a[c], 0.0f);
+    for (; c < L.lines * 16; ++c) out[c] = 0;
+  }
+}
+
+// The algorithm of kernels/attention_bf16.h in plain loops, one query at a time, sums in index
+// order; exp2 is the C library's.
+void attention_bf16(const float* q, const uint16_t* packed, float* out, const AttentionShape& s) {
+  const int64_t d = s.head_dim, n = s.kv_len;
+  const detail::Bf16KvLayout L = detail::bf16_kv_layout(n, d);
+  const uint16_t* pk = packed;
+  const uint16_t* pv = packed + L.k_elems();
+  auto round_bf16 = [](float x) { return bf16_to_f32(f32_to_bf16(x)); };
+  std::vector<float> qh(static_cast<size_t>(d)), acc(static_cast<size_t>(d)), p(detail::kBf16KeyTile);
+  const float qscale = s.scale * detail::kLog2e;
+  for (int64_t i = 0; i < s.q_len; ++i) {
+    for (int64_t c = 0; c < d; ++c) qh[static_cast<size_t>(c)] = round_bf16(q[i * s.q_stride + c] * qscale);
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    float m = -INFINITY, l = 0.0f;
+    for (int64_t j0 = 0; j0 < n; j0 += detail::kBf16KeyTile) {
+      const int64_t tk = std::min(detail::kBf16KeyTile, n - j0);
+      float tmax = -INFINITY;
+      for (int64_t jj = 0; jj < tk; ++jj) {
+        const int64_t j = j0 + jj;
+        float sj = 0.0f;
+        for (int64_t c = 0; c < d; ++c)
+          sj += qh[static_cast<size_t>(c)] * bf16_to_f32(pk[((j / 16) * L.pairs + c / 2) * 32 + 2 * (j % 16) + c % 2]);
+        p[static_cast<size_t>(jj)] = sj;
+        tmax = std::max(tmax, sj);
+      }
+      if (tmax > m) {  // rescale what was summed under the old maximum
+        if (m > -INFINITY) {
+          const float corr = std::exp2(m - tmax);
+          l *= corr;
+          for (float& a : acc) a *= corr;
+        }
+        m = tmax;
+      }
+      for (int64_t jj = 0; jj < tk; ++jj) {
+        const int64_t j = j0 + jj;
+        const float pj = round_bf16(std::exp2(p[static_cast<size_t>(jj)] - m));
+        l += pj;
+        for (int64_t c = 0; c < d; ++c)
+          acc[static_cast<size_t>(c)] += pj * bf16_to_f32(pv[((j / 2) * L.lines + c / 16) * 32 + 2 * (c % 16) + j % 2]);
+      }
+    }
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int64_t c = 0; c < d; ++c) out[i * s.out_stride + c] = acc[static_cast<size_t>(c)] * inv;
   }
 }
 

@@ -20,6 +20,10 @@ void add(float* x, const float* y, int64_t n);
 void rope_rotate_half(float* x, const float* cos, const float* sin, int64_t half);
 void attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s);
 void store_kv_row(const float* src, int64_t n, KvType t, void* dst);
+// kernels.h's pack_attention_kv_bf16 (the one packing every level reads) and attention_bf16.
+void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t kv_len,
+                            int64_t head_dim, uint16_t* packed);
+void attention_bf16(const float* q, const uint16_t* packed, float* out, const AttentionShape& s);
 void load_kv_row(const void* src, int64_t n, KvType t, float* dst);
 
 }  // namespace qvl::kernels::ref

@@ -53,6 +53,18 @@ KvType parse_kv_type(std::string_view name) {
   fail(ErrorKind::kInvalidArgument, "unknown KV cache type '", name, "' (expected f16, f32 or q8_0)");
 }
 
+std::string_view attention_precision_name(AttentionPrecision p) {
+  return p == AttentionPrecision::kBF16 ? "bf16" : "f32";
+}
+
+AttentionPrecision parse_attention_precision(std::string_view name) {
+  std::string s(name);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (AttentionPrecision p : {AttentionPrecision::kF32, AttentionPrecision::kBF16})
+    if (s == attention_precision_name(p)) return p;
+  fail(ErrorKind::kInvalidArgument, "unknown attention precision '", name, "' (expected bf16 or f32)");
+}
+
 bool kv_type_fits(KvType t, int64_t head_dim) {
   return head_dim > 0 && (t != KvType::kQ8_0 || head_dim % kKvBlock == 0);
 }

@@ -116,6 +116,15 @@ struct AttentionShape {
   KvType kv_type = KvType::kF32;  // element type of k and v (kQ8_0: head_dim, strides % 32 == 0)
 };
 
+// Arithmetic of the long non-causal attention (the vision tower; see attention_bf16 in kernels.h):
+//   kF32:  fp32 throughout (attention(); the reference mode).
+//   kBF16: q, k, v and the softmax probabilities rounded to bf16, products summed in fp32,
+//          softmax in fp32 (bf16 dot products: twice the fp32 FMA's flops per instruction).
+enum class AttentionPrecision : uint8_t { kF32 = 0, kBF16 = 1 };
+std::string_view attention_precision_name(AttentionPrecision p);  // "f32", "bf16"
+// Parses "f32" or "bf16" (case-insensitive); throws qvl::Error (kInvalidArgument) otherwise.
+AttentionPrecision parse_attention_precision(std::string_view name);
+
 // Instruction-set levels the kernels dispatch on (see active_isa() in kernels.h).
 // kSSE4 uses 128-bit SIMD for the float kernels (the int8 ones run the scalar code);
 // kAVX2 needs AVX2+FMA+F16C; kAVX512 needs AVX-512 F/BW/VL/DQ + VNNI.

@@ -7,11 +7,11 @@
 namespace qvl {
 
 Qwen3VL::Qwen3VL(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& text_formats,
-                 kernels::WeightFormat vision_format, ThreadPool* pool)
+                 kernels::WeightFormat vision_format, ThreadPool* pool, kernels::AttentionPrecision vision_attention)
     : decoder_(std::make_unique<TextDecoder>(config, ckpt, text_formats, pool)),
       vision_ids_{static_cast<int32_t>(config.image_token_id), static_cast<int32_t>(config.video_token_id)} {
   if (config.vision) {
-    vision_ = std::make_unique<VisionEncoder>(*config.vision, ckpt, vision_format, pool);
+    vision_ = std::make_unique<VisionEncoder>(*config.vision, ckpt, vision_format, pool, vision_attention);
     merge_ = config.vision->spatial_merge_size;
     deepstack_layers_ = config.vision->deepstack_visual_indexes.size();
   }

@@ -25,8 +25,10 @@ using ImageGrid = std::array<int64_t, 3>;  // (t, h, w) in patches, as Processed
 class Qwen3VL {
  public:
   // Loads both towers (the vision tower only when the config has one) from the checkpoint.
+  // vision_attention: the vision tower's attention arithmetic (VisionEncoder).
   Qwen3VL(const ModelConfig& config, Checkpoint& ckpt, const TextWeightFormats& text_formats,
-          kernels::WeightFormat vision_format, ThreadPool* pool);
+          kernels::WeightFormat vision_format, ThreadPool* pool,
+          kernels::AttentionPrecision vision_attention = kernels::AttentionPrecision::kF32);
 
   const TextDecoder& decoder() const { return *decoder_; }
   bool has_vision() const { return vision_ != nullptr; }

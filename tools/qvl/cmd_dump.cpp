@@ -20,6 +20,9 @@ Runner add_dump_command(CLI::App& app) {
                     "f32: every weight decoded to f32 at load (the exact path); q8_0, q4_0, q4_k: the text weights "
                     "quantized at load, to measure what it costs (default: weights as stored, llama.cpp's "
                     "quantized blocks on the int8 kernels)");
+  add_choice_option(*cmd, "--vision-attn", options->vision_attention, {"bf16", "f32"},
+                    "Vision tower attention arithmetic (default f32, what the strict goldens are checked with; "
+                    "bf16 is the fast mode, to check loose)");
   return [=] {
     int failures = dump_fixture(*fixture, *out, *options, std::cerr);
     if (failures > 0) std::cerr << failures << " case(s) failed\n";

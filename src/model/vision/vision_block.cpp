@@ -80,7 +80,8 @@ void vision_block_forward(const VisionBlockWeights& w, const VisionBlockDims& di
   shape.q_stride = shape.k_stride = shape.v_stride = 3 * d;
   shape.out_stride = d;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(dims.head_dim));
-  kernels::segmented_attention(big, big + d, big + 2 * d, a, cu_seqlens, shape, pool);  // a = [S, D]
+  shape.precision = dims.attention;
+  kernels::segmented_attention(big, big + d, big + 2 * d, a, cu_seqlens, shape, pool, &scratch.packed_kv);  // a = [S, D]
   kernels::matmul(a, s, w.attn_proj, w.attn_proj_bias.data(), big, pool);               // big = [S, D]
   parallel_elems(pool, s * d, [&](int64_t b, int64_t e) { kernels::add(x + b, big + b, e - b); });
 

@@ -9,8 +9,8 @@
 namespace qvl {
 
 VisionEncoder::VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt, kernels::WeightFormat format,
-                             ThreadPool* pool)
-    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, kVisionTensorPrefix)) {
+                             ThreadPool* pool, kernels::AttentionPrecision attention)
+    : cfg_(cfg), weights_(load_vision_weights(cfg, ckpt, kVisionTensorPrefix)), attention_(attention) {
   for (const TensorSpec& spec : vision_tensor_specs(cfg))
     if (spec.quant == QuantClass::kVision) quantize_in_place(*vision_tensor_field(weights_, spec).matrix, format, owned_, pool);
 }
@@ -89,6 +89,7 @@ VisionEncodeJob::VisionEncodeJob(const VisionEncoder& encoder, const float* pixe
   st.dims.intermediate = cfg_.intermediate_size;
   st.dims.eps = static_cast<float>(cfg_.layer_norm_eps);
   st.dims.act = vision::parse_block_activation(cfg_.hidden_act);
+  st.dims.attention = encoder.attention_;
   st.scratch.resize(rows, st.dims);
 }
 

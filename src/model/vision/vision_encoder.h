@@ -54,9 +54,11 @@ class VisionEncoder {
  public:
   // Loads and validates the weights under "model.visual." (every tensor there is consumed).
   // `format` other than kDense quantizes the blocks' and mergers' matrices at load (the patch
-  // embedding and position table stay as stored).
+  // embedding and position table stay as stored). `attention`: the arithmetic of the blocks'
+  // attention (kernels::AttentionPrecision; kF32, the default, is the reference).
   VisionEncoder(const VisionConfig& cfg, Checkpoint& ckpt,
-                kernels::WeightFormat format = kernels::WeightFormat::kDense, ThreadPool* pool = nullptr);
+                kernels::WeightFormat format = kernels::WeightFormat::kDense, ThreadPool* pool = nullptr,
+                kernels::AttentionPrecision attention = kernels::AttentionPrecision::kF32);
 
   // pixel_values: [sum t*h*w, C*T*P*P] rows in the HF processor order (per image: frames, then
   // 2x2 merge blocks row-major, then row-major within a block); grids in image order.
@@ -69,6 +71,7 @@ class VisionEncoder {
                       const BlockObserver& after_block = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
+  kernels::AttentionPrecision attention_precision() const { return attention_; }
   const VisionWeights& weights() const { return weights_; }
   // Bytes of the weights as held: matrices as stored or quantized, vectors as fp32.
   uint64_t weight_bytes() const;
@@ -77,6 +80,7 @@ class VisionEncoder {
   friend class VisionEncodeJob;
   VisionConfig cfg_;
   VisionWeights weights_;
+  kernels::AttentionPrecision attention_ = kernels::AttentionPrecision::kF32;
   std::vector<kernels::QuantizedMatrix> owned_;  // storage of matrices quantized at load
 };
 

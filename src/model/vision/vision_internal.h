@@ -52,11 +52,13 @@ struct VisionBlockDims {
   int64_t hidden = 0, heads = 0, head_dim = 0, intermediate = 0;
   float eps = 1e-6f;
   Activation act = Activation::kGeluTanh;
+  kernels::AttentionPrecision attention = kernels::AttentionPrecision::kF32;
 };
 // Reusable per-call buffers; sized by VisionBlockScratch::resize for S patches.
 struct VisionBlockScratch {
   std::vector<float> a;    // [S, D]
   std::vector<float> big;  // [S, max(3D, I)]
+  std::vector<uint16_t> packed_kv;  // bf16 attention: packed K/V (kernels::segmented_attention)
   void resize(int64_t patches, const VisionBlockDims& dims);
 };
 // x[S, D] += attn(norm1(x)); x += mlp(norm2(x)). Attention is bidirectional within each span
