@@ -66,25 +66,29 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::execute(const Job& job, int index) noexcept {
+// Runs range [begin, end) of `job` (or all of a run_on_all job) on thread `index`, as a member of
+// this pool (nested calls run inline), keeping the first exception for the caller.
+void ThreadPool::execute_range(const Job& job, int64_t begin, int64_t end, int index) noexcept {
   const ThreadPool* outer_pool = tl_pool;
   const int outer_index = tl_index;
   tl_pool = this;
   tl_index = index;
   try {
-    if (job.all) {
-      (*job.all)(index);
-    } else if (index < job.threads) {
-      const int64_t b0 = job.blocks * index / job.threads, b1 = job.blocks * (index + 1) / job.threads;
-      const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
-      if (begin < end) (*job.range)(begin, end, index);
-    }
+    if (job.all) (*job.all)(index);
+    else if (begin < end) (*job.range)(begin, end, index);
   } catch (...) {
     std::lock_guard<std::mutex> lock(error_mu_);
     if (!error_) error_ = std::current_exception();
   }
   tl_pool = outer_pool;
   tl_index = outer_index;
+}
+
+void ThreadPool::execute(const Job& job, int index) noexcept {
+  if (job.all) return execute_range(job, 0, 0, index);
+  if (index >= job.threads) return;
+  const int64_t b0 = job.blocks * index / job.threads, b1 = job.blocks * (index + 1) / job.threads;
+  execute_range(job, b0 * job.grain, std::min(job.n, b1 * job.grain), index);
 }
 
 void ThreadPool::run_chunks(uint32_t generation, int index) noexcept {
@@ -96,21 +100,9 @@ void ThreadPool::run_chunks(uint32_t generation, int index) noexcept {
     if (!chunk_claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel, std::memory_order_acquire))
       continue;
     // Chunk c is ours: the region cannot end before it is done, so job_ stays as published.
-    const ThreadPool* outer_pool = tl_pool;
-    const int outer_index = tl_index;
-    tl_pool = this;
-    tl_index = index;
     const Job& job = job_;
-    try {
-      const int64_t b0 = job.blocks * c / job.chunks, b1 = job.blocks * (c + 1) / job.chunks;
-      const int64_t begin = b0 * job.grain, end = std::min(job.n, b1 * job.grain);
-      if (begin < end) (*job.range)(begin, end, index);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mu_);
-      if (!error_) error_ = std::current_exception();
-    }
-    tl_pool = outer_pool;
-    tl_index = outer_index;
+    const int64_t b0 = job.blocks * c / job.chunks, b1 = job.blocks * (c + 1) / job.chunks;
+    execute_range(job, b0 * job.grain, std::min(job.n, b1 * job.grain), index);
     if (chunks_done_.fetch_add(1) + 1 == total && caller_waiting_.load()) {
       std::lock_guard<std::mutex> lock(mu_);
       done_.notify_one();

@@ -66,6 +66,7 @@ class ThreadPool {
   void worker_loop(int index);
   void run(const Job& job);       // fork, take part as thread 0, join; rethrows
   void execute(const Job& job, int index) noexcept;
+  void execute_range(const Job& job, int64_t begin, int64_t end, int index) noexcept;
   // Runs chunks of the chunked region `generation` until none is left; false if it was over.
   void run_chunks(uint32_t generation, int index) noexcept;
 
