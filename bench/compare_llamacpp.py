@@ -93,8 +93,7 @@ def qvl_image(a, size):
     cmd = [a.qvl, "bench", "-m", a.image_model, "-t", str(a.threads), "-p", "16", "-n", "1", "--skip-depth",
            "--image", size, "-r", "1", "--json"] + (["--mmproj", a.mmproj] if a.mmproj else []) + a.qvl_image_args
     j = json.loads(run(cmd, a.busy)[0])
-    return {"ttft_ms": j["ttft_ms"], "encode_ms": j["image_encode_ms"][size] if isinstance(j["image_encode_ms"], dict)
-            else j["image_encode_ms"]}
+    return {"ttft_ms": j["ttft_ms"], "encode_ms": j["image_encode_ms"][size]}
 
 
 def llama_image(a, png):

@@ -67,7 +67,8 @@ class ThreadPool {
   void run(const Job& job);       // fork, take part as thread 0, join; rethrows
   void execute(const Job& job, int index) noexcept;
   void execute_range(const Job& job, int64_t begin, int64_t end, int index) noexcept;
-  // Runs chunks of the chunked region `generation` until none is left; false if it was over.
+  // Claims and runs chunks of the chunked region `generation` until none is left (nothing if
+  // that region is already over).
   void run_chunks(uint32_t generation, int index) noexcept;
 
   int n_threads_;

@@ -150,6 +150,16 @@ uint64_t file_type(const std::string& mix) {
 constexpr auto kU32 = GgufStore::kU32;
 constexpr auto kF32 = GgufStore::kF32;
 
+// The general.* keys every llama.cpp file carries; `what` names the file in general.name.
+void set_general_keys(GgufWriter& w, const std::string& architecture, const std::string& type,
+                      const std::string& what, const std::string& mix) {
+  w.set("general.architecture", architecture);
+  w.set("general.type", type);
+  w.set("general.name", "qvl synthetic " + what + " " + mix + " (random weights)");
+  w.set("general.file_type", file_type(mix), kU32);
+  w.set("general.quantization_version", uint64_t{2}, kU32);
+}
+
 }  // namespace
 
 std::vector<std::string> synthetic_llama_gguf_types() { return {"Q4_K_M", "Q8_0", "Q4_0"}; }
@@ -167,11 +177,7 @@ void write_synthetic_llama_gguf(const std::string& preset, const std::string& ty
   StagedOutput output(out_path, StagedOutput::Kind::kFile);
 
   GgufWriter w;
-  w.set("general.architecture", std::string("qwen3vl"));
-  w.set("general.type", std::string("model"));
-  w.set("general.name", "qvl synthetic " + preset + " " + type_mix + " (random weights)");
-  w.set("general.file_type", file_type(type_mix), kU32);
-  w.set("general.quantization_version", uint64_t{2}, kU32);
+  set_general_keys(w, "qwen3vl", "model", preset, type_mix);
   w.set("qwen3vl.block_count", static_cast<uint64_t>(t.num_hidden_layers), kU32);
   w.set("qwen3vl.context_length", static_cast<uint64_t>(t.max_position_embeddings), kU32);
   w.set("qwen3vl.embedding_length", static_cast<uint64_t>(t.hidden_size), kU32);
@@ -240,11 +246,7 @@ void write_synthetic_llama_mmproj(const std::string& preset, const std::string& 
   StagedOutput output(out_path, StagedOutput::Kind::kFile);
 
   GgufWriter w;
-  w.set("general.architecture", std::string("clip"));
-  w.set("general.type", std::string("mmproj"));
-  w.set("general.name", "qvl synthetic " + preset + " mmproj " + type + " (random weights)");
-  w.set("general.file_type", file_type(type), kU32);
-  w.set("general.quantization_version", uint64_t{2}, kU32);
+  set_general_keys(w, "clip", "mmproj", preset + " mmproj", type);
   w.set("clip.has_vision_encoder", true);
   w.set("clip.projector_type", std::string("qwen3vl_merger"));
   w.set("clip.use_gelu", true);

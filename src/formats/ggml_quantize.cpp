@@ -45,9 +45,9 @@ void block_q8_0(const float* x, uint8_t* out) {
   for (int j = 0; j < 32; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[j] * inv)));
 }
 
-// Q4_0: the scale is the signed value of largest magnitude (the first one) over -8, so it maps to
-// code 0; codes are truncated after a +8.5 offset, capped at 15. Element j and j + 16 share a byte.
-void block_q4_0(const float* x, uint8_t* out) {
+// The first of a block's 32 values with the largest magnitude, sign kept (Q4_0's and Q5_0's
+// scale maps it to code 0).
+float signed_extreme(const float* x) {
   float amax = 0.0f, extreme = 0.0f;
   for (int j = 0; j < 32; ++j) {
     if (std::fabs(x[j]) > amax) {
@@ -55,7 +55,13 @@ void block_q4_0(const float* x, uint8_t* out) {
       extreme = x[j];
     }
   }
-  const float d = extreme / -8.0f;
+  return extreme;
+}
+
+// Q4_0: the scale is the signed value of largest magnitude (the first one) over -8, so it maps to
+// code 0; codes are truncated after a +8.5 offset, capped at 15. Element j and j + 16 share a byte.
+void block_q4_0(const float* x, uint8_t* out) {
+  const float d = signed_extreme(x) / -8.0f;
   const float inv = d != 0.0f ? 1.0f / d : 0.0f;
   put_f16(out, d);
   auto code = [&](float v) {
@@ -67,14 +73,7 @@ void block_q4_0(const float* x, uint8_t* out) {
 // Q5_0: as Q4_0 with 5-bit codes (the scale maps the extreme value to code 0 of 32); the fifth
 // bits of all 32 codes form the 32-bit qh. Layout: d, qh, qs[16].
 void block_q5_0(const float* x, uint8_t* out) {
-  float amax = 0.0f, extreme = 0.0f;
-  for (int j = 0; j < 32; ++j) {
-    if (std::fabs(x[j]) > amax) {
-      amax = std::fabs(x[j]);
-      extreme = x[j];
-    }
-  }
-  const float d = extreme / -16.0f;
+  const float d = signed_extreme(x) / -16.0f;
   const float inv = d != 0.0f ? 1.0f / d : 0.0f;
   put_f16(out, d);
   auto code = [&](float v) { return std::min<int>(31, static_cast<int8_t>(v * inv + 16.5f)); };
