@@ -88,6 +88,8 @@ inline void tile(const TileArgs& t) {
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   const ActRows<MR> x(a, t.i0, nb);
+  // Q4_K / Q5_K: the super-block scales, converted once per 8 blocks rather than in every block.
+  [[maybe_unused]] __m256 super_d[2] = {}, super_dmin[2] = {};
 
   for (int64_t b = 0; b < nb; ++b) {
     if (MR == 1 || t.stream_weights) prefetch_codes_ahead<F>(t.grp, b);
@@ -110,6 +112,9 @@ inline void tile(const TileArgs& t) {
         high_hi[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 320 + 32 * h));
       }
       __m256i lo16[MR][2] = {}, hi16[MR][2] = {};  // set at even j, used at odd j
+      // Unrolled so that q6_high's shift and the even/odd choice are constants and lo16/hi16 stay
+      // in registers: GCC 12 kept this loop rolled, and the kernel ran 2x slower (kernel_bench).
+      #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
@@ -229,11 +234,17 @@ inline void tile(const TileArgs& t) {
       }
     }
     if constexpr (kScaleMin<F>) {
-      const int64_t sb = b / kSuperBlocks;
+      if (b % kSuperBlocks == 0) {
+        const int64_t sb = b / kSuperBlocks;
+        for (int h = 0; h < 2; ++h) {
+          super_d[h] = load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h);
+          super_dmin[h] = load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h);
+        }
+      }
       __m256 dsc[2], mmn[2];
       for (int h = 0; h < 2; ++h) {
-        dsc[h] = _mm256_mul_ps(load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h), load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
-        mmn[h] = _mm256_mul_ps(load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h), load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
+        dsc[h] = _mm256_mul_ps(super_d[h], load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
+        mmn[h] = _mm256_mul_ps(super_dmin[h], load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
       }
       for (int i = 0; i < MR; ++i) {
         const __m256 dx = _mm256_set1_ps(x.d[i][b]);

@@ -89,6 +89,8 @@ inline void tile(const TileArgs& t) {
     for (int g = 0; g < NG; ++g) acc[i][g] = _mm512_setzero_ps();
 
   const ActRows<MR> x(a, t.i0, nb);
+  // Q4_K / Q5_K: the super-block scales, converted once per 8 blocks rather than in every block.
+  [[maybe_unused]] __m512 super_d[NG] = {}, super_dmin[NG] = {};
 
   // A single activation row (decode) leaves only NG dependency chains of 8 vpdpbusd per block,
   // so its sums are split over kP partial accumulators (added once per block). GGML_Q6_K needs
@@ -202,11 +204,17 @@ inline void tile(const TileArgs& t) {
       }
     }
     if constexpr (kScaleMin<F>) {
-      const int64_t sb = b / kSuperBlocks;
+      if (b % kSuperBlocks == 0) {
+        const int64_t sb = b / kSuperBlocks;
+        for (int g = 0; g < NG; ++g) {
+          super_d[g] = load_super<F>(t.grp[g] + L.scales_off + sb * 32);
+          super_dmin[g] = load_super<F>(t.grp[g] + L.dmin_off + sb * 32);
+        }
+      }
       __m512 dsc[NG], mmn[NG];
       for (int g = 0; g < NG; ++g) {
-        dsc[g] = _mm512_mul_ps(load_super<F>(t.grp[g] + L.scales_off + sb * 32), load_u8x16(t.grp[g] + L.sc_off + b * 16));
-        mmn[g] = _mm512_mul_ps(load_super<F>(t.grp[g] + L.dmin_off + sb * 32), load_u8x16(t.grp[g] + L.mn_off + b * 16));
+        dsc[g] = _mm512_mul_ps(super_d[g], load_u8x16(t.grp[g] + L.sc_off + b * 16));
+        mmn[g] = _mm512_mul_ps(super_dmin[g], load_u8x16(t.grp[g] + L.mn_off + b * 16));
       }
       for (int i = 0; i < MR; ++i) {
         const __m512 dx = _mm512_set1_ps(x.d[i][b]);
