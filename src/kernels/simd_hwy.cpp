@@ -149,11 +149,14 @@ void DenseMatvec(const WeightMatrix& w, const float* x, const float* bias, float
 // Panels of NR = 2 vectors of W rows are converted to fp32 and transposed ([kc][NR]) in
 // K-blocks of kKc columns; an MR × NR tile of y is kept in registers over each K-block.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-constexpr int kMR = 6;  // 12 accumulators of 32 registers
+constexpr bool kWideRegisterFile = true;  // 32 vector registers
 #else
-constexpr int kMR = 4;  // 8 accumulators of 16 registers
+constexpr bool kWideRegisterFile = false;  // 16
 #endif
+// 12 accumulators + 2 weight vectors + 1 broadcast fit in 16 registers (and leave room in 32).
+constexpr int kMR = 6;
 constexpr int64_t kKc = 256;
+constexpr int64_t kPanels = 8;  // panels packed per K-block (AVX2: 8 × 256 × 16 floats = 128 KB)
 
 int64_t PanelRows() { return 2 * static_cast<int64_t>(hn::Lanes(DF())); }
 
@@ -203,41 +206,52 @@ HWY_INLINE void GemmT(const WeightMatrix& w, const float* x, int64_t m, const fl
   const int64_t N = static_cast<int64_t>(hn::Lanes(df)), NR = 2 * N;
   const int64_t n = w.rows, k = w.cols;
   HwyScratch& s = hwy_scratch();
-  float* packed = grow(s.a, static_cast<size_t>(kKc * NR));
+  float* packed = grow(s.a, static_cast<size_t>(kPanels * kKc * NR));
   float* rowbuf = grow(s.b, static_cast<size_t>(kKc));
   float* ctile = grow(s.c, static_cast<size_t>(kMR * NR));
-  for (int64_t p0 = r0; p0 < r1; p0 += NR) {
-    const int64_t nr = std::min(NR, r1 - p0);
+  // kPanels panels are packed per K-block and each MR-row slice of x is used for all of them while
+  // it is in L1: x (m × kc) is swept once per kPanels panels instead of once per panel. Every
+  // output still sums its K-blocks and its columns in the same order (results do not change).
+  for (int64_t q0 = r0; q0 < r1; q0 += kPanels * NR) {
+    const int64_t q1 = std::min(r1, q0 + kPanels * NR);
+    const int64_t panels = (q1 - q0 + NR - 1) / NR;
     for (int64_t k0 = 0; k0 < k; k0 += kKc) {
       const int64_t kc = std::min(kKc, k - k0);
-      for (int64_t j = 0; j < NR; ++j) {
-        if (j < nr) {
-          ConvertRowT<L>(static_cast<const char*>(w.data) +
-                             static_cast<size_t>((p0 + j) * k + k0) * L::kSize,
-                         rowbuf, kc);
-          for (int64_t kk = 0; kk < kc; ++kk) packed[kk * NR + j] = rowbuf[kk];
-        } else {
-          for (int64_t kk = 0; kk < kc; ++kk) packed[kk * NR + j] = 0.0f;
+      for (int64_t p = 0; p < panels; ++p) {
+        const int64_t p0 = q0 + p * NR, nr = std::min(NR, q1 - p0);
+        float* panel = packed + p * kKc * NR;
+        for (int64_t j = 0; j < NR; ++j) {
+          if (j < nr) {
+            ConvertRowT<L>(static_cast<const char*>(w.data) + static_cast<size_t>((p0 + j) * k + k0) * L::kSize,
+                           rowbuf, kc);
+            for (int64_t kk = 0; kk < kc; ++kk) panel[kk * NR + j] = rowbuf[kk];
+          } else {
+            for (int64_t kk = 0; kk < kc; ++kk) panel[kk * NR + j] = 0.0f;
+          }
         }
       }
       const bool first = k0 == 0;
       for (int64_t i0 = 0; i0 < m; i0 += kMR) {
         const int mr = static_cast<int>(std::min<int64_t>(kMR, m - i0));
-        if (nr == NR) {
-          GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, packed, kc, y + i0 * n + p0, n, first);
-        } else {
-          if (!first)
+        for (int64_t p = 0; p < panels; ++p) {
+          const int64_t p0 = q0 + p * NR, nr = std::min(NR, q1 - p0);
+          const float* panel = packed + p * kKc * NR;
+          if (nr == NR) {
+            GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, panel, kc, y + i0 * n + p0, n, first);
+          } else {
+            if (!first)
+              for (int i = 0; i < mr; ++i)
+                for (int64_t j = 0; j < nr; ++j) ctile[i * NR + j] = y[(i0 + i) * n + p0 + j];
+            GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, panel, kc, ctile, NR, first);
             for (int i = 0; i < mr; ++i)
-              for (int64_t j = 0; j < nr; ++j) ctile[i * NR + j] = y[(i0 + i) * n + p0 + j];
-          GemmTileDispatch<kMR>(mr, x + i0 * k + k0, k, packed, kc, ctile, NR, first);
-          for (int i = 0; i < mr; ++i)
-            for (int64_t j = 0; j < nr; ++j) y[(i0 + i) * n + p0 + j] = ctile[i * NR + j];
+              for (int64_t j = 0; j < nr; ++j) y[(i0 + i) * n + p0 + j] = ctile[i * NR + j];
+          }
         }
       }
     }
     if (bias)
       for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < nr; ++j) y[i * n + p0 + j] += bias[p0 + j];
+        for (int64_t j = q0; j < q1; ++j) y[i * n + j] += bias[j];
   }
 }
 
@@ -758,23 +772,28 @@ constexpr int64_t kBK = 64;  // keys per tile (a multiple of every vector width)
 constexpr int kBQ = 8;       // queries per score micro-tile
 
 // S[q][0..kBK) = qs[q] · Kt for kBQ queries; Kt is [d][kBK]. Two vectors of keys at a time.
+// With 16 registers the queries go 4 at a time (8 accumulators): 8 would spill. Each score sums
+// its d products in the same order either way.
 HWY_INLINE void ScoresBlocked(const float* qs, int64_t d, const float* kt, float* sc) {
   const DF df;
   const int64_t N = static_cast<int64_t>(hn::Lanes(df));
-  for (int64_t j = 0; j < kBK; j += 2 * N) {
-    VF a0[kBQ], a1[kBQ];
-    for (int q = 0; q < kBQ; ++q) a0[q] = a1[q] = hn::Zero(df);
-    for (int64_t c = 0; c < d; ++c) {
-      const VF k0 = hn::Load(df, kt + c * kBK + j), k1 = hn::Load(df, kt + c * kBK + j + N);
-      for (int q = 0; q < kBQ; ++q) {
-        const VF qv = hn::Set(df, qs[q * d + c]);
-        a0[q] = hn::MulAdd(qv, k0, a0[q]);
-        a1[q] = hn::MulAdd(qv, k1, a1[q]);
+  constexpr int kRows = kWideRegisterFile ? kBQ : 4;
+  for (int q0 = 0; q0 < kBQ; q0 += kRows) {
+    for (int64_t j = 0; j < kBK; j += 2 * N) {
+      VF a0[kRows], a1[kRows];
+      for (int q = 0; q < kRows; ++q) a0[q] = a1[q] = hn::Zero(df);
+      for (int64_t c = 0; c < d; ++c) {
+        const VF k0 = hn::Load(df, kt + c * kBK + j), k1 = hn::Load(df, kt + c * kBK + j + N);
+        for (int q = 0; q < kRows; ++q) {
+          const VF qv = hn::Set(df, qs[(q0 + q) * d + c]);
+          a0[q] = hn::MulAdd(qv, k0, a0[q]);
+          a1[q] = hn::MulAdd(qv, k1, a1[q]);
+        }
       }
-    }
-    for (int q = 0; q < kBQ; ++q) {
-      hn::Store(a0[q], df, sc + q * kBK + j);
-      hn::Store(a1[q], df, sc + q * kBK + j + N);
+      for (int q = 0; q < kRows; ++q) {
+        hn::Store(a0[q], df, sc + (q0 + q) * kBK + j);
+        hn::Store(a1[q], df, sc + (q0 + q) * kBK + j + N);
+      }
     }
   }
 }
@@ -857,8 +876,10 @@ void AttentionBlockedF32(const float* q, const float* k, const float* v, float* 
         float* acc4 = acc + (i0 + half) * d;
         const float* p4 = p + half * kBK;
         const float* vt = v + j0 * s.v_stride;
-        for (int64_t c0 = 0; c0 < d; c0 += 4 * N) {
-          switch (std::min<int64_t>(4, (d - c0) / N)) {
+        // 4 queries × NV vectors of accumulators: NV = 4 spills with 16 registers.
+        constexpr int64_t kMaxNV = kWideRegisterFile ? 4 : 2;
+        for (int64_t c0 = 0; c0 < d; c0 += kMaxNV * N) {
+          switch (std::min<int64_t>(kMaxNV, (d - c0) / N)) {
             case 4: PvChunk<4>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
             case 3: PvChunk<3>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
             case 2: PvChunk<2>(acc4, d, c0, vt, s.v_stride, tk, p4); break;
