@@ -205,7 +205,7 @@ TEST(VisionAttention, OptionIsHonouredAndReported) {
   EXPECT_EQ(Model::load(test::tiny_model_dir(), o)->info().vision_attention, "bf16");
   o.vision_attention = "";
   EXPECT_EQ(Model::load(test::tiny_model_dir(), o)->info().vision_attention,
-            kernels::attention_bf16_native() ? "bf16" : "f32");
+            kernels::attention_bf16_preferred() ? "bf16" : "f32");
   o.vision_attention = "fp8";
   test::expect_error([&] { Model::load(test::tiny_model_dir(), o); }, ErrorKind::kInvalidArgument, {"fp8"});
 }

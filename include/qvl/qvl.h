@@ -51,7 +51,7 @@ typedef struct qvl_model_options {
   const char* head_weights_type;   /* embed_tokens / lm_head, same names */
   const char* vision_weights_type; /* "q8_0" or "bf16" */
   const char* kv_cache_type;       /* "f16", "f32" or "q8_0" */
-  const char* vision_attention;    /* "bf16" or "f32" (NULL / "": bf16 on CPUs with AVX512_BF16) */
+  const char* vision_attention;    /* "bf16" or "f32" (NULL / "": bf16 with AVX512_BF16 or AVX2) */
 } qvl_model_options;
 /* Every field zero / NULL. */
 qvl_model_options qvl_model_options_default(void);

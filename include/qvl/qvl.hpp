@@ -35,9 +35,9 @@ struct ModelOptions {
   // "q8_0" quantizes at load (about 2x faster image encoding).
   std::string vision_weights_type;
   // Arithmetic of the vision tower's attention: "bf16" (q, k, v and the softmax weights rounded
-  // to bf16, fp32 sums and softmax: the attention ~3.5x faster on CPUs with AVX512_BF16, vision
-  // embeddings within ~2e-2 of max |f32| on the synthetic 4B), "f32" (the reference), or "" =
-  // bf16 where the CPU has bf16 dot products (AVX512_BF16), else f32.
+  // to bf16, fp32 sums and softmax: the attention ~3.5x faster on CPUs with AVX512_BF16, ~2.3x on
+  // AVX2; vision embeddings within ~2e-2 of max |f32| on the synthetic 4B), "f32" (the
+  // reference), or "" = bf16 where it is the faster kernel (AVX512_BF16, or AVX2), else f32.
   std::string vision_attention;
   // Element type of every generator's KV cache: "" or "f16" (the default: half the bytes of
   // fp32, what long-context decode streams), "f32" (exact; the golden tests use it) or "q8_0"

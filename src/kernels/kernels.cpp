@@ -416,6 +416,8 @@ void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, in
 
 bool attention_bf16_native() { return current() == Isa::kAVX512 && has_avx512_bf16(); }
 
+bool attention_bf16_preferred() { return attention_bf16_native() || current() == Isa::kAVX2; }
+
 void attention_bf16(const float* q, const uint16_t* packed_kv, float* out, const AttentionShape& s) {
   if (s.q_len < 0 || s.kv_len < 0) fail(ErrorKind::kInvalidArgument, "attention_bf16: negative size");
   if (!bf16_head_dim_ok(s.head_dim))

@@ -143,8 +143,13 @@ void pack_attention_kv_bf16(const float* k, int64_t k_stride, const float* v, in
 // into calls or threads.
 void attention_bf16(const float* q, const uint16_t* packed_kv, float* out, const AttentionShape& s);
 // Whether attention_bf16 runs on bf16 dot-product instructions here (AVX512_BF16 and the active
-// level avx512), i.e. whether it is faster than the fp32 attention.
+// level avx512).
 bool attention_bf16_native();
+// Whether attention_bf16 is the faster vision attention at the active level: on vdpbf16ps, and on
+// AVX2 (without AVX-512), where its packed-once K/V tiles in fp32 FMAs run ~2.3x the f32 kernel
+// (kernel_bench vision_head/n3072: 41 vs 96 ms per head on one core). AVX-512 without
+// AVX512_BF16 keeps f32 (not measured).
+bool attention_bf16_preferred();
 
 // ---- Instruction-set selection -------------------------------------------------------------
 Isa detected_isa();  // the best level this CPU supports

@@ -139,8 +139,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& options, bool with_context) 
                     "or convert it to bf16 (default: as stored)");
   add_choice_option(cmd, "--vision-attn", options.vision_attention, {"bf16", "f32"},
                     "Vision tower attention arithmetic: bf16 (bf16 products, fp32 softmax and sums; ~3.5x faster "
-                    "attention on CPUs with AVX512_BF16) or f32 (the reference) (default: bf16 where the CPU has "
-                    "AVX512_BF16, else f32)");
+                    "attention with AVX512_BF16, ~2.3x on AVX2) or f32 (the reference) (default: bf16 with "
+                    "AVX512_BF16 or on AVX2, else f32)");
   add_choice_option(cmd, "--kv-type", options.kv_cache_type, {"f16", "f32", "q8_0"},
                     "KV cache element type: f16 (default), f32 or q8_0 (q8_0 needs a head size divisible by 32, "
                     "else f16 is used and a note says so)");
