@@ -1238,6 +1238,17 @@ TEST_P(IsaTest, Bf16AttentionRowsIndependentOfTheSplit) {
     }
 }
 
+// The vision attention default follows the active level: bf16 on vdpbf16ps and on AVX2 (where
+// the bf16 kernel is the faster one), f32 on the scalar levels.
+TEST(Bf16Attention, PreferredWhereItIsTheFasterKernel) {
+  for (Isa isa : supported_isas()) {
+    set_max_isa(isa);
+    const bool expected = isa == Isa::kAVX2 || (isa == Isa::kAVX512 && attention_bf16_native());
+    EXPECT_EQ(attention_bf16_preferred(), expected) << isa_name(isa);
+  }
+  set_max_isa(Isa::kAVX512);
+}
+
 TEST(Bf16Attention, PackingAndArguments) {
   // Layout sizes: keys padded to blocks of 16, K to dimension pairs, V to lines of 16.
   EXPECT_EQ(attention_bf16_packed_elems(0, 64), 0u);

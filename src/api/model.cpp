@@ -140,8 +140,8 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   // Vision attention: bf16 by default where it is the faster kernel.
   const kernels::AttentionPrecision vision_attention =
       !options.vision_attention.empty() ? kernels::parse_attention_precision(options.vision_attention)
-      : kernels::attention_bf16_preferred() ? kernels::AttentionPrecision::kBF16
-                                         : kernels::AttentionPrecision::kF32;
+      : kernels::attention_bf16_preferred()   ? kernels::AttentionPrecision::kBF16
+                                              : kernels::AttentionPrecision::kF32;
   m.qwen = std::make_unique<Qwen3VL>(m.config, *m.checkpoint, formats, weight_format_option(options.vision_weights_type),
                                      m.pool.get(), vision_attention);
   m.checkpoint->check_all_used();
