@@ -315,10 +315,11 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
       t.row0 = g * 16;
       for (int64_t i0 = c0; i0 < c1;) {
         t.i0 = i0;
-        if (kMR<F> == 4 && c1 - i0 >= 4) {
+        const int64_t left = c1 - i0;
+        if (left >= kMR<F>) {
           tile<F, kMR<F>>(t);
-          i0 += 4;
-        } else if (c1 - i0 >= 2) {
+          i0 += kMR<F>;
+        } else if (left >= 2) {
           tile<F, 2>(t);
           i0 += 2;
         } else {
