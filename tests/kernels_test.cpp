@@ -511,6 +511,30 @@ TEST_P(IsaTest, ThreadCountDeterminism) {
   }
 }
 
+// A row's result does not depend on how many rows share the call: decode (one row, streaming
+// tile), a few rows (streaming tiles of 4/2/1) and prefill (codes unpacked once per row group)
+// give the same bits, which is what lets batched decoding equal sequential decoding.
+TEST_P(IsaTest, QuantizedRowsIndependentOfTheBatch) {
+  const int64_t rows = 40, cols = 640, m = 37;
+  const Dense bf = make_dense(DType::kBF16, rows, cols, 15, 0.1f);
+  const std::vector<float> bias = randn(static_cast<size_t>(rows), 16);
+  const std::vector<float> x = randn(static_cast<size_t>(m * cols), 17, 2.0f);
+  for (WeightFormat f : kKernelFormats) {
+    const QuantizedMatrix q = quantized_for_test(bf.w, f, 18);
+    std::vector<float> all(static_cast<size_t>(m * rows));
+    matmul(x.data(), m, q, bias.data(), all.data(), nullptr);
+    for (int64_t i = 0; i < m; ++i) {
+      std::vector<float> one(static_cast<size_t>(rows));
+      matmul(x.data() + i * cols, 1, q, bias.data(), one.data(), nullptr);
+      ASSERT_EQ(std::memcmp(one.data(), all.data() + i * rows, rows * sizeof(float)), 0)
+          << weight_format_name(f) << " row " << i;
+    }
+    std::vector<float> few(static_cast<size_t>(7 * rows));  // rows 30..36 through the streaming tiles
+    matmul(x.data() + 30 * cols, 7, q, bias.data(), few.data(), nullptr);
+    EXPECT_EQ(std::memcmp(few.data(), all.data() + 30 * rows, few.size() * sizeof(float)), 0) << weight_format_name(f);
+  }
+}
+
 // ---- element-wise kernels -----------------------------------------------------------------------
 
 const int64_t kSizes[] = {1, 7, 16, 33, 100, 2560};

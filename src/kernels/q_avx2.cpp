@@ -6,6 +6,8 @@
 //   Q8_0: signed codes via the sign trick (|w| × sign(x, w)); pairs ≤ 2 · 127 · 127 = 32258.
 #include "kernels/q_common.h"
 
+#include <vector>
+
 namespace qvl::kernels::detail {
 
 #if QVL_X86_KERNELS
@@ -82,12 +84,85 @@ struct TileArgs {
   bool stream_weights = false;
 };
 
+// The tile's sums (plus bias) to y: rows i0.., the valid rows of the group.
+template <int MR>
+inline void store_tile(const TileArgs& t, const __m256 (&acc)[MR][2]) {
+  const int64_t n = t.L->rows;
+  alignas(32) float buf[16];
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(buf, acc[i][0]);
+    _mm256_store_ps(buf + 8, acc[i][1]);
+    float* yr = t.y + (t.i0 + i) * n + t.row0;
+    for (int r = 0; r < t.valid; ++r) yr[r] = buf[r] + (t.bias ? t.bias[t.row0 + r] : 0.0f);
+  }
+}
+
+// Block b's int32 dot products (per activation row i and row half h) scaled into the fp32 sums:
+// one definition for the streaming and the unpacked tiles, so both round alike. is_hi is GGML_Q6_K's
+// second 16-column half (each half has its own scale); other formats pass is twice.
+template <WeightFormat F, int MR>
+inline void scale_block(const TileArgs& t, const ActRows<MR>& x, int64_t b, const __m256i (&is)[MR][2],
+                        [[maybe_unused]] const __m256i (&is_hi)[MR][2], __m256 (&acc)[MR][2],
+                        [[maybe_unused]] __m256 (&super_d)[2], [[maybe_unused]] __m256 (&super_dmin)[2]) {
+  const QLayout& L = *t.L;
+  if constexpr (F == WeightFormat::kGgmlQ6_K) {
+    const int64_t sb = b / kSuperBlocks;
+    for (int h = 0; h < 2; ++h) {
+      const __m256 d = load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h);
+      const __m256 dlo = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b) * 16 + 8 * h));
+      const __m256 dhi = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b + 1) * 16 + 8 * h));
+      for (int i = 0; i < MR; ++i) {
+        const __m256 dx = _mm256_set1_ps(x.d[i][b]);
+        acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dlo, dx), acc[i][h]);
+        acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is_hi[i][h]), _mm256_mul_ps(dhi, dx), acc[i][h]);
+      }
+    }
+  } else if constexpr (kScaleMin<F>) {
+    if (b % kSuperBlocks == 0) {
+      const int64_t sb = b / kSuperBlocks;
+      for (int h = 0; h < 2; ++h) {
+        super_d[h] = load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h);
+        super_dmin[h] = load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h);
+      }
+    }
+    __m256 dsc[2], mmn[2];
+    for (int h = 0; h < 2; ++h) {
+      dsc[h] = _mm256_mul_ps(super_d[h], load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
+      mmn[h] = _mm256_mul_ps(super_dmin[h], load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m256 dx = _mm256_set1_ps(x.d[i][b]);
+      const __m256 dsx = _mm256_set1_ps(x.ds[i][b]);
+      for (int h = 0; h < 2; ++h) {
+        acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dsc[h], dx), acc[i][h]);
+        acc[i][h] = _mm256_fnmadd_ps(mmn[h], dsx, acc[i][h]);
+      }
+    }
+  } else if constexpr (F == WeightFormat::kGgmlIQ4_XS) {
+    const int64_t sb = b / kSuperBlocks;
+    for (int h = 0; h < 2; ++h) {
+      const __m256 dl = _mm256_mul_ps(load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h),
+                                      _mm256_sub_ps(load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h), _mm256_set1_ps(32.0f)));
+      for (int i = 0; i < MR; ++i)
+        acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dl, _mm256_set1_ps(x.d[i][b])), acc[i][h]);
+    }
+  } else {
+    __m256 sc[2];
+    for (int h = 0; h < 2; ++h) sc[h] = load_f16x8(t.grp + L.scales_off + b * 32 + 16 * h);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 dx = _mm256_set1_ps(x.d[i][b]);
+      for (int h = 0; h < 2; ++h)
+        acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(sc[h], dx), acc[i][h]);
+    }
+  }
+}
+
 // MR activation rows × one row group (two halves of 8 rows).
 template <WeightFormat F, int MR>
 inline void tile(const TileArgs& t) {
   const QLayout& L = *t.L;
   const QActs& a = *t.a;
-  const int64_t nb = L.nb, n = L.rows;
+  const int64_t nb = L.nb;
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i ones16 = _mm256_set1_epi16(1);
   __m256 acc[MR][2];
@@ -143,17 +218,7 @@ inline void tile(const TileArgs& t) {
           }
         }
       }
-      const int64_t sb = b / kSuperBlocks;
-      for (int h = 0; h < 2; ++h) {
-        const __m256 d = load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h);
-        const __m256 dlo = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b) * 16 + 8 * h));
-        const __m256 dhi = _mm256_mul_ps(d, load_i8x8(t.grp + L.sc_off + (2 * b + 1) * 16 + 8 * h));
-        for (int i = 0; i < MR; ++i) {
-          const __m256 dx = _mm256_set1_ps(x.d[i][b]);
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo32[i][h]), _mm256_mul_ps(dlo, dx), acc[i][h]);
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi32[i][h]), _mm256_mul_ps(dhi, dx), acc[i][h]);
-        }
-      }
+      scale_block<F, MR>(t, x, b, lo32, hi32, acc, super_d, super_dmin);
       continue;
     }
     __m256i is[MR][2];
@@ -242,52 +307,145 @@ inline void tile(const TileArgs& t) {
         }
       }
     }
-    if constexpr (kScaleMin<F>) {
-      if (b % kSuperBlocks == 0) {
-        const int64_t sb = b / kSuperBlocks;
-        for (int h = 0; h < 2; ++h) {
-          super_d[h] = load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h);
-          super_dmin[h] = load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h);
-        }
-      }
-      __m256 dsc[2], mmn[2];
+    scale_block<F, MR>(t, x, b, is, is, acc, super_d, super_dmin);
+  }
+
+  store_tile<MR>(t, acc);
+}
+
+// Prefill (many activation rows) of the 5- and 6-bit k-quants: a row group's codes are unpacked
+// to one byte each, a slice of blocks at a time, step s (4 columns) of block b at
+// [b * 512 + 64 s + 32 h], and every row of the chunk reads them as they are. The streaming tile
+// merges their high bits for every tile of rows (Q6_K: ~200 instructions per block and row); this
+// cut kernel_bench matmul_m512 (2560 -> 9728, one AVX2 core) from 373-517 to 241-279 ms for Q5_K
+// and from 371-430 to 260-316 ms for Q6_K. Q4_0 and Q4_K measured no gain (their unpacking is a
+// mask and a shift, shared by four rows), Q8_0 and IQ4_XS need the sign trick per row anyway.
+constexpr size_t kUnpackedBlockBytes = 512;
+
+template <WeightFormat F>
+constexpr bool kUnpackForPrefill = F == WeightFormat::kGgmlQ5_K || F == WeightFormat::kGgmlQ6_K;
+
+template <WeightFormat F>
+inline void unpack_group(const uint8_t* grp, int64_t b0, int64_t b1, uint8_t* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* codes = grp + static_cast<size_t>(b) * kCodeBytes<F>;
+    uint8_t* o = out + static_cast<size_t>(b - b0) * kUnpackedBlockBytes;
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
       for (int h = 0; h < 2; ++h) {
-        dsc[h] = _mm256_mul_ps(super_d[h], load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h));
-        mmn[h] = _mm256_mul_ps(super_dmin[h], load_u8x8(t.grp + L.mn_off + b * 16 + 8 * h));
-      }
-      for (int i = 0; i < MR; ++i) {
-        const __m256 dx = _mm256_set1_ps(x.d[i][b]);
-        const __m256 dsx = _mm256_set1_ps(x.ds[i][b]);
-        for (int h = 0; h < 2; ++h) {
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dsc[h], dx), acc[i][h]);
-          acc[i][h] = _mm256_fnmadd_ps(mmn[h], dsx, acc[i][h]);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * j + 32 * h));
+        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if constexpr (F == WeightFormat::kGgmlQ5_K) {
+          const __m256i m10 = _mm256_set1_epi8(0x10);
+          const __m256i fifth = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(q5_fifth(fifth, j), m10));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(q5_fifth(fifth, j + 4), m10));
+        } else if constexpr (F == WeightFormat::kGgmlQ6_K) {
+          const __m256i m30 = _mm256_set1_epi8(0x30);
+          const __m256i high_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
+          const __m256i high_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 320 + 32 * h));
+          lo = _mm256_or_si256(lo, _mm256_and_si256(q6_high(high_lo, j), m30));
+          hi = _mm256_or_si256(hi, _mm256_and_si256(q6_high(high_hi, j), m30));
         }
-      }
-    } else if constexpr (F == WeightFormat::kGgmlIQ4_XS) {
-      const int64_t sb = b / kSuperBlocks;
-      for (int h = 0; h < 2; ++h) {
-        const __m256 dl = _mm256_mul_ps(load_f16x8(t.grp + L.scales_off + sb * 32 + 16 * h),
-                                        _mm256_sub_ps(load_u8x8(t.grp + L.sc_off + b * 16 + 8 * h), _mm256_set1_ps(32.0f)));
-        for (int i = 0; i < MR; ++i)
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(dl, _mm256_set1_ps(x.d[i][b])), acc[i][h]);
-      }
-    } else {
-      __m256 sc[2];
-      for (int h = 0; h < 2; ++h) sc[h] = load_f16x8(t.grp + L.scales_off + b * 32 + 16 * h);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 dx = _mm256_set1_ps(x.d[i][b]);
-        for (int h = 0; h < 2; ++h)
-          acc[i][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i][h]), _mm256_mul_ps(sc[h], dx), acc[i][h]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * j + 32 * h), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * (j + 4) + 32 * h), hi);
       }
     }
   }
+}
 
-  alignas(32) float buf[16];
-  for (int i = 0; i < MR; ++i) {
-    _mm256_store_ps(buf, acc[i][0]);
-    _mm256_store_ps(buf + 8, acc[i][1]);
-    float* yr = t.y + (t.i0 + i) * n + t.row0;
-    for (int r = 0; r < t.valid; ++r) yr[r] = buf[r] + (t.bias ? t.bias[t.row0 + r] : 0.0f);
+// MR activation rows × one row group whose codes unpack_group wrote to `codes`. Each block's int32
+// sums equal the streaming tile's (integer arithmetic, no overflow: the same 16-bit groupings by
+// code range) and go through the same scale_block, so a row's result does not depend on the path.
+template <WeightFormat F, int MR>
+inline void tile_unpacked(const TileArgs& t, const uint8_t* codes, int64_t b0, int64_t b1, float* partial) {
+  const QLayout& L = *t.L;
+  const QActs& a = *t.a;
+  const int64_t nb = L.nb;
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  // The fp32 sums live in `partial` (L1) between blocks: in registers they would push the 16-bit
+  // sums out to the stack (GCC spilled those, the hot ones).
+  if (b0 == 0) std::fill(partial, partial + 16 * MR, 0.0f);
+  const ActRows<MR> x(a, t.i0, nb);
+  [[maybe_unused]] __m256 super_d[2] = {}, super_dmin[2] = {};
+  if constexpr (kScaleMin<F>) {
+    if (b0 % kSuperBlocks != 0) {
+      const int64_t sb = b0 / kSuperBlocks;
+      for (int h = 0; h < 2; ++h) {
+        super_d[h] = load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h);
+        super_dmin[h] = load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h);
+      }
+    }
+  }
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint8_t* w = codes + static_cast<size_t>(b - b0) * kUnpackedBlockBytes;
+    __m256i is[MR][2], is_hi[MR][2];
+    if constexpr (F == WeightFormat::kGgmlQ6_K) {
+      // Codes reach 63: two steps are added in 16 bits, then widened. Steps 0-3 are the block's
+      // first 16 columns, 4-7 the second: separate sums, each with its own scale.
+      for (int i = 0; i < MR; ++i) {
+        for (int h = 0; h < 2; ++h) {
+          is[i][h] = _mm256_set1_epi32(x.half_init[i][2 * b]);
+          is_hi[i][h] = _mm256_set1_epi32(x.half_init[i][2 * b + 1]);
+        }
+      }
+      #pragma GCC unroll 4
+      for (int p = 0; p < 4; ++p) {
+        __m256i wa[2], wb[2];
+        for (int h = 0; h < 2; ++h) {
+          wa[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 * p + 32 * h));
+          wb[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 * p + 64 + 32 * h));
+        }
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xa = bcast32(x.q[i] + b * 32 + 8 * p), xb = bcast32(x.q[i] + b * 32 + 8 * p + 4);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i pair = _mm256_add_epi16(_mm256_maddubs_epi16(wa[h], xa), _mm256_maddubs_epi16(wb[h], xb));
+            __m256i& sum = p < 2 ? is[i][h] : is_hi[i][h];
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pair, ones16));
+            keep_in_register(sum);
+          }
+        }
+      }
+    } else {
+      static_assert(F == WeightFormat::kGgmlQ5_K);
+      // Codes reach 31: steps 0-3 and 4-7 keep separate 16-bit sums (4 · 2 · 31 · 128 = 31744
+      // each), as in the streaming tile.
+      __m256i s16[MR][2], s16_hi[MR][2];
+      #pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {
+        __m256i wv[2];
+        for (int h = 0; h < 2; ++h) wv[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * s + 32 * h));
+        for (int i = 0; i < MR; ++i) {
+          const __m256i xs = bcast32(x.q[i] + b * 32 + 4 * s);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i prod = _mm256_maddubs_epi16(wv[h], xs);
+            __m256i& sum = s >= 4 ? s16_hi[i][h] : s16[i][h];
+            sum = s % 4 == 0 ? prod : _mm256_add_epi16(sum, prod);
+            keep_in_register(sum);
+          }
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const __m256i init = _mm256_set1_epi32(x.init[i][b]);
+        for (int h = 0; h < 2; ++h) {
+          is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
+          is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16_hi[i][h], ones16));
+        }
+      }
+    }
+    __m256 acc[MR][2];
+    for (int i = 0; i < MR; ++i)
+      for (int h = 0; h < 2; ++h) acc[i][h] = _mm256_loadu_ps(partial + 16 * i + 8 * h);
+    scale_block<F, MR>(t, x, b, is, F == WeightFormat::kGgmlQ6_K ? is_hi : is, acc, super_d, super_dmin);
+    for (int i = 0; i < MR; ++i)
+      for (int h = 0; h < 2; ++h) _mm256_storeu_ps(partial + 16 * i + 8 * h, acc[i][h]);
+  }
+  if (b1 == nb) {
+    __m256 acc[MR][2];
+    for (int i = 0; i < MR; ++i)
+      for (int h = 0; h < 2; ++h) acc[i][h] = _mm256_loadu_ps(partial + 16 * i + 8 * h);
+    store_tile<MR>(t, acc);
   }
 }
 
@@ -298,6 +456,16 @@ inline void tile(const TileArgs& t) {
 template <WeightFormat F>
 constexpr int kMR = kScaleMin<F> ? 4 : 2;
 
+// Rows per unpacked tile: four rows' two pairs of 16-bit sums fit the 16 registers with the codes
+// and a broadcast (Q5_K); GGML_Q6_K's int32 halves and 16-bit pairs per row leave room for two.
+template <WeightFormat F>
+constexpr int kPrefillMR = F == WeightFormat::kGgmlQ6_K ? 2 : 4;
+// Below this many activation rows the streaming tile's shared unpacking costs less than writing
+// and reading the unpacked copy.
+constexpr int64_t kUnpackMinRows = 16;
+// Blocks unpacked at a time: 16 KB of codes, half of a 32 KB L1.
+constexpr int64_t kUnpackedBlocks = 32;
+
 template <WeightFormat F>
 void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0, int64_t g1) {
   TileArgs t;
@@ -306,13 +474,43 @@ void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bia
   t.bias = bias;
   t.y = y;
   t.stream_weights = a.m <= 8;
+  const bool unpack = kUnpackForPrefill<F> && a.m >= kUnpackMinRows;
+  thread_local std::vector<uint8_t> unpacked;
+  thread_local std::vector<float> partial;
   const int64_t chunk = chunk_rows(a.k, kMR<F>, 128 * 1024);
+  if (unpack) {
+    if (unpacked.size() < static_cast<size_t>(kUnpackedBlocks) * kUnpackedBlockBytes)
+      unpacked.resize(static_cast<size_t>(kUnpackedBlocks) * kUnpackedBlockBytes);
+    if (partial.size() < static_cast<size_t>(chunk) * 16) partial.resize(static_cast<size_t>(chunk) * 16);
+  }
   for (int64_t c0 = 0; c0 < a.m; c0 += chunk) {
     const int64_t c1 = std::min(a.m, c0 + chunk);
     for (int64_t g = g0; g < g1; ++g) {
       t.grp = data + static_cast<size_t>(g) * L.group_bytes;
       t.valid = static_cast<int>(std::min<int64_t>(16, L.rows - g * 16));
       t.row0 = g * 16;
+      if constexpr (kUnpackForPrefill<F>) {
+        if (unpack) {
+          // A slice of the group's blocks at a time, so its unpacked codes stay in L1 while every
+          // row of the chunk reads them; each row's sums carry over between slices in block order.
+          for (int64_t b0 = 0; b0 < L.nb; b0 += kUnpackedBlocks) {
+            const int64_t b1 = std::min(L.nb, b0 + kUnpackedBlocks);
+            unpack_group<F>(t.grp, b0, b1, unpacked.data());
+            for (int64_t i0 = c0; i0 < c1;) {
+              t.i0 = i0;
+              float* const p = partial.data() + (i0 - c0) * 16;
+              if (c1 - i0 >= kPrefillMR<F>) {
+                tile_unpacked<F, kPrefillMR<F>>(t, unpacked.data(), b0, b1, p);
+                i0 += kPrefillMR<F>;
+              } else {
+                tile_unpacked<F, 1>(t, unpacked.data(), b0, b1, p);
+                i0 += 1;
+              }
+            }
+          }
+          continue;
+        }
+      }
       for (int64_t i0 = c0; i0 < c1;) {
         t.i0 = i0;
         const int64_t left = c1 - i0;
