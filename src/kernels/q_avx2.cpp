@@ -70,6 +70,29 @@ inline __m256i q6_high(__m256i h, int j) {
   return j == 0 ? _mm256_slli_epi16(h, 4) : j == 1 ? _mm256_slli_epi16(h, 2) : j == 2 ? h : _mm256_srli_epi16(h, 2);
 }
 
+// The codes of steps j (lo) and j + 4 (hi) of one row half as bytes: the nibbles of v, plus
+// GGML_Q5_K's fifth bit (from high_lo, one vector for all steps) or GGML_Q6_K's two high bits
+// (high_lo for steps 0-3, high_hi for 4-7). The streaming tile and unpack_group both use it.
+template <WeightFormat F>
+inline void step_codes(__m256i v, [[maybe_unused]] __m256i high_lo, [[maybe_unused]] __m256i high_hi, int j,
+                       __m256i& lo, __m256i& hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  lo = _mm256_and_si256(v, m4);
+  hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+  if constexpr (F == WeightFormat::kGgmlQ5_K) {
+    const __m256i m10 = _mm256_set1_epi8(0x10);
+    lo = _mm256_or_si256(lo, _mm256_and_si256(q5_fifth(high_lo, j), m10));
+    hi = _mm256_or_si256(hi, _mm256_and_si256(q5_fifth(high_lo, j + 4), m10));
+  } else if constexpr (F == WeightFormat::kGgmlQ6_K) {
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    lo = _mm256_or_si256(lo, _mm256_and_si256(q6_high(high_lo, j), m30));
+    hi = _mm256_or_si256(hi, _mm256_and_si256(q6_high(high_hi, j), m30));
+  }
+}
+
+// A 32-byte vector of a block's extra code bits (GGML_Q5_K's fifth bits, GGML_Q6_K's high bits).
+inline __m256i load_code_bits(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
 struct TileArgs {
   const QLayout* L;
   const uint8_t* grp;
@@ -177,7 +200,6 @@ inline void tile(const TileArgs& t) {
       // Codes 0..63: a maddubs pair is at most 2 · 63 · 128 = 16128 in size, so two steps are
       // added in 16 bits before widening. The two 16-column halves (lo / hi nibbles) keep
       // separate sums: each has its own scale.
-      const __m256i m30 = _mm256_set1_epi8(0x30);
       __m256i lo32[MR][2], hi32[MR][2];
       for (int i = 0; i < MR; ++i) {
         for (int h = 0; h < 2; ++h) {
@@ -188,8 +210,8 @@ inline void tile(const TileArgs& t) {
       const uint8_t* codes = t.grp + static_cast<size_t>(b) * 384;
       __m256i high_lo[2], high_hi[2];
       for (int h = 0; h < 2; ++h) {
-        high_lo[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
-        high_hi[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 320 + 32 * h));
+        high_lo[h] = load_code_bits(codes + 256 + 32 * h);
+        high_hi[h] = load_code_bits(codes + 320 + 32 * h);
       }
       __m256i lo16[MR][2] = {}, hi16[MR][2] = {};  // set at even j, used at odd j
       // Unrolled so that q6_high's shift and the even/odd choice are constants and lo16/hi16 stay
@@ -199,9 +221,7 @@ inline void tile(const TileArgs& t) {
         __m256i lo[2], hi[2];
         for (int h = 0; h < 2; ++h) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * j + 32 * h));
-          lo[h] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(q6_high(high_lo[h], j), m30));
-          hi[h] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                                  _mm256_and_si256(q6_high(high_hi[h], j), m30));
+          step_codes<F>(v, high_lo[h], high_hi[h], j, lo[h], hi[h]);
         }
         for (int i = 0; i < MR; ++i) {
           const __m256i xl = bcast32(x.q[i] + b * 32 + 4 * j);
@@ -268,11 +288,9 @@ inline void tile(const TileArgs& t) {
       // Q5_K codes reach 31: its low- and high-nibble halves are summed in 16 bits apart
       // (4 · 2 · 31 · 128 = 31744 each).
       constexpr bool kQ5 = F == WeightFormat::kGgmlQ5_K;
-      const __m256i m10 = _mm256_set1_epi8(0x10);
-      __m256i fifth[2];
+      __m256i fifth[2] = {};
       if constexpr (kQ5)
-        for (int h = 0; h < 2; ++h)
-          fifth[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * 320 + 256 + 32 * h));
+        for (int h = 0; h < 2; ++h) fifth[h] = load_code_bits(t.grp + static_cast<size_t>(b) * 320 + 256 + 32 * h);
       __m256i s16[MR][2], s16_hi[MR][2];
       for (int i = 0; i < MR; ++i) s16[i][0] = s16[i][1] = s16_hi[i][0] = s16_hi[i][1] = _mm256_setzero_si256();
       for (int j = 0; j < 4; ++j) {
@@ -280,12 +298,7 @@ inline void tile(const TileArgs& t) {
         for (int h = 0; h < 2; ++h) {
           const __m256i v = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(t.grp + static_cast<size_t>(b) * kCodeBytes<F> + 64 * j + 32 * h));
-          lo[h] = _mm256_and_si256(v, m4);
-          hi[h] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-          if constexpr (kQ5) {
-            lo[h] = _mm256_or_si256(lo[h], _mm256_and_si256(q5_fifth(fifth[h], j), m10));
-            hi[h] = _mm256_or_si256(hi[h], _mm256_and_si256(q5_fifth(fifth[h], j + 4), m10));
-          }
+          step_codes<F>(v, fifth[h], fifth[h], j, lo[h], hi[h]);
         }
         for (int i = 0; i < MR; ++i) {
           const __m256i xl = bcast32(x.q[i] + b * 32 + 4 * j);
@@ -327,27 +340,17 @@ constexpr bool kUnpackForPrefill = F == WeightFormat::kGgmlQ5_K || F == WeightFo
 
 template <WeightFormat F>
 inline void unpack_group(const uint8_t* grp, int64_t b0, int64_t b1, uint8_t* out) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  constexpr size_t kHighOff = 256, kHighHiOff = F == WeightFormat::kGgmlQ6_K ? 320 : 256;
   for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* codes = grp + static_cast<size_t>(b) * kCodeBytes<F>;
     uint8_t* o = out + static_cast<size_t>(b - b0) * kUnpackedBlockBytes;
-    #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
-      for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 64 * j + 32 * h));
-        __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        if constexpr (F == WeightFormat::kGgmlQ5_K) {
-          const __m256i m10 = _mm256_set1_epi8(0x10);
-          const __m256i fifth = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
-          lo = _mm256_or_si256(lo, _mm256_and_si256(q5_fifth(fifth, j), m10));
-          hi = _mm256_or_si256(hi, _mm256_and_si256(q5_fifth(fifth, j + 4), m10));
-        } else if constexpr (F == WeightFormat::kGgmlQ6_K) {
-          const __m256i m30 = _mm256_set1_epi8(0x30);
-          const __m256i high_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 256 + 32 * h));
-          const __m256i high_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + 320 + 32 * h));
-          lo = _mm256_or_si256(lo, _mm256_and_si256(q6_high(high_lo, j), m30));
-          hi = _mm256_or_si256(hi, _mm256_and_si256(q6_high(high_hi, j), m30));
-        }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i high_lo = load_code_bits(codes + kHighOff + 32 * h);
+      const __m256i high_hi = load_code_bits(codes + kHighHiOff + 32 * h);
+      #pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        __m256i lo, hi;
+        step_codes<F>(load_code_bits(codes + 64 * j + 32 * h), high_lo, high_hi, j, lo, hi);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * j + 32 * h), lo);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 64 * (j + 4) + 32 * h), hi);
       }
@@ -368,16 +371,9 @@ inline void tile_unpacked(const TileArgs& t, const uint8_t* codes, int64_t b0, i
   // sums out to the stack (GCC spilled those, the hot ones).
   if (b0 == 0) std::fill(partial, partial + 16 * MR, 0.0f);
   const ActRows<MR> x(a, t.i0, nb);
+  // A slice starts on a super-block (kUnpackedBlocks is a multiple of kSuperBlocks), where
+  // scale_block loads the super-block scales.
   [[maybe_unused]] __m256 super_d[2] = {}, super_dmin[2] = {};
-  if constexpr (kScaleMin<F>) {
-    if (b0 % kSuperBlocks != 0) {
-      const int64_t sb = b0 / kSuperBlocks;
-      for (int h = 0; h < 2; ++h) {
-        super_d[h] = load_super<F>(t.grp + L.scales_off + sb * 32 + 16 * h);
-        super_dmin[h] = load_super<F>(t.grp + L.dmin_off + sb * 32 + 16 * h);
-      }
-    }
-  }
   for (int64_t b = b0; b < b1; ++b) {
     const uint8_t* w = codes + static_cast<size_t>(b - b0) * kUnpackedBlockBytes;
     __m256i is[MR][2], is_hi[MR][2];
@@ -465,6 +461,7 @@ constexpr int kPrefillMR = F == WeightFormat::kGgmlQ6_K ? 2 : 4;
 constexpr int64_t kUnpackMinRows = 16;
 // Blocks unpacked at a time: 16 KB of codes, half of a 32 KB L1.
 constexpr int64_t kUnpackedBlocks = 32;
+static_assert(kUnpackedBlocks % kSuperBlocks == 0);
 
 template <WeightFormat F>
 void run(const QLayout& L, const uint8_t* data, const QActs& a, const float* bias, float* y, int64_t g0, int64_t g1) {
