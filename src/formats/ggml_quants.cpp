@@ -10,6 +10,28 @@ namespace qvl {
 
 namespace {
 
+// Eight bytes at a time: the masks and shifts below act on each byte of the word alone (what a
+// shift carries in from the neighbouring byte is masked off), so the word's byte order does not
+// matter.
+constexpr uint64_t kLowNibbles = 0x0F0F0F0F0F0F0F0Full;
+constexpr uint64_t kLowTwoBits = 0x0303030303030303ull;
+constexpr uint64_t kLowBit = 0x0101010101010101ull;
+inline uint64_t load_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
+// 16 bytes of packed nibbles to 32 codes: the low nibbles first, then the high ones (ggml's order).
+inline void split_nibbles16(const uint8_t* q, uint8_t* codes) {
+  for (int w = 0; w < 2; ++w) {
+    const uint64_t v = load_u64(q + 8 * w);
+    store_u64(codes + 8 * w, v & kLowNibbles);
+    store_u64(codes + 16 + 8 * w, (v >> 4) & kLowNibbles);
+  }
+}
+
+
 // Block layouts as ggml stores them (ggml-common.h); every field is read with memcpy since the
 // file gives no alignment for them.
 constexpr int64_t kQK = 32;    // elements of the 32-element block types
@@ -267,13 +289,10 @@ void ggml_blocks_to_codes(GgmlType type, const void* row_blocks, int64_t cols, u
   for (int64_t i = 0; i < cols / kQK; ++i, b += block_bytes) {
     std::memcpy(&scales[i], b, 2);
     uint8_t* c = codes + i * kQK;
-    if (type == GgmlType::kQ8_0) {
-      for (int j = 0; j < 32; ++j) c[j] = static_cast<uint8_t>(static_cast<int8_t>(b[2 + j]) + 128);
+    if (type == GgmlType::kQ8_0) {  // int8 q + 128 is q with its top bit flipped
+      for (int w = 0; w < 4; ++w) store_u64(c + 8 * w, load_u64(b + 2 + 8 * w) ^ (kLowBit << 7));
     } else {
-      for (int j = 0; j < 16; ++j) {
-        c[j] = b[2 + j] & 0x0F;
-        c[j + 16] = b[2 + j] >> 4;
-      }
+      split_nibbles16(b + 2, c);
     }
   }
 }
@@ -294,10 +313,16 @@ void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, c
       const uint8_t* qh = b + 16;
       const uint8_t* qs = b + (q5 ? 48 : 16);
       for (int chunk = 0; chunk < 4; ++chunk) {  // 64 elements: 32 low nibbles, then 32 high
-        for (int l = 0; l < 32; ++l) {
-          const int lo_fifth = q5 ? (qh[l] >> (2 * chunk)) & 1 : 0, hi_fifth = q5 ? (qh[l] >> (2 * chunk + 1)) & 1 : 0;
-          codes[64 * chunk + l] = static_cast<uint8_t>((qs[32 * chunk + l] & 0x0F) | (lo_fifth << 4));
-          codes[64 * chunk + 32 + l] = static_cast<uint8_t>((qs[32 * chunk + l] >> 4) | (hi_fifth << 4));
+        for (int w = 0; w < 4; ++w) {                // with Q5_K's fifth bits 2 chunk and 2 chunk + 1
+          const uint64_t q = load_u64(qs + 32 * chunk + 8 * w);
+          uint64_t lo = q & kLowNibbles, hi = (q >> 4) & kLowNibbles;
+          if (q5) {
+            const uint64_t h = load_u64(qh + 8 * w);
+            lo |= ((h >> (2 * chunk)) & kLowBit) << 4;
+            hi |= ((h >> (2 * chunk + 1)) & kLowBit) << 4;
+          }
+          store_u64(codes + 64 * chunk + 8 * w, lo);
+          store_u64(codes + 64 * chunk + 32 + 8 * w, hi);
         }
       }
     } else if (type == GgmlType::kIQ4_XS) {  // d, scales_h, scales_l[4], qs[128]
@@ -305,10 +330,7 @@ void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, c
       const uint8_t* qs = b + 8;
       for (int ib = 0; ib < 8; ++ib) {
         out.sc[sb * 8 + ib] = static_cast<uint8_t>(iq4_xs_scale(b, ib));
-        for (int j = 0; j < 16; ++j) {
-          codes[32 * ib + j] = qs[16 * ib + j] & 0x0F;
-          codes[32 * ib + 16 + j] = qs[16 * ib + j] >> 4;
-        }
+        split_nibbles16(qs + 16 * ib, codes + 32 * ib);
       }
     } else {  // Q6_K: ql[128], qh[64], scales[16], d
       const uint8_t* ql = b;
@@ -317,11 +339,12 @@ void ggml_k_blocks_to_row(GgmlType type, const void* row_blocks, int64_t cols, c
       std::memcpy(&out.d[sb], b + 208, 2);
       for (int half = 0; half < 2; ++half, ql += 64, qh += 32) {
         uint8_t* c = codes + 128 * half;
-        for (int l = 0; l < 32; ++l) {
-          c[l] = static_cast<uint8_t>((ql[l] & 0x0F) | ((qh[l] & 3) << 4));
-          c[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4));
-          c[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-          c[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        for (int w = 0; w < 4; ++w) {  // four 32-element rows: nibble (lo, hi) x ql half, 2 bits of qh each
+          const uint64_t a = load_u64(ql + 8 * w), a32 = load_u64(ql + 32 + 8 * w), h = load_u64(qh + 8 * w);
+          store_u64(c + 8 * w, (a & kLowNibbles) | ((h & kLowTwoBits) << 4));
+          store_u64(c + 32 + 8 * w, (a32 & kLowNibbles) | (((h >> 2) & kLowTwoBits) << 4));
+          store_u64(c + 64 + 8 * w, ((a >> 4) & kLowNibbles) | (((h >> 4) & kLowTwoBits) << 4));
+          store_u64(c + 96 + 8 * w, ((a32 >> 4) & kLowNibbles) | (((h >> 6) & kLowTwoBits) << 4));
         }
       }
     }

@@ -251,13 +251,22 @@ size_t weight_storage_bytes(WeightFormat format, DType dtype, int64_t rows, int6
 
 void QuantizedMatrix::Free::operator()(uint8_t* p) const { ::operator delete(p, std::align_val_t(64)); }
 
-QuantizedMatrix QuantizedMatrix::zeroed(size_t bytes) {
+QuantizedMatrix QuantizedMatrix::uninitialized(size_t bytes) {
   QuantizedMatrix out;
   out.size_ = bytes;
   out.buffer_.reset(static_cast<uint8_t*>(::operator new(bytes, std::align_val_t(64))));
-  std::memset(out.buffer_.get(), 0, bytes);
   return out;
 }
+
+namespace {
+// Row group g of a packed buffer, zeroed: bytes a packer does not write (padding, high bits it
+// ORs in) are zero whatever the buffer held.
+uint8_t* zeroed_group(const detail::QLayout& L, uint8_t* data, int64_t g) {
+  uint8_t* grp = data + static_cast<size_t>(g) * L.group_bytes;
+  std::memset(grp, 0, L.group_bytes);
+  return grp;
+}
+}  // namespace
 
 QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, ThreadPool* pool) {
   if (format == WeightFormat::kDense)
@@ -270,7 +279,7 @@ QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, Th
     fail(ErrorKind::kUnsupported, "quantize_matrix: cannot quantize ", dtype_name(src.dtype), " weights");
   const detail::QLayout L = detail::q_layout(format, src.rows, src.cols);  // validates the shape
 
-  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
+  QuantizedMatrix out = QuantizedMatrix::uninitialized(L.total_bytes());
   uint8_t* data = out.buffer_.get();
 
   auto work = [&](int64_t g0, int64_t g1, int) {
@@ -281,7 +290,8 @@ QuantizedMatrix quantize_matrix(const WeightMatrix& src, WeightFormat format, Th
         const int64_t row = g * detail::kGroupRows + r;
         if (row < L.rows) gather_row(src, row, rows.data() + r * L.cols);
       }
-      detail::quantize_group(L, rows.data(), data + static_cast<size_t>(g) * L.group_bytes);
+      uint8_t* grp = zeroed_group(L, data, g);
+      detail::quantize_group(L, rows.data(), grp);
     }
   };
   if (pool) pool->parallel_for(L.groups, work);
@@ -296,7 +306,7 @@ QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t
   if (format != WeightFormat::kQ8_0 && format != WeightFormat::kQ4_0)
     fail(ErrorKind::kInvalidArgument, "pack_quantized_blocks: only q8_0 and q4_0 blocks can be packed as they are");
   const detail::QLayout L = detail::q_layout(format, rows, cols);  // validates the shape
-  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
+  QuantizedMatrix out = QuantizedMatrix::uninitialized(L.total_bytes());
   uint8_t* data = out.buffer_.get();
   auto work = [&](int64_t g0, int64_t g1, int) {
     std::vector<uint16_t> scales(static_cast<size_t>(detail::kGroupRows * L.nb));
@@ -309,7 +319,7 @@ QuantizedMatrix pack_quantized_blocks(WeightFormat format, int64_t rows, int64_t
         const int64_t row = g * detail::kGroupRows + r;
         if (row < rows) row_source(row, scales.data() + r * L.nb, codes.data() + r * L.cols);
       }
-      detail::pack_group(L, scales.data(), codes.data(), data + static_cast<size_t>(g) * L.group_bytes);
+      detail::pack_group(L, scales.data(), codes.data(), zeroed_group(L, data, g));
     }
   };
   if (pool) pool->parallel_for(L.groups, work);
@@ -323,7 +333,7 @@ QuantizedMatrix pack_ggml_k_blocks(WeightFormat format, int64_t rows, int64_t co
   if (!detail::is_ggml_k_format(format))
     fail(ErrorKind::kInvalidArgument, "pack_ggml_k_blocks: ", weight_format_name(format), " is not one of ggml's formats");
   const detail::QLayout L = detail::q_layout(format, rows, cols);  // validates the shape
-  QuantizedMatrix out = QuantizedMatrix::zeroed(L.total_bytes());
+  QuantizedMatrix out = QuantizedMatrix::uninitialized(L.total_bytes());
   uint8_t* data = out.buffer_.get();
   const bool q6 = format == WeightFormat::kGgmlQ6_K;
   const size_t nsb = static_cast<size_t>(L.nsb), nsc = static_cast<size_t>(q6 ? cols / 16 : cols / 32);
@@ -346,7 +356,7 @@ QuantizedMatrix pack_ggml_k_blocks(WeightFormat format, int64_t rows, int64_t co
         const int64_t row = g * detail::kGroupRows + r;
         if (row < rows) row_source(row, group[r]);
       }
-      detail::pack_k_group(L, group, data + static_cast<size_t>(g) * L.group_bytes);
+      detail::pack_k_group(L, group, zeroed_group(L, data, g));
     }
   };
   if (pool) pool->parallel_for(L.groups, work);

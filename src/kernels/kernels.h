@@ -65,7 +65,9 @@ class QuantizedMatrix {
                                                FunctionRef<void(int64_t, uint16_t*, uint8_t*)>, ThreadPool*);
   friend QuantizedMatrix pack_ggml_k_blocks(WeightFormat, int64_t, int64_t, FunctionRef<void(int64_t, const GgmlKRow&)>,
                                             ThreadPool*);
-  static QuantizedMatrix zeroed(size_t bytes);  // a 64-byte aligned buffer of zeros
+  // A 64-byte aligned buffer, not yet written: the packers zero each row group in the worker that
+  // fills it, so the first touch of a 2.5 GB model's pages (faults, zeroing) runs on every thread.
+  static QuantizedMatrix uninitialized(size_t bytes);
   struct Free {
     void operator()(uint8_t* p) const;
   };

@@ -238,18 +238,29 @@ void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp) {
     for (int64_t r = 0; r < kGroupRows; ++r) {
       const uint8_t* codes = rows[r].codes + b * kBlock;
       for (int c = 0; c < kBlock; ++c) nibbles[r][c] = codes[c] & 0x0f;
+      // The bits above the nibble, four columns (one step) per 32-bit word, one byte per column:
+      // no shift below carries across a byte.
+      uint32_t high[8];
+      for (int step = 0; step < 8; ++step) {
+        std::memcpy(&high[step], codes + 4 * step, 4);
+        high[step] = (high[step] >> 4) & 0x03030303u;
+      }
       if (q6) {
         grp[L.sc_off + static_cast<size_t>((2 * b) * kGroupRows + r)] = rows[r].sc[2 * b];
         grp[L.sc_off + static_cast<size_t>((2 * b + 1) * kGroupRows + r)] = rows[r].sc[2 * b + 1];
-        for (int c = 0; c < kBlock; ++c) {
-          const int step = c / 4;
-          dst[256 + (step < 4 ? 0 : 64) + r * 4 + c % 4] |= static_cast<uint8_t>((codes[c] >> 4) << (2 * (step % 4)));
+        for (int half = 0; half < 2; ++half) {  // steps 0-3, then 4-7: step s % 4 at bits 2s..2s+1
+          const uint32_t* h = high + 4 * half;
+          const uint32_t v = h[0] | (h[1] << 2) | (h[2] << 4) | (h[3] << 6);
+          std::memcpy(dst + 256 + 64 * half + r * 4, &v, 4);
         }
       } else {
         grp[L.sc_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].sc[b];
         if (with_min) grp[L.mn_off + static_cast<size_t>(b * kGroupRows + r)] = rows[r].mn[b];
-        if (q5)  // the fifth bit of step s at bit s
-          for (int c = 0; c < kBlock; ++c) dst[256 + r * 4 + c % 4] |= static_cast<uint8_t>((codes[c] >> 4) << (c / 4));
+        if (q5) {  // the fifth bit of step s at bit s
+          uint32_t v = 0;
+          for (int step = 0; step < 8; ++step) v |= (high[step] & 0x01010101u) << step;
+          std::memcpy(dst + 256 + r * 4, &v, 4);
+        }
       }
     }
     pack_codes(WeightFormat::kQ4_0, nibbles, dst);
