@@ -45,12 +45,18 @@ std::vector<int32_t> generate(Generator& g) {
 }
 
 std::string temp_dir() {
-  static std::string dir = [] {
-    auto p = std::filesystem::temp_directory_path() / ("qvl_test_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(p);
-    return p.string();
-  }();
-  return dir;
+  // Removed when the test process exits normally, so repeated runs do not fill /tmp.
+  struct ScratchFolder {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("qvl_test_" + std::to_string(::getpid()));
+    ScratchFolder() { std::filesystem::create_directories(path); }
+    ~ScratchFolder() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const ScratchFolder folder;
+  return folder.path.string();
 }
 
 std::string read_file(const std::string& path) {
