@@ -24,9 +24,11 @@ llama-mtmd-cli's encode + prompt-eval times (its load time excluded, as qvl's is
 both engines: how each holds up beside a browser or an indexer.
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import statistics
 import struct
 import subprocess
@@ -150,6 +152,7 @@ def main():
         results.setdefault((test, engine), []).append(value)
 
     tmp = tempfile.mkdtemp(prefix="qvl_compare_")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     pngs = {}
     for size in a.image:
         w, h = (int(v) for v in size.split("x"))
