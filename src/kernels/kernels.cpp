@@ -259,8 +259,8 @@ QuantizedMatrix QuantizedMatrix::uninitialized(size_t bytes) {
 }
 
 namespace {
-// Row group g of a packed buffer, zeroed: bytes a packer does not write (padding, high bits it
-// ORs in) are zero whatever the buffer held.
+// Row group g of a packed buffer, zeroed: the bytes a packer does not write (the padding after a
+// group's last region) are zero whatever the buffer held.
 uint8_t* zeroed_group(const detail::QLayout& L, uint8_t* data, int64_t g) {
   uint8_t* grp = data + static_cast<size_t>(g) * L.group_bytes;
   std::memset(grp, 0, L.group_bytes);

@@ -238,13 +238,14 @@ void pack_k_group(const QLayout& L, const GgmlKRow* rows, uint8_t* grp) {
     for (int64_t r = 0; r < kGroupRows; ++r) {
       const uint8_t* codes = rows[r].codes + b * kBlock;
       for (int c = 0; c < kBlock; ++c) nibbles[r][c] = codes[c] & 0x0f;
-      // The bits above the nibble, four columns (one step) per 32-bit word, one byte per column:
-      // no shift below carries across a byte.
-      uint32_t high[8];
-      for (int step = 0; step < 8; ++step) {
-        std::memcpy(&high[step], codes + 4 * step, 4);
-        high[step] = (high[step] >> 4) & 0x03030303u;
-      }
+      // The bits above the nibble (GGML_Q5_K: one, GGML_Q6_K: two), four columns (one step) per
+      // 32-bit word, one byte per column: no shift below carries across a byte.
+      uint32_t high[8] = {};
+      if (q5 || q6)
+        for (int step = 0; step < 8; ++step) {
+          std::memcpy(&high[step], codes + 4 * step, 4);
+          high[step] = (high[step] >> 4) & 0x03030303u;
+        }
       if (q6) {
         grp[L.sc_off + static_cast<size_t>((2 * b) * kGroupRows + r)] = rows[r].sc[2 * b];
         grp[L.sc_off + static_cast<size_t>((2 * b + 1) * kGroupRows + r)] = rows[r].sc[2 * b + 1];
