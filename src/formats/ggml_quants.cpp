@@ -31,7 +31,6 @@ inline void split_nibbles16(const uint8_t* q, uint8_t* codes) {
   }
 }
 
-
 // Block layouts as ggml stores them (ggml-common.h); every field is read with memcpy since the
 // file gives no alignment for them.
 constexpr int64_t kQK = 32;    // elements of the 32-element block types
