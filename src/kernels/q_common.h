@@ -28,23 +28,16 @@ constexpr size_t kCodeBytes = F == WeightFormat::kQ8_0       ? 512
                               : F == WeightFormat::kGgmlQ5_K ? 320
                                                              : 256;
 
-// Decode (one activation row) streams every weight from DRAM once; prefetching the codes this
-// far ahead keeps more cache-line misses in flight per core than the hardware prefetcher alone
-// (4-bit matvec from DRAM: 21 -> 27 GB/s on one AVX-512 core, 32 -> 38-41 GB/s with AVX2 on two).
-// q8_0 measured no gain.
-template <WeightFormat F>
-constexpr size_t kDecodePrefetchBytes = F == WeightFormat::kQ8_0 ? 0 : 2048;
-
-template <WeightFormat F>
-inline void prefetch_codes_ahead(const uint8_t* group, int64_t block) {
+// Decode (a few activation rows) streams every weight from DRAM once, and the hardware prefetcher
+// alone keeps too few cache-line misses in flight per core. Each ISA's kernel prefetches ahead at
+// the distance and into the cache level measured best on it (q_avx2.cpp, q_avx512.cpp).
+template <size_t kDistance, int kHint>
+inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
 #if QVL_X86_KERNELS
-  if constexpr (kDecodePrefetchBytes<F> > 0) {
-    const char* ahead = reinterpret_cast<const char*>(group) + static_cast<size_t>(block) * kCodeBytes<F> +
-                        kDecodePrefetchBytes<F>;
-    for (size_t line = 0; line < kCodeBytes<F>; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
-  }
+  const char* ahead = reinterpret_cast<const char*>(p) + kDistance;
+  for (size_t line = 0; line < bytes; line += 64) _mm_prefetch(ahead + line, static_cast<_mm_hint>(kHint));
 #else
-  (void)group, (void)block;
+  (void)p, (void)bytes;
 #endif
 }
 
