@@ -96,6 +96,10 @@ void ConvertRow(DType t, const void* src, float* dst, int64_t n) {
 }
 
 // ---- dense matvec (m == 1) ---------------------------------------------------------------
+// Four rows at a time; the next four rows' lines at the same columns are prefetched into L2 as the
+// current ones are read, so more misses stay in flight than the hardware prefetcher keeps for five
+// streams (kernel_bench matvec 2560to9728, two AVX2 cores: bf16 and f16 2.1-2.6 -> 1.1-1.5 ms;
+// f32 unchanged).
 template <class L>
 HWY_INLINE void MatvecT(const void* wdata, int64_t k, const float* x, const float* bias, float* y, int64_t r0,
                         int64_t r1) {
@@ -106,7 +110,10 @@ HWY_INLINE void MatvecT(const void* wdata, int64_t k, const float* x, const floa
   for (; r + 4 <= r1; r += 4) {
     const int64_t o0 = r * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;
     VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+    const char* next = static_cast<const char*>(wdata) + static_cast<size_t>(o0 + 4 * k) * L::kSize;
     for (int64_t c = 0; c < kv; c += N) {
+      if ((c * L::kSize) % 64 == 0)  // once per cache line of each row; 2 = prefetcht1
+        for (int64_t q = 0; q < 4; ++q) __builtin_prefetch(next + static_cast<size_t>(q * k + c) * L::kSize, 0, 2);
       const VF xv = hn::LoadU(df, x + c);
       a0 = hn::MulAdd(L::load(df, wdata, o0 + c), xv, a0);
       a1 = hn::MulAdd(L::load(df, wdata, o1 + c), xv, a1);
