@@ -349,6 +349,38 @@ TEST(Quantize, ParallelQuantizationIsIdentical) {
   }
 }
 
+// The observer (qvl bench --profile) sees each matmul once, after it ran, with the matrix as held;
+// cleared, it sees nothing.
+TEST(MatmulObserver, ReportsEveryCallUntilCleared) {
+  struct Seen {
+    std::vector<MatmulRecord> records;
+    static void add(const MatmulRecord& r, void* self) { static_cast<Seen*>(self)->records.push_back(r); }
+  } seen;
+  const Dense W = make_dense(DType::kBF16, 48, 64, 3, 0.1f);
+  const QuantizedMatrix Q = quantize_matrix(W.w, WeightFormat::kQ4_0);
+  std::vector<float> x(3 * 64), y(3 * 48), observed(48), plain(48);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i));
+  set_matmul_observer(&Seen::add, &seen);
+  matmul(x.data(), 3, W.w, nullptr, y.data(), nullptr);
+  matmul(x.data(), 1, Q.view(), nullptr, observed.data(), nullptr);
+  set_matmul_observer(nullptr, nullptr);
+  matmul(x.data(), 1, Q.view(), nullptr, plain.data(), nullptr);
+  ASSERT_EQ(seen.records.size(), 2u);
+  const MatmulRecord& dense = seen.records[0];
+  EXPECT_EQ(dense.m, 3);
+  EXPECT_EQ(dense.rows, 48);
+  EXPECT_EQ(dense.cols, 64);
+  EXPECT_EQ(dense.format, WeightFormat::kDense);
+  EXPECT_EQ(dense.dtype, DType::kBF16);
+  EXPECT_EQ(dense.weight_bytes, size_t{48 * 64 * 2});
+  EXPECT_GE(dense.seconds, 0.0);
+  const MatmulRecord& quant = seen.records[1];
+  EXPECT_EQ(quant.m, 1);
+  EXPECT_EQ(quant.format, WeightFormat::kQ4_0);
+  EXPECT_EQ(quant.weight_bytes, Q.size_bytes());
+  EXPECT_EQ(observed, plain);  // observing does not change the product
+}
+
 TEST_P(IsaTest, GatherRowQuantized) {
   const Dense W = make_dense(DType::kF32, 20, 96, 4);
   for (WeightFormat f : kKernelFormats) {

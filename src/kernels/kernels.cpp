@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -128,9 +129,42 @@ void check_matmul_args(const float* x, int64_t m, const WeightMatrix& w, float* 
     fail(ErrorKind::kUnsupported, "matmul: unsupported weight dtype ", dtype_name(w.dtype));
 }
 
+std::atomic<MatmulObserver> g_matmul_observer{nullptr};
+std::atomic<void*> g_matmul_observer_user{nullptr};
+
+void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
+                       ThreadPool* pool);
+
 }  // namespace
 
+void set_matmul_observer(MatmulObserver observer, void* user) {
+  g_matmul_observer_user.store(user, std::memory_order_relaxed);
+  g_matmul_observer.store(observer, std::memory_order_release);
+}
+
 void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y, ThreadPool* pool) {
+  const MatmulObserver observer = g_matmul_observer.load(std::memory_order_acquire);
+  if (observer == nullptr) {
+    matmul_unobserved(x, m, w, bias, y, pool);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  matmul_unobserved(x, m, w, bias, y, pool);
+  MatmulRecord record;
+  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  record.m = m;
+  record.rows = w.rows;
+  record.cols = w.cols;
+  record.format = w.format;
+  record.dtype = w.dtype;
+  record.weight_bytes = weight_storage_bytes(w);
+  observer(record, g_matmul_observer_user.load(std::memory_order_relaxed));
+}
+
+namespace {
+
+void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
+                       ThreadPool* pool) {
   check_matmul_args(x, m, w, y);
   if (m == 0 || w.rows == 0) return;
   const Isa isa = current();
@@ -193,6 +227,8 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias,
   };
   split(pool, L.groups, 2, work, run);
 }
+
+}  // namespace
 
 void gather_row(const WeightMatrix& w, int64_t row, float* out) {
   if (row < 0 || row >= w.rows) fail(ErrorKind::kInvalidArgument, "gather_row: row ", row, " out of range [0, ", w.rows, ")");

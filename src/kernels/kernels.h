@@ -86,6 +86,20 @@ void dequantize_matrix(const WeightMatrix& w, float* out, ThreadPool* pool = nul
 void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
             ThreadPool* pool);
 
+// What matmul reports to an observer: the matrix, the activation rows and the call's wall time.
+struct MatmulRecord {
+  int64_t m = 0, rows = 0, cols = 0;
+  WeightFormat format = WeightFormat::kDense;
+  DType dtype = DType::kF32;  // dense matrices
+  size_t weight_bytes = 0;    // the matrix as held (what one call streams)
+  double seconds = 0;
+};
+// Sets the function that every matmul calls, on its calling thread, when it is done (nullptr:
+// none, the default; then a matmul pays one atomic load). For profiling (qvl bench --profile):
+// set it while no matmul runs.
+using MatmulObserver = void (*)(const MatmulRecord& record, void* user);
+void set_matmul_observer(MatmulObserver observer, void* user);
+
 // Copies row `row` of w into out[cols] as fp32 (embedding lookup). Any format.
 void gather_row(const WeightMatrix& w, int64_t row, float* out);
 

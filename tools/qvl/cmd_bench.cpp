@@ -4,20 +4,25 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <string>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "commands.h"
+#include "core/dtype.h"
+#include "kernels/kernels.h"
 #include "options.h"
 #include "qvl/engine.hpp"
 #include "qvl/qvl.hpp"
@@ -99,7 +104,7 @@ struct BenchArgs {
   std::vector<std::string> image_sizes = {"448x448", "1024x768"};
   int question_tokens = 20;
   int64_t repetitions = 3;  // of pp, tg and each image (the depth test runs once: its prefill is long)
-  bool json = false, skip_depth = false;
+  bool json = false, skip_depth = false, profile = false;
   std::vector<int> parallel;  // --parallel 1,4,8: aggregate decode with N sequences in one engine
 };
 
@@ -133,6 +138,41 @@ double decode_rate(Generator& gen, int64_t tokens) {
   for (int64_t i = 0; i < tokens && !gen.is_done(); ++i) gen.generate_next_token();
   return tokens / since(t0);
 }
+
+// --profile: the decode runs' matmuls (one activation row each), summed per matrix shape and type.
+struct MatmulProfile {
+  struct Entry {
+    int64_t calls = 0;
+    double seconds = 0, bytes = 0;
+  };
+  std::map<std::tuple<int64_t, int64_t, std::string>, Entry> by_matrix;  // rows, cols, type
+
+  static void observe(const kernels::MatmulRecord& r, void* self) {
+    if (r.m != 1) return;
+    std::string type = r.format != kernels::WeightFormat::kDense ? std::string(kernels::weight_format_name(r.format))
+                                                                  : std::string(dtype_name(r.dtype));
+    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    Entry& e = static_cast<MatmulProfile*>(self)->by_matrix[{r.rows, r.cols, type}];
+    ++e.calls;
+    e.seconds += r.seconds;
+    e.bytes += static_cast<double>(r.weight_bytes);
+  }
+  // One row per matrix shape and type, the largest share of the decode time first.
+  nlohmann::json rows(int64_t tokens, double decode_seconds) const {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& [key, e] : by_matrix)
+      out.push_back({{"rows", std::get<0>(key)},
+                     {"cols", std::get<1>(key)},
+                     {"type", std::get<2>(key)},
+                     {"calls_per_token", static_cast<double>(e.calls) / static_cast<double>(tokens)},
+                     {"us_per_call", 1e6 * e.seconds / static_cast<double>(e.calls)},
+                     {"gb_s", e.bytes / e.seconds / 1e9},
+                     {"share", e.seconds / decode_seconds}});
+    std::sort(out.begin(), out.end(),
+              [](const nlohmann::json& a, const nlohmann::json& b) { return a["share"].get<double>() > b["share"].get<double>(); });
+    return out;
+  }
+};
 
 // Aggregate decode of `n` sequences in one engine: each gets a short random prompt, and once
 // all decode, `steps` engine steps are timed (every step yields one token per sequence).
@@ -228,15 +268,21 @@ int bench(BenchArgs a) {
       decode_rate(warm, 2);
     }
     std::vector<double> pp, tg;
+    MatmulProfile profile;
+    double decode_seconds = 0;
     for (int r = 0; r < a.repetitions; ++r) {
       Generator gen(model, params);
       auto t0 = Clock::now();
       gen.append_tokens(random_tokens(static_cast<size_t>(a.pp), 1 + 10 * r));
       pp.push_back(a.pp / since(t0));
+      if (a.profile) kernels::set_matmul_observer(&MatmulProfile::observe, &profile);
       tg.push_back(decode_rate(gen, a.tg));
+      kernels::set_matmul_observer(nullptr, nullptr);
+      decode_seconds += static_cast<double>(a.tg) / tg.back();
     }
     put(out, "pp_tok_s", summarize(pp));
     put(out, "tg_tok_s", summarize(tg));
+    if (a.profile) out["tg_profile"] = profile.rows(a.tg * a.repetitions, decode_seconds);
   }
   if (!a.skip_depth) {
     Generator gen(model, params);
@@ -329,6 +375,18 @@ int bench(BenchArgs a) {
                 static_cast<long long>(a.pp), out["pp_tok_s"].get<double>(), out["pp_tok_s_sd"].get<double>(),
                 static_cast<long long>(a.tg), out["tg_tok_s"].get<double>(), out["tg_tok_s_sd"].get<double>(),
                 100 * out["roofline_fraction"].get<double>(), out["roofline_tok_s"].get<double>(), bw, static_cast<int>(a.repetitions));
+    if (out.contains("tg_profile")) {
+      std::printf("  tg matmuls:  rows x cols    type         calls/token   us/call    GB/s   share of tg\n");
+      double matmul_share = 0;
+      for (const nlohmann::json& row : out["tg_profile"]) {
+        matmul_share += row["share"].get<double>();
+        std::printf("  %17s  %-12s %11.1f %9.1f %7.2f %9.1f%%\n",
+                    (std::to_string(row["rows"].get<int64_t>()) + " x " + std::to_string(row["cols"].get<int64_t>())).c_str(),
+                    row["type"].get<std::string>().c_str(), row["calls_per_token"].get<double>(),
+                    row["us_per_call"].get<double>(), row["gb_s"].get<double>(), 100 * row["share"].get<double>());
+      }
+      std::printf("  all matmuls: %.1f%% of the decode time\n", 100 * matmul_share);
+    }
     if (!a.skip_depth)
       std::printf("tg%lld at depth %lld: %.2f tok/s\n", static_cast<long long>(a.depth_tg),
                   static_cast<long long>(a.depth), out["tg_depth_tok_s"].get<double>());
@@ -375,6 +433,8 @@ Runner add_bench_command(CLI::App& app) {
                   "Also decode with N sequences at once in the batching engine (e.g. 1,4,8): aggregate tok/s")
       ->delimiter(',')
       ->check(CLI::Range(1, 256));
+  cmd->add_flag("--profile", a->profile,
+                "Time every matmul of the decode runs: time, GB/s and share of decode per matrix shape and type");
   cmd->add_flag("--json", a->json, "Print one JSON object");
   return [a] { return bench(*a); };
 }
