@@ -99,6 +99,12 @@ inline __m256i load_code_bits(const uint8_t* p) { return _mm256_loadu_si256(rein
 // 8-16 KB ahead, or into L1 at 16-32 KB, was slower; 64 KB no better.
 constexpr size_t kDecodePrefetchBytes = 32 * 1024;
 
+// Q4_0 stores its codes offset by 8 and seeds each block's int32 sums with the activations'
+// -8·Σq (QActs::init); the k-quants' codes carry no offset on AVX2 (act_zero_point 0: init is 0),
+// so their tiles skip that add.
+template <WeightFormat F>
+constexpr bool kCodeOffset = F == WeightFormat::kQ4_0;
+
 struct TileArgs {
   const QLayout* L;
   const uint8_t* grp;
@@ -322,9 +328,9 @@ inline void tile(const TileArgs& t) {
         }
       }
       for (int i = 0; i < MR; ++i) {
-        const __m256i init = _mm256_set1_epi32(x.init[i][b]);
         for (int h = 0; h < 2; ++h) {
-          is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
+          is[i][h] = _mm256_madd_epi16(s16[i][h], ones16);
+          if constexpr (kCodeOffset<F>) is[i][h] = _mm256_add_epi32(is[i][h], _mm256_set1_epi32(x.init[i][b]));
           if constexpr (kQ5) is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16_hi[i][h], ones16));
         }
       }
@@ -432,10 +438,9 @@ inline void tile_unpacked(const TileArgs& t, const uint8_t* codes, int64_t b0, i
         }
       }
       for (int i = 0; i < MR; ++i) {
-        const __m256i init = _mm256_set1_epi32(x.init[i][b]);
         for (int h = 0; h < 2; ++h) {
-          is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), init);
-          is[i][h] = _mm256_add_epi32(is[i][h], _mm256_madd_epi16(s16_hi[i][h], ones16));
+          is[i][h] = _mm256_add_epi32(_mm256_madd_epi16(s16[i][h], ones16), _mm256_madd_epi16(s16_hi[i][h], ones16));
+          if constexpr (kCodeOffset<F>) is[i][h] = _mm256_add_epi32(is[i][h], _mm256_set1_epi32(x.init[i][b]));
         }
       }
     }
