@@ -36,13 +36,6 @@ const std::string& require_metadata(const Checkpoint& ckpt, const std::string& k
   return *v;
 }
 
-// Element type names as the library prints them: lower case ("bf16"), like the quantized formats.
-std::string lower_case(std::string_view name) {
-  std::string out(name);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // A qvl GGUF whose text layers are already quantized cannot take another weights_type.
 void check_stored_text_format(const Model::Impl& m, const std::string& weights_type) {
   if (weights_type.empty()) return;
@@ -175,8 +168,7 @@ std::shared_ptr<Model> Model::load_checked(const std::string& dir, const ModelOp
   info.kv_bytes_per_token = static_cast<uint64_t>(2 * m.config.text.num_hidden_layers) *
                             kernels::kv_bytes(m.kv_type, m.config.text.num_key_value_heads * m.config.text.head_dim);
   const kernels::WeightMatrix& probe = tw.layers.at(0).mlp.gate_proj;
-  info.weights_type = probe.quantized() ? std::string(kernels::weight_format_name(probe.format))
-                                        : lower_case(dtype_name(probe.dtype));
+  info.weights_type = kernels::weight_type_name(probe.format, probe.dtype);
   info.threads = threads;
   return model;
 }

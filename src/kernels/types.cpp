@@ -92,4 +92,11 @@ std::string_view isa_name(Isa isa) {
   return "?";
 }
 
+std::string weight_type_name(WeightFormat format, DType dtype) {
+  if (format != WeightFormat::kDense) return std::string(weight_format_name(format));
+  std::string out(dtype_name(dtype));
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 }  // namespace qvl::kernels

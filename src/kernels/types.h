@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "core/dtype.h"
@@ -43,6 +44,9 @@ enum class WeightFormat : uint8_t {
 
 // "dense", "q8_0", "q4_0", "q4_k", "ggml_q4_k", "ggml_q5_k", "ggml_q6_k", "ggml_iq4_xs"
 std::string_view weight_format_name(WeightFormat f);
+// A matrix's element type as the library prints it: the format name if quantized ("ggml_q4_k"),
+// else its dtype in lower case ("bf16").
+std::string weight_type_name(WeightFormat format, DType dtype);
 // Parses "q8_0", "q4_0", "q4_k" (case-insensitive) or "dense" (the formats qvl quantizes to);
 // throws qvl::Error otherwise.
 WeightFormat parse_weight_format(std::string_view name);

@@ -4,7 +4,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -145,14 +144,11 @@ struct MatmulProfile {
     int64_t calls = 0;
     double seconds = 0, bytes = 0;
   };
-  std::map<std::tuple<int64_t, int64_t, std::string>, Entry> by_matrix;  // rows, cols, type
+  std::map<std::tuple<int64_t, int64_t, kernels::WeightFormat, DType>, Entry> by_matrix;  // rows, cols, type
 
   static void observe(const kernels::MatmulRecord& r, void* self) {
     if (r.m != 1) return;
-    std::string type = r.format != kernels::WeightFormat::kDense ? std::string(kernels::weight_format_name(r.format))
-                                                                  : std::string(dtype_name(r.dtype));
-    for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    Entry& e = static_cast<MatmulProfile*>(self)->by_matrix[{r.rows, r.cols, type}];
+    Entry& e = static_cast<MatmulProfile*>(self)->by_matrix[{r.rows, r.cols, r.format, r.dtype}];
     ++e.calls;
     e.seconds += r.seconds;
     e.bytes += static_cast<double>(r.weight_bytes);
@@ -163,7 +159,7 @@ struct MatmulProfile {
     for (const auto& [key, e] : by_matrix)
       out.push_back({{"rows", std::get<0>(key)},
                      {"cols", std::get<1>(key)},
-                     {"type", std::get<2>(key)},
+                     {"type", kernels::weight_type_name(std::get<2>(key), std::get<3>(key))},
                      {"calls_per_token", static_cast<double>(e.calls) / static_cast<double>(tokens)},
                      {"us_per_call", 1e6 * e.seconds / static_cast<double>(e.calls)},
                      {"gb_s", e.bytes / e.seconds / 1e9},
