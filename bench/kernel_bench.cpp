@@ -245,24 +245,31 @@ void bench_attention(benchmark::State& state, const AttnBench& a, KvType kv, Isa
 // FLOP/s are measured against.
 constexpr int64_t kPeakSteps = 1 << 16;
 
-void bench_peak(benchmark::State& state, bool bf16, int threads) {
+enum class PeakOp { kBf16Dot, kF32Fma, kInt8Dot };
+
+void bench_peak(benchmark::State& state, PeakOp op, int threads) {
 #if QVL_BENCH_PEAK
-  if (set_max_isa(Isa::kAVX512) != Isa::kAVX512 || (bf16 && !attention_bf16_native())) {
-    state.SkipWithError(bf16 ? "no AVX512_BF16" : "no AVX-512");
+  if (set_max_isa(Isa::kAVX512) != Isa::kAVX512 || (op == PeakOp::kBf16Dot && !attention_bf16_native())) {
+    state.SkipWithError(op == PeakOp::kBf16Dot ? "no AVX512_BF16" : "no AVX-512 VNNI");
     return;
   }
   ThreadPool& p = pool(threads);
   std::vector<float> sink(static_cast<size_t>(threads));
   for (auto _ : state) {
     p.run_on_all([&](int t) {
-      sink[static_cast<size_t>(t)] = bf16 ? bench::peak_bf16_loop(kPeakSteps) : bench::peak_f32_loop(kPeakSteps);
+      sink[static_cast<size_t>(t)] = op == PeakOp::kBf16Dot  ? bench::peak_bf16_loop(kPeakSteps)
+                                     : op == PeakOp::kF32Fma ? bench::peak_f32_loop(kPeakSteps)
+                                                             : static_cast<float>(bench::peak_int8_loop(kPeakSteps));
     });
     benchmark::DoNotOptimize(sink.data());
   }
-  const double flops = bench::peak_flops(bf16, kPeakSteps) * threads;
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  const double work = (op == PeakOp::kInt8Dot ? bench::peak_int8_ops(kPeakSteps)
+                                               : bench::peak_flops(op == PeakOp::kBf16Dot, kPeakSteps)) *
+                      threads;
+  state.counters[op == PeakOp::kInt8Dot ? "OP/s" : "FLOP/s"] =
+      benchmark::Counter(work, benchmark::Counter::kIsIterationInvariantRate);
 #else
-  (void)bf16, (void)threads;
+  (void)op, (void)threads;
   state.SkipWithError("x86 only");
 #endif
 }
@@ -463,9 +470,12 @@ struct Registrar {
     for (int t : {threads, 1}) {
       const std::string tn = "/threads:" + std::to_string(t);
       stats(benchmark::RegisterBenchmark(("peak/bf16_dot/avx512" + tn).c_str(),
-                                         [=](benchmark::State& st) { bench_peak(st, true, t); }))->MeasureProcessCPUTime();
+                                         [=](benchmark::State& st) { bench_peak(st, PeakOp::kBf16Dot, t); }))->MeasureProcessCPUTime();
       stats(benchmark::RegisterBenchmark(("peak/f32_fma/avx512" + tn).c_str(),
-                                         [=](benchmark::State& st) { bench_peak(st, false, t); }))->MeasureProcessCPUTime();
+                                         [=](benchmark::State& st) { bench_peak(st, PeakOp::kF32Fma, t); }))->MeasureProcessCPUTime();
+      // The int8 kernels' vpdpbusd: what prefill's int8 ops (matmul_m512) are measured against.
+      stats(benchmark::RegisterBenchmark(("peak/int8_dot/avx512" + tn).c_str(),
+                                         [=](benchmark::State& st) { bench_peak(st, PeakOp::kInt8Dot, t); }))->MeasureProcessCPUTime();
       for (int64_t n : {3072, 16384}) {
         for (AttentionPrecision prec : {AttentionPrecision::kBF16, AttentionPrecision::kF32}) {
           std::vector<Isa> isas = {best};

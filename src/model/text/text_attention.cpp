@@ -80,7 +80,9 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
                          cache.values(layer, 0) + cache.head_offset(kvh), attn + row0, s);
     }
   };
-  if (pool) pool->parallel_for(n_segments * n_kv, run);
+  // Chunked: each pair's result does not depend on the split, and a thread that another process
+  // preempts holds up one pair, not half of them.
+  if (pool) pool->parallel_for_chunked(n_segments * n_kv, run);
   else run(0, n_segments * n_kv, 0);
 
   kernels::matmul(attn, n, w.o_proj, nullptr, out, pool);
