@@ -392,7 +392,9 @@ TEST(ResourceBounds, TheMeasurementSeesWhatTheChildAllocates) {
   });
   ASSERT_TRUE(b.crash.empty()) << b.crash;
   EXPECT_TRUE(b.outcome.ok);
-  EXPECT_GE(b.growth_kb, 100 * 1024);
+  // Linux (6.2+) reads RSS from per-CPU counters that can lag by a few hundred KB: 102300 KB was
+  // seen for the 102400 KB touched. A lag is not what this checks; seeing the allocation is.
+  EXPECT_GE(b.growth_kb, 96 * 1024);
   EXPECT_LT(b.growth_kb, 200 * 1024);
 }
 
