@@ -1,8 +1,9 @@
 // The machine's arithmetic peak for the benchmarks: register-only loops of independent
 // vdpbf16ps (64 flops each: 16 lanes x 2 products x multiply-add), vfmadd231ps zmm (32 flops) or
 // vpdpbusd zmm (128 int8 ops: 16 lanes x 4 products x multiply-add; the int8 kernels' instruction).
-// kPeakChains accumulator chains cover latency x throughput. Compiled with target attributes;
-// call only where kernels::attention_bf16_native() (bf16) or Isa::kAVX512 (f32) holds.
+// Independent accumulator chains (kPeakChains, kInt8Chains) cover latency x throughput. Compiled
+// with target attributes; call only where kernels::attention_bf16_native() (bf16) or Isa::kAVX512
+// (f32, int8: that level includes VNNI) holds.
 #pragma once
 
 #include <cstdint>

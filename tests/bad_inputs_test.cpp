@@ -392,9 +392,10 @@ TEST(ResourceBounds, TheMeasurementSeesWhatTheChildAllocates) {
   });
   ASSERT_TRUE(b.crash.empty()) << b.crash;
   EXPECT_TRUE(b.outcome.ok);
-  // Linux (6.2+) reads RSS from per-CPU counters that can lag by a few hundred KB: 102300 KB was
-  // seen for the 102400 KB touched. A lag is not what this checks; seeing the allocation is.
-  EXPECT_GE(b.growth_kb, 96 * 1024);
+  // Linux (6.2+) reads RSS from per-CPU counters: each CPU the child ran on may hold back up to its
+  // batch (32+ pages, 128+ KB) per reading. 102300 KB was seen for the 102400 KB touched; 1 MB of
+  // slack is eight such batches, far below what a harness that missed the allocation would read.
+  EXPECT_GE(b.growth_kb, 99 * 1024);
   EXPECT_LT(b.growth_kb, 200 * 1024);
 }
 
