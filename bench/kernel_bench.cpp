@@ -448,6 +448,7 @@ struct Registrar {
                               AttnBench{"kv4096/decode_gqa4", 1, 4, 4096, 128, true, false},
                               AttnBench{"kv4096/decode_gqa4_dram", 1, 4, 4096, 128, true, true},
                               AttnBench{"kv4096/prefill_512", 512, 1, 4096, 128, true, false},
+                              AttnBench{"kv512/prefill_512_gqa4", 512, 4, 512, 128, true, false},
                               AttnBench{"vision_3072/q128_d64", 128, 1, 3072, 64, false, false}}) {
       const bool vision = !a.causal;
       for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {

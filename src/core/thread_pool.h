@@ -97,4 +97,18 @@ class ThreadPool {
 // Number of hardware threads available to this process (at least 1).
 int default_thread_count();
 
+// Row-wise work of a whole batch (norms, residual adds, activations): a chunked region over the
+// n rows when the batch is big enough to repay one (prefill), inline otherwise (a decode step's
+// few rows, where a region's fork/join would cost more than the work). Each row is computed
+// whole by one thread, so the results do not depend on the split.
+inline void for_each_row(ThreadPool* pool, int64_t n, int64_t work_per_row,
+                         FunctionRef<void(int64_t, int64_t, int)> fn) {
+  constexpr int64_t kMinRegionWork = int64_t{1} << 16;  // element operations
+  if (pool == nullptr || pool->size() <= 1 || n < 2 || n * work_per_row < kMinRegionWork) {
+    fn(0, n, 0);
+    return;
+  }
+  pool->parallel_for_chunked(n, fn);
+}
+
 }  // namespace qvl

@@ -8,7 +8,7 @@ namespace qvl {
 
 int64_t text_attention_scratch(const TextConfig& c, int64_t n) {
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
-  return n * (2 * q_dim + 2 * kv_dim) + c.head_dim;  // q, k, v, attention output; cos/sin of one row
+  return n * (2 * q_dim + 2 * kv_dim + c.head_dim);  // q, k, v, attention output; cos/sin of each row
 }
 
 void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, const TextRotary& rotary,
@@ -22,35 +22,39 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
   float* k = q + n * q_dim;
   float* v = k + n * kv_dim;
   float* attn = v + n * kv_dim;
-  float* cos = attn + n * q_dim;
-  float* sin = cos + half;
+  float* cos = attn + n * q_dim;  // row i: cos at cos + i * d, sin right after
 
   kernels::matmul(x, n, w.q_proj, nullptr, q, pool);
   kernels::matmul(x, n, w.k_proj, nullptr, k, pool);
   kernels::matmul(x, n, w.v_proj, nullptr, v, pool);
 
-  // Per-head norm and rotary, then K/V into each segment's cache.
-  for (const AttentionSegment& seg : segments) {
-    QVL_ASSERT(seg.cache->size() + seg.rows <= seg.cache->capacity());
-    for (int64_t j = 0; j < seg.rows; ++j) {
-      const int64_t i = seg.first_row + j;
-      rotary.angles(positions[i], cos, sin);
+  // Per-head norm and rotary, then K/V into the row's segment's cache; rows are independent.
+  for (const AttentionSegment& seg : segments) QVL_ASSERT(seg.cache->size() + seg.rows <= seg.cache->capacity());
+  for_each_row(pool, n, 8 * (q_dim + kv_dim), [&](int64_t i0, int64_t i1, int) {
+    size_t si = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      while (i >= segments[si].first_row + segments[si].rows) ++si;
+      const AttentionSegment& seg = segments[si];
+      float* cos_i = cos + i * d;
+      float* sin_i = cos_i + half;
+      rotary.angles(positions[i], cos_i, sin_i);
       for (int64_t h = 0; h < n_heads; ++h) {
         float* qh = q + i * q_dim + h * d;
         kernels::rms_norm(qh, w.q_norm.data(), d, eps, qh);
-        kernels::rope_rotate_half(qh, cos, sin, half);
+        kernels::rope_rotate_half(qh, cos_i, sin_i, half);
       }
       float* ki = k + i * kv_dim;
       for (int64_t h = 0; h < n_kv; ++h) {
         float* kh = ki + h * d;
         kernels::rms_norm(kh, w.k_norm.data(), d, eps, kh);
-        kernels::rope_rotate_half(kh, cos, sin, half);
+        kernels::rope_rotate_half(kh, cos_i, sin_i, half);
       }
       KvCache& cache = *seg.cache;
+      const int64_t j = i - seg.first_row;
       kernels::store_kv_row(ki, kv_dim, cache.type(), cache.keys(layer, cache.size() + j));
       kernels::store_kv_row(v + i * kv_dim, kv_dim, cache.type(), cache.values(layer, cache.size() + j));
     }
-  }
+  });
 
   // One attention call per (segment, KV head) covers the head's whole query group, so each K/V
   // row is read once for all of them; the pairs are spread over the threads together.

@@ -71,14 +71,20 @@ void TextDecoder::forward_batch(const float* embeds, int64_t n, const Position3*
 
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const TextLayerWeights& lw = weights_.layers[static_cast<size_t>(l)];
-    for (int64_t i = 0; i < n; ++i)
-      kernels::rms_norm(&hidden[i * hd], lw.input_layernorm.data(), hd, eps, &normed[i * hd]);
+    for_each_row(pool, n, hd, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i)
+        kernels::rms_norm(&hidden[i * hd], lw.input_layernorm.data(), hd, eps, &normed[i * hd]);
+    });
     text_attention_forward(lw.self_attn, c, rotary_, normed, n, positions, ws.segments, l, branch, scratch, pool);
-    kernels::add(hidden, branch, n * hd);
-    for (int64_t i = 0; i < n; ++i)
-      kernels::rms_norm(&hidden[i * hd], lw.post_attention_layernorm.data(), hd, eps, &normed[i * hd]);
+    // Residual add, then the MLP's norm, row by row.
+    for_each_row(pool, n, 2 * hd, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i) {
+        kernels::add(&hidden[i * hd], &branch[i * hd], hd);
+        kernels::rms_norm(&hidden[i * hd], lw.post_attention_layernorm.data(), hd, eps, &normed[i * hd]);
+      }
+    });
     text_mlp_forward(lw.mlp, normed, n, branch, scratch, pool);
-    kernels::add(hidden, branch, n * hd);
+    for_each_row(pool, n, hd, [&](int64_t i0, int64_t i1, int) { kernels::add(&hidden[i0 * hd], &branch[i0 * hd], (i1 - i0) * hd); });
 
     if (deepstack != nullptr && l < static_cast<int64_t>(deepstack->per_layer.size())) {
       const float* feature = deepstack->per_layer[static_cast<size_t>(l)];

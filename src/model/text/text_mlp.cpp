@@ -9,7 +9,9 @@ void text_mlp_forward(const TextMlpWeights& w, const float* x, int64_t n, float*
   float* up = scratch + n * ff;
   kernels::matmul(x, n, w.gate_proj, nullptr, gate, pool);
   kernels::matmul(x, n, w.up_proj, nullptr, up, pool);
-  kernels::silu_mul(gate, up, n * ff);
+  for_each_row(pool, n, 8 * ff, [&](int64_t i0, int64_t i1, int) {
+    kernels::silu_mul(gate + i0 * ff, up + i0 * ff, (i1 - i0) * ff);
+  });
   kernels::matmul(gate, n, w.down_proj, nullptr, out, pool);
 }
 
