@@ -974,6 +974,9 @@ TEST_P(IsaTest, AttentionMatchesSoftmaxReference) {
       // that leave partial micro-tiles, key counts that leave partial key tiles.
       {8, 32, 16, 1, false},  {19, 1000, 32, 1, false}, {40, 300, 64, 1, false}, {128, 3072, 64, 1, false},
       {9, 65, 48, 1, false},
+      // At least two vectors of queries take the lanes kernel (prefill chunks): partial query
+      // blocks, partial key tiles, causal limits inside a tile, GQA groups, non-causal groups.
+      {37, 130, 72, 1, true}, {20, 333, 128, 4, true}, {25, 70, 20, 2, false}, {64, 64, 16, 1, true},
   };
   uint32_t seed = 100;
   for (const AttnCase& c : cases) check_attention(c, seed += 10);
@@ -985,6 +988,7 @@ TEST_P(IsaTest, AttentionF16KvMatchesReference) {
   const AttnCase cases[] = {
       {1, 1, 16, 1, false}, {1, 7, 3, 1, true},     {5, 5, 64, 1, true},    {17, 100, 72, 1, true},
       {6, 50, 20, 2, false}, {3, 41, 128, 3, true}, {1, 333, 128, 4, true}, {1, 4096, 128, 4, true},
+      {37, 130, 3, 1, true}, {20, 333, 128, 4, true}, {40, 97, 72, 2, false},
   };
   uint32_t seed = 500;
   for (const AttnCase& c : cases) check_attention(c, seed += 10, KvType::kF16);
@@ -994,6 +998,7 @@ TEST_P(IsaTest, AttentionQ8KvMatchesReference) {
   const AttnCase cases[] = {
       {1, 1, 32, 1, false}, {1, 7, 32, 1, true},   {5, 5, 64, 1, true},    {17, 100, 96, 1, true},
       {6, 50, 160, 2, false}, {3, 41, 128, 3, true}, {1, 333, 128, 4, true}, {1, 4096, 128, 4, true},
+      {37, 130, 96, 1, true}, {20, 333, 128, 4, true}, {40, 97, 160, 2, false},
   };
   uint32_t seed = 900;
   for (const AttnCase& c : cases) check_attention(c, seed += 10, KvType::kQ8_0);
@@ -1043,6 +1048,31 @@ TEST_P(IsaTest, AttentionKvTypesAgreeWithScalarReference) {
         }
       }
     }
+  }
+}
+
+// A prefill chunk split in two gives every query the same bits as the whole chunk: a query's
+// result depends on its own scores and the fixed key tiling, never on the other queries of its
+// call (chunked prefill must not change the logits).
+TEST_P(IsaTest, AttentionRowsIndependentOfTheChunking) {
+  const int64_t d = 128, heads = 4, q_len = 40, kv_len = 150;
+  for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
+    const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 21);
+    const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 22), v = randn(static_cast<size_t>(kv_len * d), 23);
+    const std::vector<uint8_t> kb = stored_rows(k, kv_len, d, t), vb = stored_rows(v, kv_len, d, t);
+    const AttentionShape whole = causal_group_shape(d, heads, q_len, kv_len, t);
+    std::vector<float> one(q.size()), two(q.size());
+    attention(q.data(), kb.data(), vb.data(), one.data(), whole);
+    int64_t i0 = 0;
+    for (const int64_t rows : {int64_t{13}, q_len - 13}) {
+      AttentionShape part = whole;
+      part.q_len = rows;
+      part.causal_offset = whole.causal_offset + i0;
+      const size_t o = static_cast<size_t>(i0 * heads * d);
+      attention(q.data() + o, kb.data(), vb.data(), two.data() + o, part);
+      i0 += rows;
+    }
+    for (size_t i = 0; i < q.size(); ++i) ASSERT_EQ(one[i], two[i]) << kv_type_name(t) << " " << i;
   }
 }
 

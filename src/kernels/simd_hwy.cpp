@@ -902,6 +902,171 @@ void AttentionBlockedF32(const float* q, const float* k, const float* v, float* 
   }
 }
 
+// ---- Attention of many queries over shared keys: queries in the vector lanes ----------------
+// A prefill chunk asks for thousands of (query, key) pairs over one KV head's keys, and the
+// per-query kernel above ends every score with a horizontal sum. Here kLQV vectors of queries
+// (positions × the GQA heads of the call) fill the lanes: a score micro-tile is broadcast(k[j][c])
+// × Qᵀ[c], the online softmax is lane-wise (no reductions), and P·V is broadcast(v[j][c]) × P[j].
+// Each tile's K and V rows are read once per query block into fp32 (zero-padded to whole
+// micro-tiles). Every sum runs in the same order as in a one-query call: c ascending for a score,
+// keys ascending (tile by tile, rescaled by the running maximum) for an output.
+constexpr int kLQV = 2;                            // query vectors per block
+constexpr int kLR = kWideRegisterFile ? 12 : 6;    // keys per score micro-tile (kLR × kLQV sums)
+constexpr int kLRD = kWideRegisterFile ? 12 : 6;   // head dims per P·V micro-tile
+constexpr int64_t kLKT = 48;                       // keys per softmax tile (a multiple of kLR)
+static_assert(kLKT % kLR == 0);
+
+// S[j][lanes] = Σ_c k[j][c] · Qᵀ[c][lanes] for the tile's nk_pad keys (rows of kt, d apart).
+HWY_INLINE void LaneScores(const float* qt, int64_t d, const float* kt, int64_t nk_pad, float* sc) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df)), qw = kLQV * N;
+  for (int64_t j0 = 0; j0 < nk_pad; j0 += kLR) {
+    VF a[kLR][kLQV];
+    for (int r = 0; r < kLR; ++r)
+      for (int v = 0; v < kLQV; ++v) a[r][v] = hn::Zero(df);
+    const float* krow = kt + j0 * d;
+    for (int64_t c = 0; c < d; ++c) {
+      VF qv[kLQV];
+      for (int v = 0; v < kLQV; ++v) qv[v] = hn::Load(df, qt + c * qw + v * N);
+      for (int r = 0; r < kLR; ++r) {
+        const VF kv = hn::Set(df, krow[r * d + c]);
+        for (int v = 0; v < kLQV; ++v) a[r][v] = hn::MulAdd(kv, qv[v], a[r][v]);
+      }
+    }
+    for (int r = 0; r < kLR; ++r)
+      for (int v = 0; v < kLQV; ++v) hn::Store(a[r][v], df, sc + (j0 + r) * qw + v * N);
+  }
+}
+
+// accᵀ[c0 .. c0+RD)[lanes] += Σ_j p[j][lanes] · v[j][c] over the tile's nk keys.
+template <int RD>
+HWY_INLINE void LanePv(float* acc, const float* vt, int64_t d, int64_t c0, int64_t nk, const float* p) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df)), qw = kLQV * N;
+  VF a[RD][kLQV];
+  for (int r = 0; r < RD; ++r)
+    for (int v = 0; v < kLQV; ++v) a[r][v] = hn::Load(df, acc + (c0 + r) * qw + v * N);
+  for (int64_t j = 0; j < nk; ++j) {
+    VF pv[kLQV];
+    for (int v = 0; v < kLQV; ++v) pv[v] = hn::Load(df, p + j * qw + v * N);
+    const float* vrow = vt + j * d + c0;
+    for (int r = 0; r < RD; ++r) {
+      const VF vv = hn::Set(df, vrow[r]);
+      for (int v = 0; v < kLQV; ++v) a[r][v] = hn::MulAdd(vv, pv[v], a[r][v]);
+    }
+  }
+  for (int r = 0; r < RD; ++r)
+    for (int v = 0; v < kLQV; ++v) hn::Store(a[r][v], df, acc + (c0 + r) * qw + v * N);
+}
+
+template <class L>
+HWY_INLINE void LoadRowF32(const void* row, int64_t d, float* out) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t c = 0;
+  for (; c + N <= d; c += N) hn::StoreU(L::load(df, row, c), df, out + c);
+  for (; c < d; ++c) out[c] = L::scalar(row, c);
+}
+
+template <class L>
+void AttentionLanes(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
+  const DF df;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(df)), qw = kLQV * N;
+  const int64_t heads = std::max<int64_t>(1, s.q_heads), d = s.head_dim;
+  const int64_t total = s.q_len * heads;
+  const size_t k_row_bytes = kv_bytes(s.kv_type, s.k_stride), v_row_bytes = kv_bytes(s.kv_type, s.v_stride);
+  HwyScratch& scr = hwy_scratch();
+  float* qt = grow_aligned(scr.a, static_cast<size_t>(2 * d * qw + kLKT * qw + 3 * qw));
+  float* acc = qt + d * qw;
+  float* sc = acc + d * qw;  // scores, then probabilities in place
+  float* mx = sc + kLKT * qw;
+  float* l = mx + qw;
+  float* limit = l + qw;  // last visible key of each lane, as a float (exact below 2^24)
+  float* kt = grow_aligned(scr.b, static_cast<size_t>(kLKT * d));
+  float* vt = grow_aligned(scr.c, static_cast<size_t>(kLKT * d));
+  const VF neg_inf = hn::Set(df, -HUGE_VALF);
+  for (int64_t t0 = 0; t0 < total; t0 += qw) {
+    const int64_t nq = std::min(qw, total - t0);
+    int64_t kend = 0, all_visible = s.kv_len;  // keys [0, all_visible) are visible to every lane
+    for (int64_t lane = 0; lane < qw; ++lane) {
+      // Padding lanes repeat the last query: they widen nothing and are never written out.
+      const int64_t t = t0 + std::min(lane, nq - 1), i = t / heads, h = t % heads;
+      const float* qrow = q + h * s.q_head_stride + i * s.q_stride;
+      for (int64_t c = 0; c < d; ++c) qt[c * qw + lane] = qrow[c] * s.scale;
+      const int64_t last = s.causal ? std::min(s.kv_len - 1, s.causal_offset + i) : s.kv_len - 1;
+      limit[lane] = static_cast<float>(last);
+      kend = std::max(kend, last + 1);
+      all_visible = std::min(all_visible, last + 1);
+    }
+    for (int64_t x = 0; x < d * qw; ++x) acc[x] = 0.0f;
+    for (int64_t lane = 0; lane < qw; ++lane) l[lane] = 0.0f;
+    for (int64_t j0 = 0; j0 < kend; j0 += kLKT) {
+      const int64_t nk = std::min(kLKT, kend - j0), nk_pad = (nk + kLR - 1) / kLR * kLR;
+      for (int64_t j = 0; j < nk; ++j) {
+        LoadRowF32<L>(RowAt(k, j0 + j, k_row_bytes), d, kt + j * d);
+        LoadRowF32<L>(RowAt(v, j0 + j, v_row_bytes), d, vt + j * d);
+      }
+      for (int64_t x = nk * d; x < nk_pad * d; ++x) kt[x] = 0.0f;
+      LaneScores(qt, d, kt, nk_pad, sc);
+      const bool masked = j0 + nk > all_visible;
+      for (int vq = 0; vq < kLQV; ++vq) {
+        const VF lim = hn::Load(df, limit + vq * N);
+        VF tmax = neg_inf;
+        for (int64_t j = 0; j < nk; ++j) {
+          float* sj = sc + j * qw + vq * N;
+          VF sv = hn::Load(df, sj);
+          if (masked) {
+            sv = hn::IfThenElse(hn::Gt(hn::Set(df, static_cast<float>(j0 + j)), lim), neg_inf, sv);
+            hn::Store(sv, df, sj);
+          }
+          tmax = hn::Max(tmax, sv);
+        }
+        // Key 0 is visible to every lane, so the first tile leaves a finite maximum.
+        const VF m_old = hn::Load(df, mx + vq * N);
+        const VF m_new = j0 == 0 ? tmax : hn::Max(m_old, tmax);
+        VF lsum = hn::Zero(df);
+        for (int64_t j = 0; j < nk; ++j) {
+          float* sj = sc + j * qw + vq * N;
+          VF pv = hn::Exp(df, hn::Sub(hn::Load(df, sj), m_new));
+          if (masked) pv = hn::IfThenZeroElse(hn::Gt(hn::Set(df, static_cast<float>(j0 + j)), lim), pv);
+          hn::Store(pv, df, sj);
+          lsum = hn::Add(lsum, pv);
+        }
+        VF lv = lsum;
+        if (j0 > 0) {
+          // Exactly 1 where the maximum stays (a lane past its causal limit), whatever Exp(0)
+          // rounds to: a lane's result must not depend on the other lanes of its block.
+          const VF corr = hn::IfThenElse(hn::Eq(m_old, m_new), hn::Set(df, 1.0f), hn::Exp(df, hn::Sub(m_old, m_new)));
+          lv = hn::MulAdd(hn::Load(df, l + vq * N), corr, lsum);
+          for (int64_t c = 0; c < d; ++c) {
+            float* ac = acc + c * qw + vq * N;
+            hn::Store(hn::Mul(hn::Load(df, ac), corr), df, ac);
+          }
+        }
+        hn::Store(lv, df, l + vq * N);
+        hn::Store(m_new, df, mx + vq * N);
+      }
+      int64_t c0 = 0;
+      for (; c0 + kLRD <= d; c0 += kLRD) LanePv<kLRD>(acc, vt, d, c0, nk, sc);
+      for (; c0 + 4 <= d; c0 += 4) LanePv<4>(acc, vt, d, c0, nk, sc);
+      for (; c0 < d; ++c0) LanePv<1>(acc, vt, d, c0, nk, sc);
+    }
+    for (int64_t lane = 0; lane < nq; ++lane) {
+      const int64_t t = t0 + lane, i = t / heads, h = t % heads;
+      float* orow = out + h * s.out_head_stride + i * s.out_stride;
+      const float inv = l[lane] > 0.0f ? 1.0f / l[lane] : 0.0f;
+      for (int64_t c = 0; c < d; ++c) orow[c] = acc[c * qw + lane] * inv;
+    }
+  }
+}
+
+// Calls with at least two vectors of queries (a prefill chunk, a GQA group over several
+// positions) on a vector ISA.
+HWY_INLINE bool UseLanes(const AttentionShape& s) {
+  const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
+  return N >= 4 && s.q_len * std::max<int64_t>(1, s.q_heads) >= kLQV * N && s.kv_len < (int64_t{1} << 24);
+}
+
 // Long non-causal single-head f32 calls whose head size fills whole vectors (the vision tower).
 HWY_INLINE bool UseBlocked(const AttentionShape& s) {
   const int64_t N = static_cast<int64_t>(hn::Lanes(DF()));
@@ -911,12 +1076,13 @@ HWY_INLINE bool UseBlocked(const AttentionShape& s) {
 
 void Attention(const float* q, const void* k, const void* v, float* out, const AttentionShape& s) {
   switch (s.kv_type) {
-    case KvType::kF16: return AttentionT<LoadF16>(q, k, v, out, s);
-    case KvType::kQ8_0: return AttentionT<LoadQ8>(q, k, v, out, s);
+    case KvType::kF16: return UseLanes(s) ? AttentionLanes<LoadF16>(q, k, v, out, s) : AttentionT<LoadF16>(q, k, v, out, s);
+    case KvType::kQ8_0: return UseLanes(s) ? AttentionLanes<LoadQ8>(q, k, v, out, s) : AttentionT<LoadQ8>(q, k, v, out, s);
     default:
       if (UseBlocked(s))
         return AttentionBlockedF32(static_cast<const float*>(q), static_cast<const float*>(k),
                                    static_cast<const float*>(v), out, s);
+      if (UseLanes(s)) return AttentionLanes<LoadF32>(q, k, v, out, s);
       return AttentionT<LoadF32>(q, k, v, out, s);
   }
 }
