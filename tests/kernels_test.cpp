@@ -543,6 +543,41 @@ TEST_P(IsaTest, ThreadCountDeterminism) {
   }
 }
 
+// matmul_fused gives every matrix the bits of its own matmul, on any pool: runs of one format
+// and width (row counts whose groups split unevenly, with and without bias), a matrix of another
+// format between them (its own call) and a dense one.
+TEST_P(IsaTest, FusedMatmulEqualsOneCallPerMatrix) {
+  const int64_t cols = 512;
+  const Dense a = make_dense(DType::kBF16, 72, cols, 31, 0.1f), b = make_dense(DType::kBF16, 16, cols, 32, 0.1f);
+  const Dense c = make_dense(DType::kBF16, 200, cols, 33, 0.1f), d = make_dense(DType::kF32, 24, cols, 34, 0.1f);
+  const std::vector<float> bias = randn(200, 35);
+  ThreadPool p2(2), p3(3);
+  for (WeightFormat f : kKernelFormats) {
+    const WeightFormat other = f == WeightFormat::kQ8_0 ? WeightFormat::kQ4_0 : WeightFormat::kQ8_0;
+    const QuantizedMatrix qa = quantized_for_test(a.w, f, 36), qb = quantized_for_test(b.w, f, 37);
+    const QuantizedMatrix qc = quantized_for_test(c.w, f, 38), qo = quantized_for_test(b.w, other, 39);
+    const WeightMatrix mats[] = {qa.view(), qb.view(), qo.view(), qc.view(), qa.view(), d.w};
+    const float* biases[] = {nullptr, bias.data(), nullptr, bias.data(), nullptr, bias.data()};
+    for (int64_t m : {1, 5, 40}) {
+      const std::vector<float> x = randn(static_cast<size_t>(m * cols), static_cast<uint32_t>(40 + m));
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &p2, &p3}) {
+        std::vector<std::vector<float>> want, got;
+        std::vector<MatmulTarget> targets;
+        for (size_t t = 0; t < std::size(mats); ++t) {
+          want.emplace_back(static_cast<size_t>(m * mats[t].rows));
+          got.emplace_back(static_cast<size_t>(m * mats[t].rows), NAN);
+          matmul(x.data(), m, mats[t], biases[t], want.back().data(), nullptr);
+        }
+        for (size_t t = 0; t < std::size(mats); ++t) targets.push_back({&mats[t], biases[t], got[t].data()});
+        matmul_fused(x.data(), m, targets, pool);
+        for (size_t t = 0; t < std::size(mats); ++t)
+          EXPECT_EQ(std::memcmp(want[t].data(), got[t].data(), want[t].size() * 4), 0)
+              << weight_format_name(f) << " m=" << m << " matrix " << t;
+      }
+    }
+  }
+}
+
 // A row's result does not depend on how many rows share the call: decode (one row, streaming
 // tile), a few rows (streaming tiles of 4/2/1) and prefill (codes unpacked once per row group)
 // give the same bits, which is what lets batched decoding equal sequential decoding.

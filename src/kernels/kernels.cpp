@@ -134,6 +134,7 @@ std::atomic<void*> g_matmul_observer_user{nullptr};
 
 void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
                        ThreadPool* pool);
+void matmul_fused_run(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool);
 
 }  // namespace
 
@@ -141,6 +142,22 @@ void set_matmul_observer(MatmulObserver observer, void* user) {
   g_matmul_observer_user.store(user, std::memory_order_relaxed);
   g_matmul_observer.store(observer, std::memory_order_release);
 }
+
+namespace {
+// Tells the observer about a call of `rows` rows of w's format and width that began at start.
+void notify(MatmulObserver observer, std::chrono::steady_clock::time_point start, int64_t m, const WeightMatrix& w,
+            int64_t rows, size_t weight_bytes) {
+  MatmulRecord record;
+  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  record.m = m;
+  record.rows = rows;
+  record.cols = w.cols;
+  record.format = w.format;
+  record.dtype = w.dtype;
+  record.weight_bytes = weight_bytes;
+  observer(record, g_matmul_observer_user.load(std::memory_order_relaxed));
+}
+}  // namespace
 
 void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y, ThreadPool* pool) {
   const MatmulObserver observer = g_matmul_observer.load(std::memory_order_acquire);
@@ -150,18 +167,86 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias,
   }
   const auto start = std::chrono::steady_clock::now();
   matmul_unobserved(x, m, w, bias, y, pool);
-  MatmulRecord record;
-  record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  record.m = m;
-  record.rows = w.rows;
-  record.cols = w.cols;
-  record.format = w.format;
-  record.dtype = w.dtype;
-  record.weight_bytes = weight_storage_bytes(w);
-  observer(record, g_matmul_observer_user.load(std::memory_order_relaxed));
+  notify(observer, start, m, w, w.rows, weight_storage_bytes(w));
+}
+
+void matmul_fused(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool) {
+  constexpr size_t kMaxRun = 8;
+  size_t i = 0;
+  while (i < targets.size()) {
+    const WeightMatrix& w0 = *targets[i].w;
+    size_t j = i + 1;
+    if (w0.quantized() && m > 0)
+      while (j < targets.size() && j - i < kMaxRun && targets[j].w->quantized() &&
+             targets[j].w->format == w0.format && targets[j].w->cols == w0.cols)
+        ++j;
+    if (j - i == 1) {
+      matmul(x, m, w0, targets[i].bias, targets[i].y, pool);
+      i = j;
+      continue;
+    }
+    const std::span<const MatmulTarget> run = targets.subspan(i, j - i);
+    const MatmulObserver observer = g_matmul_observer.load(std::memory_order_acquire);
+    const auto start = observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    matmul_fused_run(x, m, run, pool);
+    if (observer != nullptr) {  // one record for the fused call: the rows of all its matrices
+      int64_t rows = 0;
+      size_t bytes = 0;
+      for (const MatmulTarget& t : run) {
+        rows += t.w->rows;
+        bytes += weight_storage_bytes(*t.w);
+      }
+      notify(observer, start, m, w0, rows, bytes);
+    }
+    i = j;
+  }
 }
 
 namespace {
+
+// Rounds x to int8 blocks for matrices of layout L's format and width (the calling thread's
+// scratch: valid until its next call).
+detail::QActs round_activations(const float* x, int64_t m, const detail::QLayout& L, Isa isa, ThreadPool* pool) {
+  const int64_t k = L.cols;
+  const int32_t zp = detail::act_zero_point(L.format, isa);
+  thread_local ActScratch s;
+  const size_t nq = static_cast<size_t>(m * k), nbk = static_cast<size_t>(m * L.nb);
+  if (s.q.size() < nq) s.q.resize(nq);
+  if (s.d.size() < nbk) {
+    s.d.resize(nbk);
+    s.ds.resize(nbk);
+    s.init.resize(nbk);
+  }
+  // Pointers, not `s`: a lambda naming a thread_local would use the worker's own instance.
+  int8_t* const xq = s.q.data();
+  float* const xd = s.d.data();
+  float* const xds = s.ds.data();
+  int32_t* const xinit = s.init.data();
+  auto quantize_rows = [&](int64_t i0, int64_t i1) {
+    const size_t qo = static_cast<size_t>(i0 * k), bo = static_cast<size_t>(i0 * L.nb);
+    if (isa == Isa::kScalar)
+      detail::quantize_acts_scalar(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
+    else
+      detail::quantize_acts_simd(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
+  };
+  split(pool, m, 1, m * k * 64, quantize_rows);
+  const int32_t* half_init = nullptr;
+  if (L.format == WeightFormat::kGgmlQ6_K) {
+    if (s.half_init.size() < 2 * nbk) s.half_init.resize(2 * nbk);
+    detail::q6_half_init(xq, m, k, s.half_init.data());
+    half_init = s.half_init.data();
+  }
+  return detail::QActs{xq, xd, xinit, xds, half_init, m, k, L.nb};
+}
+
+void run_groups(Isa isa, const detail::QLayout& L, const uint8_t* data, const detail::QActs& a, const float* bias,
+                float* y, int64_t g0, int64_t g1) {
+  switch (isa) {
+    case Isa::kAVX512: detail::qmatmul_avx512(L, data, a, bias, y, g0, g1); break;
+    case Isa::kAVX2: detail::qmatmul_avx2(L, data, a, bias, y, g0, g1); break;
+    default: detail::qmatmul_scalar(L, data, a, bias, y, g0, g1); break;
+  }
+}
 
 void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
                        ThreadPool* pool) {
@@ -188,44 +273,37 @@ void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const f
   }
 
   const detail::QLayout L = detail::q_layout(w.format, n, k);
-  const int32_t zp = detail::act_zero_point(w.format, isa);
-  thread_local ActScratch s;
-  const size_t nq = static_cast<size_t>(m * k), nbk = static_cast<size_t>(m * L.nb);
-  if (s.q.size() < nq) s.q.resize(nq);
-  if (s.d.size() < nbk) {
-    s.d.resize(nbk);
-    s.ds.resize(nbk);
-    s.init.resize(nbk);
-  }
-  // Pointers, not `s`: a lambda naming a thread_local would use the worker's own instance.
-  int8_t* const xq = s.q.data();
-  float* const xd = s.d.data();
-  float* const xds = s.ds.data();
-  int32_t* const xinit = s.init.data();
-  auto quantize_rows = [&](int64_t i0, int64_t i1) {
-    const size_t qo = static_cast<size_t>(i0 * k), bo = static_cast<size_t>(i0 * L.nb);
-    if (isa == Isa::kScalar)
-      detail::quantize_acts_scalar(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
-    else
-      detail::quantize_acts_simd(x + qo, i1 - i0, k, zp, xq + qo, xd + bo, xinit + bo, xds + bo);
-  };
-  split(pool, m, 1, m * k * 64, quantize_rows);
-  const int32_t* half_init = nullptr;
-  if (w.format == WeightFormat::kGgmlQ6_K) {
-    if (s.half_init.size() < 2 * nbk) s.half_init.resize(2 * nbk);
-    detail::q6_half_init(xq, m, k, s.half_init.data());
-    half_init = s.half_init.data();
-  }
-  const detail::QActs a{xq, xd, xinit, xds, half_init, m, k, L.nb};
+  const detail::QActs a = round_activations(x, m, L, isa, pool);
   const auto* data = static_cast<const uint8_t*>(w.data);
-  auto run = [&](int64_t g0, int64_t g1) {
-    switch (isa) {
-      case Isa::kAVX512: detail::qmatmul_avx512(L, data, a, bias, y, g0, g1); break;
-      case Isa::kAVX2: detail::qmatmul_avx2(L, data, a, bias, y, g0, g1); break;
-      default: detail::qmatmul_scalar(L, data, a, bias, y, g0, g1); break;
+  split(pool, L.groups, 2, work, [&](int64_t g0, int64_t g1) { run_groups(isa, L, data, a, bias, y, g0, g1); });
+}
+
+// Quantized matrices of one format and width over the same activations: one rounding of x and
+// one region over the row groups of all of them, in order.
+void matmul_fused_run(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool) {
+  const Isa isa = current();
+  constexpr size_t kMaxTargets = 8;
+  QVL_ASSERT(!targets.empty() && targets.size() <= kMaxTargets);
+  detail::QLayout layouts[kMaxTargets];
+  int64_t first_group[kMaxTargets + 1] = {0};
+  int64_t work = 0;
+  for (size_t t = 0; t < targets.size(); ++t) {
+    const WeightMatrix& w = *targets[t].w;
+    check_matmul_args(x, m, w, targets[t].y);
+    layouts[t] = detail::q_layout(w.format, w.rows, w.cols);
+    first_group[t + 1] = first_group[t] + layouts[t].groups;
+    work += m * w.rows * w.cols;
+  }
+  const detail::QActs a = round_activations(x, m, layouts[0], isa, pool);
+  split(pool, first_group[targets.size()], 2, work, [&](int64_t g0, int64_t g1) {
+    for (size_t t = 0; t < targets.size(); ++t) {
+      const int64_t b = std::max(g0, first_group[t]) - first_group[t];
+      const int64_t e = std::min(g1, first_group[t + 1]) - first_group[t];
+      if (b < e)
+        run_groups(isa, layouts[t], static_cast<const uint8_t*>(targets[t].w->data), a, targets[t].bias,
+                   targets[t].y, b, e);
     }
-  };
-  split(pool, L.groups, 2, work, run);
+  });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "core/dtype.h"
@@ -85,6 +86,18 @@ void dequantize_matrix(const WeightMatrix& w, float* out, ThreadPool* pool = nul
 // Results are bit-identical for any thread count.
 void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
             ThreadPool* pool);
+
+// matmul for several matrices over the same activations (q/k/v, gate/up), with the same bits as
+// one matmul each; consecutive quantized matrices of one format and width share one rounding of
+// x and one parallel region over all their row groups (fewer fork/joins, and one weight stream
+// runs on into the next matrix instead of starting cold). An observer sees one record per such
+// run, its rows the sum of the matrices'.
+struct MatmulTarget {
+  const WeightMatrix* w = nullptr;
+  const float* bias = nullptr;
+  float* y = nullptr;  // [m, w->rows]
+};
+void matmul_fused(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool);
 
 // What matmul reports to an observer: the matrix, the activation rows and the call's wall time.
 struct MatmulRecord {

@@ -24,9 +24,8 @@ void text_attention_forward(const TextAttentionWeights& w, const TextConfig& c, 
   float* attn = v + n * kv_dim;
   float* cos = attn + n * q_dim;  // row i: cos at cos + i * d, sin right after
 
-  kernels::matmul(x, n, w.q_proj, nullptr, q, pool);
-  kernels::matmul(x, n, w.k_proj, nullptr, k, pool);
-  kernels::matmul(x, n, w.v_proj, nullptr, v, pool);
+  const kernels::MatmulTarget qkv[] = {{&w.q_proj, nullptr, q}, {&w.k_proj, nullptr, k}, {&w.v_proj, nullptr, v}};
+  kernels::matmul_fused(x, n, qkv, pool);
 
   // Per-head norm and rotary, then K/V into the row's segment's cache; rows are independent.
   for (const AttentionSegment& seg : segments) QVL_ASSERT(seg.cache->size() + seg.rows <= seg.cache->capacity());
