@@ -1057,16 +1057,31 @@ AttentionShape causal_group_shape(int64_t d, int64_t heads, int64_t q_len, int64
   return s;
 }
 
+// Random queries [q_len][heads * d] (seed) and one K/V head of kv_len rows (seeds + 1, + 2) stored
+// as t, with causal_group_shape's layout.
+struct CausalGroup {
+  std::vector<float> q;
+  std::vector<uint8_t> k, v;
+  AttentionShape shape;
+};
+CausalGroup causal_group(int64_t d, int64_t heads, int64_t q_len, int64_t kv_len, KvType t, uint32_t seed) {
+  const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), seed + 1);
+  const std::vector<float> v = randn(static_cast<size_t>(kv_len * d), seed + 2);
+  return {randn(static_cast<size_t>(q_len * heads * d), seed), stored_rows(k, kv_len, d, t),
+          stored_rows(v, kv_len, d, t), causal_group_shape(d, heads, q_len, kv_len, t)};
+}
+
 // The SIMD kernels and the scalar reference read the same values and differ only in float
 // rounding: for every type they agree within the fp32 kernel bound (checked above against
 // exact arithmetic); here directly, SIMD against ref::attention, as a cross-check.
 TEST_P(IsaTest, AttentionKvTypesAgreeWithScalarReference) {
   const int64_t d = 64, heads = 4, q_len = 3, kv_len = 203;
   for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
-    const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 11);
-    const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 12), v = randn(static_cast<size_t>(kv_len * d), 13);
-    const std::vector<uint8_t> kb = stored_rows(k, kv_len, d, t), vb = stored_rows(v, kv_len, d, t);
-    const AttentionShape s = causal_group_shape(d, heads, q_len, kv_len, t);
+    const CausalGroup g = causal_group(d, heads, q_len, kv_len, t, 11);
+    const std::vector<float>& q = g.q;
+    const std::vector<uint8_t>& kb = g.k;
+    const std::vector<uint8_t>& vb = g.v;
+    const AttentionShape& s = g.shape;
     std::vector<float> got(q.size()), want(q.size());
     attention(q.data(), kb.data(), vb.data(), got.data(), s);
     ref::attention(q.data(), kb.data(), vb.data(), want.data(), s);
@@ -1092,10 +1107,11 @@ TEST_P(IsaTest, AttentionKvTypesAgreeWithScalarReference) {
 TEST_P(IsaTest, AttentionRowsIndependentOfTheChunking) {
   const int64_t d = 128, heads = 4, q_len = 40, kv_len = 150;
   for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
-    const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 21);
-    const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 22), v = randn(static_cast<size_t>(kv_len * d), 23);
-    const std::vector<uint8_t> kb = stored_rows(k, kv_len, d, t), vb = stored_rows(v, kv_len, d, t);
-    const AttentionShape whole = causal_group_shape(d, heads, q_len, kv_len, t);
+    const CausalGroup g = causal_group(d, heads, q_len, kv_len, t, 21);
+    const std::vector<float>& q = g.q;
+    const std::vector<uint8_t>& kb = g.k;
+    const std::vector<uint8_t>& vb = g.v;
+    const AttentionShape& whole = g.shape;
     std::vector<float> one(q.size()), two(q.size());
     attention(q.data(), kb.data(), vb.data(), one.data(), whole);
     int64_t i0 = 0;
@@ -1114,10 +1130,11 @@ TEST_P(IsaTest, AttentionRowsIndependentOfTheChunking) {
 TEST_P(IsaTest, AttentionGqaEqualsPerHeadCalls) {
   const int64_t d = 64, heads = 3, q_len = 5, kv_len = 70;
   for (KvType t : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {
-    const std::vector<float> q = randn(static_cast<size_t>(q_len * heads * d), 1);
-    const std::vector<float> k = randn(static_cast<size_t>(kv_len * d), 2), v = randn(static_cast<size_t>(kv_len * d), 3);
-    const std::vector<uint8_t> kb = stored_rows(k, kv_len, d, t), vb = stored_rows(v, kv_len, d, t);
-    const AttentionShape s = causal_group_shape(d, heads, q_len, kv_len, t);
+    const CausalGroup g = causal_group(d, heads, q_len, kv_len, t, 1);
+    const std::vector<float>& q = g.q;
+    const std::vector<uint8_t>& kb = g.k;
+    const std::vector<uint8_t>& vb = g.v;
+    const AttentionShape& s = g.shape;
     AttentionShape single = s;
     single.q_heads = 1;
     std::vector<float> per_head(q.size()), grouped(q.size());

@@ -135,6 +135,7 @@ std::atomic<void*> g_matmul_observer_user{nullptr};
 void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const float* bias, float* y,
                        ThreadPool* pool);
 void matmul_fused_run(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool);
+constexpr size_t kMaxFusedMatrices = 8;  // per fused region (its layouts live on the stack)
 
 }  // namespace
 
@@ -171,13 +172,12 @@ void matmul(const float* x, int64_t m, const WeightMatrix& w, const float* bias,
 }
 
 void matmul_fused(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool) {
-  constexpr size_t kMaxRun = 8;
   size_t i = 0;
   while (i < targets.size()) {
     const WeightMatrix& w0 = *targets[i].w;
     size_t j = i + 1;
     if (w0.quantized() && m > 0)
-      while (j < targets.size() && j - i < kMaxRun && targets[j].w->quantized() &&
+      while (j < targets.size() && j - i < kMaxFusedMatrices && targets[j].w->quantized() &&
              targets[j].w->format == w0.format && targets[j].w->cols == w0.cols)
         ++j;
     if (j - i == 1) {
@@ -282,10 +282,9 @@ void matmul_unobserved(const float* x, int64_t m, const WeightMatrix& w, const f
 // one region over the row groups of all of them, in order.
 void matmul_fused_run(const float* x, int64_t m, std::span<const MatmulTarget> targets, ThreadPool* pool) {
   const Isa isa = current();
-  constexpr size_t kMaxTargets = 8;
-  QVL_ASSERT(!targets.empty() && targets.size() <= kMaxTargets);
-  detail::QLayout layouts[kMaxTargets];
-  int64_t first_group[kMaxTargets + 1] = {0};
+  QVL_ASSERT(!targets.empty() && targets.size() <= kMaxFusedMatrices);
+  detail::QLayout layouts[kMaxFusedMatrices];
+  int64_t first_group[kMaxFusedMatrices + 1] = {0};
   int64_t work = 0;
   for (size_t t = 0; t < targets.size(); ++t) {
     const WeightMatrix& w = *targets[t].w;
