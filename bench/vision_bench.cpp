@@ -72,7 +72,7 @@ std::vector<float> random_values(size_t n, uint32_t seed) {
 int usage() {
   std::fprintf(stderr,
                "usage: vision_bench MODEL_DIR [-t THREADS] [--sizes WxH,...] [-r REPS] [--quant q8_0|dense]\n"
-               "                    [--no-attention] [--no-encode]\n");
+               "                    [--no-attention] [--no-encode] [--modes bf16|f32|both]\n");
   return 2;
 }
 
@@ -81,6 +81,7 @@ int run(int argc, char** argv) {
   std::string dir = argv[1], sizes_arg = "1024x768", quant = "q8_0";
   int threads = 2, reps = 2;
   bool attention_only = true, encode = true;
+  std::string modes = "both";  // which encodes to run (one alone: e.g. to profile it)
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -90,6 +91,7 @@ int run(int argc, char** argv) {
     else if (a == "--quant") quant = next();
     else if (a == "--no-attention") attention_only = false;
     else if (a == "--no-encode") encode = false;
+    else if (a == "--modes") modes = next();
     else return usage();
   }
   std::vector<std::pair<int, int>> sizes;
@@ -135,6 +137,7 @@ int run(int argc, char** argv) {
     for (int r = 0; r < reps && encode; ++r) {
       for (int k = 0; k < 2; ++k) {
         const bool use_bf16 = (k == 0) == (r % 2 == 0);  // alternate which goes first
+        if (modes != "both" && (modes == "bf16") != use_bf16) continue;
         const VisionEncoder& enc = use_bf16 ? bf16 : f32;
         std::vector<float>& keep = use_bf16 ? eb : ef;
         const Timing t = timed([&] { keep = enc.encode(px.data(), rows, {grid}, &pool).embeds; });
@@ -148,7 +151,7 @@ int run(int argc, char** argv) {
       for (const Timing& t : v) s += cpu ? t.cpu : t.wall;
       return s / static_cast<double>(v.size());
     };
-    if (encode) {
+    if (encode && modes == "both") {
       double num = 0, den = 0;
       for (size_t i = 0; i < eb.size(); ++i) {
         num = std::max(num, static_cast<double>(std::fabs(eb[i] - ef[i])));
@@ -158,9 +161,13 @@ int run(int argc, char** argv) {
                   mean(tb, false), mean(tf, false), mean(tf, false) / mean(tb, false), mean(tb, true),
                   mean(tf, true), mean(tf, true) / mean(tb, true));
       std::printf("  vision embeds, bf16 vs f32 attention: max |diff| / max |f32| = %.3g\n", num / den);
+    } else if (encode) {
+      const std::vector<Timing>& t = modes == "bf16" ? tb : tf;
+      if (!t.empty()) std::printf("  mean encode %s: %.2f s wall, %.2f s CPU\n", modes.c_str(), mean(t, false), mean(t, true));
+    }
+    if (encode)
       std::printf("  peak RSS so far %.0f MB (%.0f MB above the loaded towers)\n", rss_mb("VmHWM:"),
                   rss_mb("VmHWM:") - rss_loaded);
-    }
 
     if (!attention_only) continue;
     // One block's attention alone, both modes, and the peak, interleaved.

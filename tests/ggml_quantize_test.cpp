@@ -3,6 +3,8 @@
 // `<T>.q` = ggml_quantize_chunk(T, source) without an importance matrix.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -94,6 +96,40 @@ TEST(GgmlQuantize, ZeroBlocks) {
   quantize_ggml(GgmlType::kQ4_K, ones.data(), 256, q4k.data());
   dequantize_ggml(GgmlType::kQ4_K, q4k.data(), 256, decoded.data());
   for (float v : decoded) EXPECT_NEAR(v, 0.25f, 0.25f / 30);
+}
+
+// quantize_q6_k_matrix (the q6_k option of quantize-at-load and `qvl quantize --head-type`) packs
+// ggml's reference blocks: its weights are ggml's own dequantization of them.
+TEST(GgmlQuantize, Q6_KMatrixHoldsTheReferenceBlocks) {
+  const GgufFile file(kTypesFile);
+  const GgufTensor& source = file.tensors().at("source");
+  const GgufTensor& want = file.tensors().at("Q6_K.deq");
+  const int64_t cols = source.dims[0], rows = source.dims[1];
+  ASSERT_EQ(cols % 256, 0);
+  ThreadPool pool(2);
+  const kernels::QuantizedMatrix q =
+      quantize_q6_k_matrix(kernels::WeightMatrix{DType::kF32, rows, cols, source.data}, &pool);
+  EXPECT_EQ(q.view().format, kernels::WeightFormat::kGgmlQ6_K);
+  std::vector<float> got(static_cast<size_t>(rows * cols));
+  kernels::dequantize_matrix(q, got.data());
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data, got.size() * 4));
+
+  // A width that is not a whole super-block: each row is quantized as if padded with zeros to 256.
+  const int64_t narrow = 96;
+  std::vector<float> values(static_cast<size_t>(3 * narrow));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(0.37f * static_cast<float>(i)) * (1.0f + i % 7);
+  const kernels::QuantizedMatrix p = quantize_q6_k_matrix(kernels::WeightMatrix{DType::kF32, 3, narrow, values.data()});
+  std::vector<float> packed(values.size());
+  kernels::dequantize_matrix(p, packed.data());
+  for (int64_t r = 0; r < 3; ++r) {
+    std::vector<float> row(256, 0.0f), decoded(256);
+    std::vector<uint8_t> blocks(210);
+    std::copy_n(values.begin() + r * narrow, narrow, row.begin());
+    quantize_ggml(GgmlType::kQ6_K, row.data(), 256, blocks.data());
+    dequantize_ggml(GgmlType::kQ6_K, blocks.data(), 256, decoded.data());
+    for (int64_t c = 0; c < narrow; ++c) ASSERT_EQ(packed[r * narrow + c], decoded[c]) << r << "," << c;
+  }
+  EXPECT_THROW(quantize_q6_k_matrix(kernels::WeightMatrix{DType::kF32, 3, 48, values.data()}), Error);
 }
 
 TEST(GgmlQuantize, OtherTypesAreRefused) {

@@ -43,11 +43,11 @@ std::shared_ptr<Model> fp32_model() {
   return model;
 }
 
-Figures measure(const std::string& format) {
+Figures measure(const std::string& format, const std::string& head_format = "") {
   ModelOptions o;
   o.threads = 2;
   o.weights_type = format;
-  o.head_weights_type = format;
+  o.head_weights_type = head_format.empty() ? format : head_format;
   o.kv_cache_type = "f32";  // weight rounding alone (the f16 cache is measured in pipeline_test)
   auto model = Model::load(test::tiny_model_dir(), o);
   Processor processor(model), fp32_processor(fp32_model());
@@ -104,9 +104,9 @@ Figures measure(const std::string& format) {
   }
   f.mean_rms_err /= f.forced_total;
   std::printf(
-      "[accuracy] %-5s KL mean %.3e max %.3e | top-1 %d/%d | teacher-forced %d/%d (largest fp32 margin missed %.3f, "
+      "[accuracy] %-10s KL mean %.3e max %.3e | top-1 %d/%d | teacher-forced %d/%d (largest fp32 margin missed %.3f, "
       "logit rms err %.3f) | greedy prefix %d/%d\n",
-      format.c_str(), f.mean_kl, f.max_kl, f.top1_agree, f.cases, f.forced_agree, f.forced_total,
+      (format + (head_format.empty() ? "" : "+" + head_format)).c_str(), f.mean_kl, f.max_kl, f.top1_agree, f.cases, f.forced_agree, f.forced_total,
       f.max_missed_margin, f.mean_rms_err, f.greedy_same, f.greedy_total);
   return f;
 }
@@ -135,6 +135,20 @@ TEST(QuantizedAccuracy, Q4_KIsMoreAccurateThanQ4_0) {
   EXPECT_LT(k.mean_rms_err, z.mean_rms_err);
   EXPECT_GE(k.forced_agree, z.forced_agree);
   EXPECT_LT(k.max_kl, 2.0);  // measured 1.13
+}
+
+// The head (embed_tokens, tied lm_head here) alone at 6 and 4 bits beside q8_0 layers: 6 bits
+// (ggml's Q6_K, what llama.cpp's Q4_K_M files use) adds a fraction of the q4_k head's error.
+TEST(QuantizedAccuracy, Q6_KHeadSitsBetweenQ8_0AndQ4_K) {
+  Figures h8 = measure("q8_0", "q8_0");
+  Figures h6 = measure("q8_0", "q6_k");
+  Figures h4 = measure("q8_0", "q4_k");
+  EXPECT_LT(h8.mean_rms_err, h6.mean_rms_err);     // measured 0.158 < 0.286 < 0.838
+  EXPECT_LT(2 * h6.mean_rms_err, h4.mean_rms_err);
+  EXPECT_LT(h6.mean_kl, 5e-2);                      // measured 2.7e-2 (q8_0 head 1.5e-2, q4_k 1.1e-1)
+  EXPECT_EQ(h6.top1_agree, h6.cases);
+  EXPECT_EQ(h6.robust_misses, 0);
+  EXPECT_GE(h6.forced_agree, h6.forced_total - 12);  // measured 38 of 48 (q8_0 head 42, q4_k 16)
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ typedef struct qvl_model_options {
   int threads;                     /* 0 = every core */
   int64_t context_length;          /* 0 = min(config max, 32768) */
   const char* weights_type;        /* "q4_k", "q4_0", "q8_0" or "bf16" */
-  const char* head_weights_type;   /* embed_tokens / lm_head, same names */
+  const char* head_weights_type;   /* embed_tokens / lm_head, same names or "q6_k" */
   const char* vision_weights_type; /* "q8_0" or "bf16" */
   const char* kv_cache_type;       /* "f16", "f32" or "q8_0" */
   const char* vision_attention;    /* "bf16" or "f32" (NULL / "": bf16 with AVX512_BF16 or AVX2) */

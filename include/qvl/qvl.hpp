@@ -28,7 +28,7 @@ struct ModelOptions {
   // weight exact in floating point (ggml blocks decoded to f32: the reference path, slow);
   // "q8_0", "q4_0" or "q4_k" quantizes at load. For a file whose text weights are already quantized (`qvl quantize`),
   // only "" or that same type is accepted (kInvalidArgument otherwise). head_weights_type does the same for embed_tokens/lm_head ("" = q8_0
-  // when the layers are quantized, else as stored).
+  // when the layers are quantized, else as stored), and also takes "q6_k" (ggml's Q6_K).
   std::string weights_type;
   std::string head_weights_type;
   // Vision tower blocks and mergers: "" keeps them as stored (the default: vision quality first);

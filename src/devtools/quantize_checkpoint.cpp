@@ -100,7 +100,7 @@ void quantize_checkpoint(const std::string& in_dir, const std::string& out_path,
     const auto known = quant_class.find(name);
     const kernels::WeightFormat f = known == quant_class.end() ? kernels::WeightFormat::kDense : by_class.of(known->second);
     if (f != kernels::WeightFormat::kDense && v.shape.size() == 2 && kernels::can_quantize(f, v.shape[0], v.shape[1])) {
-      keep.push_back(kernels::quantize_matrix(kernels::WeightMatrix{v.dtype, v.shape[0], v.shape[1], v.data}, f, &pool));
+      keep.push_back(quantize_weights(kernels::WeightMatrix{v.dtype, v.shape[0], v.shape[1], v.data}, f, &pool));
       const auto& q = keep.back();
       w.add_tensor(name, GgmlType::kI8, {static_cast<int64_t>(q.size_bytes())}, q.bytes(), q.size_bytes());
       w.set("qvl.format." + name, static_cast<uint64_t>(f));

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "formats/ggml_quants.h"
 
 namespace qvl {
 
@@ -332,6 +333,39 @@ void quantize_ggml_matrix(GgmlType type, const float* values, int64_t rows, int6
   } else {
     run(0, rows, 0);
   }
+}
+
+kernels::QuantizedMatrix quantize_q6_k_matrix(const kernels::WeightMatrix& src, ThreadPool* pool) {
+  if (!kernels::can_quantize(kernels::WeightFormat::kGgmlQ6_K, src.rows, src.cols))
+    fail(ErrorKind::kInvalidArgument, "quantize_q6_k_matrix: a ", src.rows, " x ", src.cols,
+         " matrix cannot be stored as q6_k (columns must be a multiple of 32)");
+  constexpr int64_t kSuper = 256;  // values per Q6_K super-block
+  const int64_t padded = (src.cols + kSuper - 1) / kSuper * kSuper, supers = padded / kSuper;
+  const GgmlTypeInfo* info = ggml_type_info(static_cast<uint32_t>(GgmlType::kQ6_K));
+  // Per thread: the padded row, its blocks, and the blocks taken apart (whole super-blocks).
+  struct Scratch {
+    std::vector<float> row;
+    std::vector<uint8_t> blocks, sc, codes;
+    std::vector<uint16_t> d;
+  };
+  return kernels::pack_ggml_k_blocks(
+      kernels::WeightFormat::kGgmlQ6_K, src.rows, src.cols,
+      [&](int64_t r, const kernels::GgmlKRow& out) {
+        thread_local Scratch s;
+        s.row.assign(static_cast<size_t>(padded), 0.0f);
+        s.blocks.resize(static_cast<size_t>(supers) * info->block_bytes);
+        s.sc.resize(static_cast<size_t>(padded / 16));
+        s.codes.resize(static_cast<size_t>(padded));
+        s.d.resize(static_cast<size_t>(supers));
+        kernels::gather_row(src, r, s.row.data());
+        quantize_ggml(GgmlType::kQ6_K, s.row.data(), padded, s.blocks.data());
+        ggml_k_blocks_to_row(GgmlType::kQ6_K, s.blocks.data(), padded,
+                             kernels::GgmlKRow{s.d.data(), nullptr, s.sc.data(), nullptr, s.codes.data()});
+        std::copy(s.d.begin(), s.d.end(), out.d);
+        std::copy_n(s.sc.begin(), src.cols / 16, out.sc);
+        std::copy_n(s.codes.begin(), src.cols, out.codes);
+      },
+      pool);
 }
 
 }  // namespace qvl

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "formats/gguf.h"
+#include "kernels/kernels.h"
 
 namespace qvl {
 
@@ -26,5 +27,11 @@ void quantize_ggml(GgmlType type, const float* values, int64_t count, void* out)
 // pool's threads; the bytes are those of quantize_ggml over the whole matrix.
 void quantize_ggml_matrix(GgmlType type, const float* values, int64_t rows, int64_t cols, void* out,
                           ThreadPool* pool = nullptr);
+
+// A matrix of any dtype or format (quantized ones are dequantized first) quantized to ggml's Q6_K
+// by the reference quantizer above and packed for the kernels (format kGgmlQ6_K). A row whose
+// width is not a multiple of 256 is padded with zeros to whole super-blocks; the padding rounds
+// to 0 without changing the other values' scales, and is dropped.
+kernels::QuantizedMatrix quantize_q6_k_matrix(const kernels::WeightMatrix& src, ThreadPool* pool = nullptr);
 
 }  // namespace qvl

@@ -42,7 +42,7 @@ void refuse_stray_tensors(const Checkpoint& ckpt, const std::string& prefix, con
 void quantize_in_place(kernels::WeightMatrix& m, kernels::WeightFormat f, std::vector<kernels::QuantizedMatrix>& owned,
                        ThreadPool* pool) {
   if (f == kernels::WeightFormat::kDense || m.quantized() || !kernels::can_quantize(f, m.rows, m.cols)) return;
-  owned.push_back(kernels::quantize_matrix(m, f, pool));
+  owned.push_back(quantize_weights(m, f, pool));
   m = owned.back().view();  // the buffer lives on the heap: growing `owned` keeps it valid
 }
 

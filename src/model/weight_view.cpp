@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/check.h"
+#include "formats/ggml_quantize.h"
 
 namespace qvl {
 
@@ -31,8 +32,19 @@ std::vector<float> as_f32(const TensorView& t) {
 }
 
 kernels::WeightFormat weight_format_option(const std::string& name) {
-  return name.empty() || name == "bf16" || name == "dense" ? kernels::WeightFormat::kDense
-                                                           : kernels::parse_weight_format(name);
+  if (name.empty() || name == "bf16" || name == "dense") return kernels::WeightFormat::kDense;
+  if (name == "q6_k" || name == "Q6_K") return kernels::WeightFormat::kGgmlQ6_K;
+  try {
+    return kernels::parse_weight_format(name);
+  } catch (const Error&) {
+    fail(ErrorKind::kInvalidArgument, "unknown weight type '", name, "' (expected q4_k, q4_0, q8_0, q6_k or bf16)");
+  }
+}
+
+kernels::QuantizedMatrix quantize_weights(const kernels::WeightMatrix& src, kernels::WeightFormat format,
+                                          ThreadPool* pool) {
+  if (format == kernels::WeightFormat::kGgmlQ6_K) return quantize_q6_k_matrix(src, pool);
+  return kernels::quantize_matrix(src, format, pool);
 }
 
 kernels::WeightFormat eight_bit_companion_format(const std::string& name, kernels::WeightFormat layers) {

@@ -18,8 +18,14 @@ kernels::WeightMatrix as_matrix(const TensorView& t);
 std::vector<float> as_f32(const TensorView& t);
 
 // A weight-type option as users give it: "", "bf16" or "dense" keep the matrices as stored;
-// "q8_0", "q4_0" or "q4_k" name a quantized format (anything else is kInvalidArgument).
+// "q8_0", "q4_0" or "q4_k" name a quantized format, "q6_k" ggml's Q6_K (anything else is
+// kInvalidArgument).
 kernels::WeightFormat weight_format_option(const std::string& name);
+
+// src quantized to `format`: qvl's formats by the kernels' quantizer, ggml's Q6_K by ggml's
+// reference quantizer (formats/ggml_quantize.h).
+kernels::QuantizedMatrix quantize_weights(const kernels::WeightMatrix& src, kernels::WeightFormat format,
+                                          ThreadPool* pool);
 // The policy for matrices kept at 8 bits beside quantized text layers (embed_tokens/lm_head;
 // the vision tower in a quantized file): the option when given, else q8_0 when `layers` is
 // quantized, else as stored.

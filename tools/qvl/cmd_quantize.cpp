@@ -21,8 +21,8 @@ Runner add_quantize_command(CLI::App& app) {
   cmd->add_option("out_file", a->out, "Output .gguf file")->required();
   cmd->add_option("--type", a->options.type, "Text weights: q4_k (default), q4_0, q8_0 or bf16")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
-  cmd->add_option("--head-type", a->options.head_type, "embed_tokens/lm_head: q8_0 (default), q4_k, q4_0 or bf16")
-      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
+  cmd->add_option("--head-type", a->options.head_type, "embed_tokens/lm_head: q8_0 (default), q6_k (ggml's Q6_K, as llama.cpp's Q4_K_M stores the head), q4_k, q4_0 or bf16")
+      ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "q6_k", "bf16"}));
   cmd->add_option("--vision-type", a->options.vision_type,
                   "Vision tower matrices: q8_0 (default when --type quantizes), bf16 (as stored), q4_k or q4_0")
       ->check(CLI::IsMember({"q4_k", "q4_0", "q8_0", "bf16"}));
