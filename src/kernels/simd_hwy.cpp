@@ -160,8 +160,9 @@ constexpr bool kWideRegisterFile = true;  // 32 vector registers
 #else
 constexpr bool kWideRegisterFile = false;  // 16
 #endif
-// 12 accumulators + 2 weight vectors + 1 broadcast fit in 16 registers (and leave room in 32).
-constexpr int kMR = 6;
+// Rows of x per register tile: 12 accumulators + 2 weight vectors + 1 broadcast fit in 16
+// registers; with 32, 24 accumulators halve the weight loads per FMA.
+constexpr int kMR = kWideRegisterFile ? 12 : 6;
 constexpr int64_t kKc = 256;
 constexpr int64_t kPanels = 8;  // panels packed per K-block (AVX2: 8 × 256 × 16 floats = 128 KB)
 
