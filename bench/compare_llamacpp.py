@@ -19,7 +19,8 @@ llama.cpp's Q4_0). Text tests: prefill of -p tokens (pp) and decode of -n tokens
 against `qvl bench` (both report tokens/s of the same work: a pp-token prompt from an empty
 context; tg tokens after a 1-token context for llama-bench, after the pp prompt's for qvl).
 Image tests: time to first token of an image + a 17-token question — qvl bench's ttft_ms against
-llama-mtmd-cli's encode + prompt-eval times (its load time excluded, as qvl's is).
+llama-mtmd-cli's prompt eval time, which runs from the prompt's first text chunk through the image
+encode to the prompt's logits (its load time excluded, as qvl's is).
 --busy starts one single-thread busy loop (at nice 19, or at normal priority) during every run of
 both engines: how each holds up beside a browser or an indexer.
 """
@@ -106,7 +107,14 @@ def llama_image(a, png):
     pe = re.search(r"prompt eval time =\s+([\d.]+) ms", err)
     if not enc or not pe:
         sys.exit("compare_llamacpp: could not read llama-mtmd-cli's timings:\n" + err[-2000:])
-    return {"ttft_ms": float(enc.group(1)) + float(pe.group(1)), "encode_ms": float(enc.group(1))}
+    encode_ms, prompt_ms = float(enc.group(1)), float(pe.group(1))
+    # llama.cpp's prompt timer starts at the first decode of the prompt (the text chunk before the
+    # image) and stops when the prompt's logits are read: it spans the image encode. Its prompt eval
+    # time is the time to first token; adding the encode to it would count the encode twice.
+    if prompt_ms < encode_ms:
+        sys.exit(f"compare_llamacpp: llama-mtmd-cli's prompt eval time ({prompt_ms} ms) does not span its image "
+                 f"encode ({encode_ms} ms); the time to first token cannot be read from its log")
+    return {"ttft_ms": prompt_ms, "encode_ms": encode_ms}
 
 
 def parse_text(spec):
