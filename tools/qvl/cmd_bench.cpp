@@ -330,8 +330,9 @@ int bench(BenchArgs a) {
       std::vector<double> encode_ms, ttft_ms;
       int64_t tokens = 0;
       for (int r = 0; r < a.repetitions; ++r) {
+        Image image = noise_image(w, h);  // the picture exists before the request (as a decoded file would)
         auto t0 = Clock::now();
-        ProcessedInputs inputs = processor.process_prompt(question, {noise_image(w, h)});
+        ProcessedInputs inputs = processor.process_prompt(question, {std::move(image)});
         Generator gen(model, params);
         gen.append_inputs(inputs);
         gen.generate_next_token();
