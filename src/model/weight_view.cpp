@@ -1,5 +1,6 @@
 #include "model/weight_view.h"
 
+#include <cctype>
 #include <cstdint>
 
 #include "core/check.h"
@@ -33,9 +34,12 @@ std::vector<float> as_f32(const TensorView& t) {
 
 kernels::WeightFormat weight_format_option(const std::string& name) {
   if (name.empty() || name == "bf16" || name == "dense") return kernels::WeightFormat::kDense;
-  if (name == "q6_k" || name == "Q6_K") return kernels::WeightFormat::kGgmlQ6_K;
+  // ggml's Q6_K is not one of the kernels' own quantization targets, so it is named here.
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "q6_k") return kernels::WeightFormat::kGgmlQ6_K;
   try {
-    return kernels::parse_weight_format(name);
+    return kernels::parse_weight_format(lower);
   } catch (const Error&) {
     fail(ErrorKind::kInvalidArgument, "unknown weight type '", name, "' (expected q4_k, q4_0, q8_0, q6_k or bf16)");
   }
